@@ -1,0 +1,281 @@
+"""Running a frozen LM under a soft prompt: answer-only class scores, evaluation and generation.
+
+Shared prefix (causal LMs, input-independent prompts): a prompt at the front never attends to the tokens
+after it, so its keys/values are the same for every example. They are computed once per batch with batch
+size 1 and broadcast, which is exact and saves n positions of work per example; gradients flow back through
+the shared cache into the prompt. Answer-only scoring: only the hidden state at the answer position is
+projected, and only onto the label words' rows of the output matrix, never the full vocabulary.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from .models import LoadedModel
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: key, value (1, heads, n, head_dim)
+
+
+class EngineError(ValueError):
+    """A model/task combination the engine cannot score; the message says why."""
+
+
+# ---------------------------------------------------------------- tokens
+
+@dataclass
+class Encoded:
+    ids: list[list[int]]
+    labels: list[int]
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, left-truncated to max_length so the answer cue at the end survives."""
+    out = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    return [ids[-max_length:] if len(ids) > max_length else ids for ids in out]
+
+
+def encode_examples(tokenizer, examples, max_length: int) -> Encoded:
+    return Encoded(encode(tokenizer, [e.text for e in examples], max_length), [e.label for e in examples])
+
+
+def label_token_ids(tokenizer, words) -> list[int]:
+    """First token of each label word; the words must start with different tokens."""
+    ids = []
+    for w in words:
+        toks = tokenizer(w, add_special_tokens=False)["input_ids"]
+        if not toks:
+            raise EngineError(f"label word {w!r} has no tokens")
+        ids.append(toks[0])
+    if len(set(ids)) != len(ids):
+        pieces = [tokenizer.decode([i]) for i in ids]
+        raise EngineError(f"label words {list(words)} start with the same token(s) {pieces}; choose words "
+                          f"whose first tokens differ")
+    return ids
+
+
+def collate(id_lists: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest in the batch: ids (B, L), mask (B, L), lengths (B,)."""
+    L = max(len(x) for x in id_lists)
+    ids = torch.full((len(id_lists), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(id_lists), L), dtype=torch.long)
+    for i, x in enumerate(id_lists):
+        ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    lengths = mask.sum(1)
+    return ids.to(device), mask.to(device), lengths.to(device)
+
+
+def autocast(lm: LoadedModel):
+    """bf16 autocast on CUDA; fp32 on CPU (bf16 is far slower on CPUs without AMX)."""
+    if lm.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------- pieces of the model
+
+def decoder(model):
+    """The transformer body without the LM head (LlamaModel, GPT2Model, ...)."""
+    return model.base_model
+
+
+def label_head(model, label_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows of the output matrix for the label words: W (C, d), bias (C,) or None."""
+    head = model.get_output_embeddings()
+    idx = torch.tensor(label_ids, device=head.weight.device)
+    bias = head.bias[idx] if getattr(head, "bias", None) is not None else None
+    return head.weight[idx], bias
+
+
+def uses_shared_prefix(lm: LoadedModel, method) -> bool:
+    return (method is not None and not lm.is_seq2seq and not getattr(method, "input_dependent", False)
+            and not getattr(method, "is_peft", False))
+
+
+def input_summary(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean-pooled frozen input embeddings: the encoder summary LoPA's heads read. (B, d)"""
+    emb = lm.model.get_input_embeddings()(ids)                      # (B, L, d)
+    m = mask.unsqueeze(-1).to(emb.dtype)                             # (B, L, 1)
+    return (emb * m).sum(1) / m.sum(1).clamp_min(1.0)                # (B, d)
+
+
+def prefix_kv(lm: LoadedModel, prompt: torch.Tensor) -> KV:
+    """Keys/values of the prompt alone, batch 1: computed once, shared by every example."""
+    assert prompt.dim() == 2 and prompt.shape[1] == lm.d, f"prompt must be (n, {lm.d}), got {tuple(prompt.shape)}"
+    out = decoder(lm.model)(inputs_embeds=prompt.unsqueeze(0), use_cache=True)  # (1, n, d)
+    cache = out.past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def broadcast_cache(kv: KV, B: int) -> DynamicCache:
+    """A fresh cache whose layers view the shared prompt keys/values for B examples (no copy until use)."""
+    return DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv])
+
+
+def _gather_last(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """h (B, T, d), index (B,) -> (B, d): the hidden state at each example's answer position."""
+    return h[torch.arange(h.shape[0], device=h.device), index]
+
+
+def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | None = None,
+                  peft_model=None, shared_prefix: bool = True) -> torch.Tensor:
+    """Final hidden state at the answer position (the last real input token), shape (B, d)."""
+    B = ids.shape[0]
+    if peft_model is not None:  # LoRA / prefix tuning: run the wrapped model, project one position only
+        out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
+        return _gather_last(out.hidden_states[-1], lengths - 1)
+    body = decoder(lm.model)
+    if method is None:  # zero-shot: the template alone
+        return _gather_last(body(input_ids=ids, attention_mask=mask).last_hidden_state, lengths - 1)
+    if shared_prefix and uses_shared_prefix(lm, method):
+        kv = kv if kv is not None else prefix_kv(lm, method())
+        n = kv[0][0].shape[-2]
+        full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)                  # (B, n + L)
+        h = body(input_ids=ids, attention_mask=full_mask, past_key_values=broadcast_cache(kv, B)).last_hidden_state
+        return _gather_last(h, lengths - 1)                                          # h: (B, L, d)
+    # plain path: concatenate the prompt in front of the token embeddings
+    P = method(input_summary(lm, ids, mask)) if method.input_dependent else method()
+    P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P                      # (B, n, d)
+    n = P.shape[1]
+    emb = torch.cat([P.to(lm.embeddings.dtype), lm.model.get_input_embeddings()(ids)], dim=1)  # (B, n + L, d)
+    full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)
+    h = body(inputs_embeds=emb, attention_mask=full_mask).last_hidden_state         # (B, n + L, d)
+    return _gather_last(h, n + lengths - 1)
+
+
+def class_logits(lm: LoadedModel, ids, mask, lengths, label_ids: list[int], method=None, kv: KV | None = None,
+                 peft_model=None, shared_prefix: bool = True) -> torch.Tensor:
+    """Label-word logits at the answer position, (B, C). Never forms full-vocabulary logits (causal LMs)."""
+    with autocast(lm):
+        if lm.is_seq2seq:
+            return _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model)
+        h = answer_hidden(lm, ids, mask, lengths, method, kv, peft_model, shared_prefix)   # (B, d)
+        W, b = label_head(peft_model if peft_model is not None else lm.model, label_ids)   # (C, d)
+        logits = h @ W.t()                                                                  # (B, C)
+        return (logits + b if b is not None else logits).float()
+
+
+def _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model):
+    """Encoder-decoder (T5): prompt in front of the encoder input; score the first decoded token."""
+    model = peft_model if peft_model is not None else lm.model
+    B = ids.shape[0]
+    start = torch.full((B, 1), lm.model.config.decoder_start_token_id, dtype=torch.long, device=ids.device)
+    if method is None or peft_model is not None:
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start)
+    else:
+        P = method(input_summary(lm, ids, mask)) if method.input_dependent else method()
+        P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P
+        emb = torch.cat([P, lm.model.get_input_embeddings()(ids)], dim=1)
+        out = model(inputs_embeds=emb, attention_mask=torch.cat([mask.new_ones(B, P.shape[1]), mask], 1),
+                    decoder_input_ids=start)
+    return out.logits[:, 0, label_ids].float()
+
+
+# ---------------------------------------------------------------- evaluation
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    probs: torch.Tensor   # (N, C) label probabilities, in the order of the examples
+    preds: list[int]
+
+
+@torch.inference_mode()
+def evaluate(lm: LoadedModel, data: Encoded, label_ids: list[int], method=None, peft_model=None,
+             batch_size: int = 32, shared_prefix: bool = True) -> EvalResult:
+    """Accuracy over `data`, batches sorted by length (little padding), the prompt's cache computed once."""
+    assert len(data) > 0, "nothing to evaluate"
+    was_training = [m.training for m in (method,) if m is not None]
+    if method is not None:
+        method.eval()
+    kv = None
+    if shared_prefix and uses_shared_prefix(lm, method):
+        with autocast(lm):
+            kv = prefix_kv(lm, method())
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
+    probs = torch.empty(len(data), len(label_ids))
+    pad = lm.tokenizer.pad_token_id
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        ids, mask, lengths = collate([data.ids[i] for i in idx], pad, lm.device)
+        logits = class_logits(lm, ids, mask, lengths, label_ids, method, kv, peft_model, shared_prefix)
+        probs[idx] = logits.softmax(-1).cpu()
+    if method is not None and was_training[0]:
+        method.train()
+    preds = probs.argmax(-1).tolist()
+    acc = sum(int(p == y) for p, y in zip(preds, data.labels)) / len(data)
+    return EvalResult(acc, probs, preds)
+
+
+def loss_on_batch(lm, ids, mask, lengths, labels, label_ids, method=None, peft_model=None, shared_prefix=True):
+    """Cross-entropy over the label words (the training objective)."""
+    logits = class_logits(lm, ids, mask, lengths, label_ids, method, None, peft_model, shared_prefix)  # (B, C)
+    return F.cross_entropy(logits, labels)
+
+
+# ---------------------------------------------------------------- generation
+
+@torch.inference_mode()
+def generate(lm: LoadedModel, text: str, method=None, kv: KV | None = None, max_new_tokens: int = 40,
+             temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> str:
+    """Continue `text` under a prompt. Pass `kv` (from prefix_kv) to reuse a prompt's cache across calls:
+    the shared tensors are never modified, so one cache serves every generation under that prompt."""
+    assert max_new_tokens >= 1, "max_new_tokens must be at least 1"
+    tok = lm.tokenizer
+    ids = torch.tensor([encode(tok, [text], 4096)[0]], device=lm.device)  # (1, L)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    if lm.is_seq2seq:
+        return _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g)
+    with autocast(lm):
+        if method is not None and kv is None:
+            if method.input_dependent:
+                P = method(input_summary(lm, ids, torch.ones_like(ids)))[0]  # (n, d)
+            else:
+                P = method()
+            kv = prefix_kv(lm, P)
+        cache = broadcast_cache(kv, 1) if kv is not None else DynamicCache()
+        past = kv[0][0].shape[-2] if kv is not None else 0
+        mask = torch.ones(1, past + ids.shape[1], dtype=torch.long, device=lm.device)
+        out_ids: list[int] = []
+        step_ids = ids
+        for _ in range(max_new_tokens):
+            out = lm.model(input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                           logits_to_keep=1)
+            cache = out.past_key_values
+            nxt = _sample(out.logits[0, -1].float(), temperature, top_p, g)
+            if nxt == tok.eos_token_id:
+                break
+            out_ids.append(nxt)
+            step_ids = torch.tensor([[nxt]], device=lm.device)
+            mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+    return tok.decode(out_ids, skip_special_tokens=True)
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, g: torch.Generator) -> int:
+    if temperature <= 0:
+        return int(logits.argmax())
+    probs = (logits / temperature).softmax(-1).cpu()
+    if top_p < 1.0:
+        sp, si = probs.sort(descending=True)
+        keep = sp.cumsum(0) - sp < top_p
+        probs = torch.zeros_like(probs).scatter(0, si[keep], sp[keep])
+    return int(torch.multinomial(probs / probs.sum(), 1, generator=g))
+
+
+def _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g):
+    emb = lm.model.get_input_embeddings()(ids)
+    if method is not None:
+        P = method(input_summary(lm, ids, torch.ones_like(ids))) if method.input_dependent else method().unsqueeze(0)
+        emb = torch.cat([P, emb], dim=1)
+    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+    out = lm.model.generate(inputs_embeds=emb, attention_mask=torch.ones(emb.shape[:2], dtype=torch.long,
+                            device=lm.device), max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                            temperature=temperature if temperature > 0 else None, top_p=top_p)
+    return lm.tokenizer.decode(out[0], skip_special_tokens=True)

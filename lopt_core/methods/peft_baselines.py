@@ -1,0 +1,90 @@
+"""Baselines through the `peft` library: LoRA (rank r on the attention projections) and prefix tuning (n tokens).
+
+They are not prompts: `wrap(model)` returns the peft-wrapped model, which the engine runs as is, and the
+trainable count is read from the wrapped model's tensors that require gradients.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import register
+from .base import PromptContext, SoftPrompt
+
+
+class PeftBaseline(SoftPrompt):
+    is_peft = True
+    default_lr = 1e-3
+
+    def __init__(self, n: int, d: int, r: int):
+        super().__init__(n, d)
+        self.r = r
+        self.__dict__["peft_model"] = None  # kept out of nn.Module registration: it holds the whole base model
+
+    @classmethod
+    def from_config(cls, cfg, ctx: PromptContext):
+        return cls(cfg.n, ctx.d, cfg.r)
+
+    def peft_config(self, model_config):
+        raise NotImplementedError
+
+    def wrap(self, model):
+        """Inject the adapter into `model` (frozen) and return the peft model."""
+        from peft import get_peft_model
+        self.__dict__["peft_model"] = get_peft_model(model, self.peft_config(model.config))
+        return self.peft_model
+
+    def unwrap(self):
+        """Give the base model back without the adapter (peft's own unload)."""
+        pm, self.__dict__["peft_model"] = self.peft_model, None
+        if pm is None:
+            return None
+        base = pm.unload() if hasattr(pm, "unload") and self.name == "lora" else pm.get_base_model()
+        return base
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+        return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(self.peft_model).items()}
+
+    def num_trainable(self) -> int:
+        assert self.peft_model is not None, "wrap(model) first"
+        return sum(p.numel() for p in self.peft_model.parameters() if p.requires_grad)
+
+    def trainable_parameters(self):
+        return [p for p in self.peft_model.parameters() if p.requires_grad]
+
+    @classmethod
+    def formula(cls, n, r, d, model_config=None, **_):
+        """Exact count: build the architecture on the meta device (no weights) and wrap it."""
+        assert model_config is not None, f"{cls.name} needs the model config to count its parameters"
+        from transformers import AutoModelForCausalLM
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(model_config)
+        m = cls(n, d, r)
+        m.wrap(model)
+        return m.num_trainable()
+
+    def forward(self, summary=None):
+        raise TypeError(f"{self.name} is a peft adapter, not a prompt: run the wrapped model")
+
+
+@register
+class LoRABaseline(PeftBaseline):
+    name = "lora"
+    label = "LoRA (peft)"
+    default_lr = 1e-3
+
+    def peft_config(self, model_config):
+        from peft import LoraConfig, TaskType
+        # target_modules=None: peft's per-architecture default attention projections (q_proj, v_proj for Llama)
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=2 * self.r, lora_dropout=0.0)
+
+
+@register
+class PrefixBaseline(PeftBaseline):
+    name = "prefix"
+    label = "Prefix tuning (peft)"
+    default_lr = 1e-2
+
+    def peft_config(self, model_config):
+        from peft import PrefixTuningConfig, TaskType
+        return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=self.n)

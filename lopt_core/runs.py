@@ -1,0 +1,69 @@
+"""Run-level operations shared by the CLI and the app: train-and-record, re-evaluate, count parameters."""
+from __future__ import annotations
+
+import traceback
+
+from . import artifacts, engine
+from .config import RunConfig
+from .methods import get_method
+from .models import load_model, model_config
+from .store import Store
+from .tasks import load_for_config
+from .train import new_run_id, train
+
+
+def run_and_record(cfg: RunConfig, on_event=None, store: Store | None = None, run_id: str | None = None,
+                   lm=None) -> dict:
+    """Train `cfg`, writing state and metrics into the store. A failure marks the run failed with its reason
+    and re-raises; other runs are never touched."""
+    store = store or Store()
+    if run_id is None:
+        run_id = new_run_id(cfg)
+        store.create(run_id, cfg, state="running")
+    record = store.recorder(run_id)
+
+    def both(ev):
+        record(ev)
+        if on_event:
+            on_event(ev)
+    try:
+        result = train(cfg, both, should_stop=lambda: store.stop_requested(run_id), lm=lm, run_id=run_id,
+                       store=store)
+    except BaseException as e:  # noqa: BLE001 (recorded, then re-raised)
+        store.update(run_id, state="failed", error=f"{type(e).__name__}: {e}",
+                     result={"traceback": traceback.format_exc(limit=8)})
+        raise
+    store.update(run_id, state=result["state"], accuracy=result["accuracy"], trainable_params=result["trainable_params"],
+                 zero_shot_accuracy=result["zero_shot_accuracy"], train_seconds=result["train_seconds"],
+                 artifact_dir=result["artifact_dir"], result=result)
+    return result
+
+
+def evaluate_run(run_id: str, store: Store | None = None, lm=None) -> dict:
+    """Reload a run's artifact and evaluate it on the same test examples."""
+    store = store or Store()
+    row = store.get(run_id)
+    folder = row["artifact_dir"] or str(artifacts.run_dir(run_id))
+    cfg = RunConfig.from_dict(artifacts.read_run(folder)["config"])
+    lm = lm or load_model(cfg.model, cfg.device)
+    cfg, method = artifacts.load_method(folder, lm)
+    try:
+        data = load_for_config(cfg)
+        test = data.test[: cfg.eval_size] if cfg.eval_size else data.test
+        test_set = engine.encode_examples(lm.tokenizer, test, cfg.max_length)
+        label_ids = engine.label_token_ids(lm.tokenizer, data.task.label_words)
+        res = engine.evaluate(lm, test_set, label_ids, None if method.is_peft else method,
+                              method.peft_model if method.is_peft else None, cfg.eval_batch_size, cfg.shared_prefix)
+    finally:
+        if method.is_peft:
+            restored = method.unwrap()
+            if restored is not None:
+                lm.model = restored
+    return {"run_id": run_id, "accuracy": res.accuracy, "eval_examples": len(test_set)}
+
+
+def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", lopa_hidden: int = 16) -> int:
+    """Trainable parameters of a method on a model, from the model's config alone (no weights loaded)."""
+    mc = model_config(model)
+    d = mc.get_text_config().hidden_size if hasattr(mc, "get_text_config") else mc.hidden_size
+    return get_method(method).formula(n, r, d, hidden=lopa_hidden, model_config=mc)

@@ -1,0 +1,178 @@
+"""The run store: one sqlite3 file of runs and their metric events, safe across processes (WAL).
+
+States: queued -> running -> done | stopped | failed | interrupted. A run whose worker died while running is
+marked interrupted (never left running forever).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import paths
+
+STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
+FINAL = ("done", "stopped", "failed", "interrupted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY, created REAL, updated REAL, state TEXT NOT NULL, config TEXT NOT NULL,
+  model TEXT, task TEXT, method TEXT, n INTEGER, r INTEGER, trainable_params INTEGER,
+  accuracy REAL, zero_shot_accuracy REAL, train_seconds REAL, steps_done INTEGER DEFAULT 0,
+  error TEXT, artifact_dir TEXT, pid INTEGER, stop_requested INTEGER DEFAULT 0, result TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+  run_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, value REAL, lr REAL,
+  examples_per_s REAL, t REAL, FOREIGN KEY (run_id) REFERENCES runs(run_id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
+CREATE TABLE IF NOT EXISTS zero_shot (key TEXT PRIMARY KEY, accuracy REAL);
+"""
+
+_COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
+            "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
+            "artifact_dir", "pid", "stop_requested", "result")
+
+
+class RunNotFound(KeyError):
+    pass
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else paths.db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as c:
+            c.executescript(_SCHEMA)
+
+    @contextmanager
+    def _conn(self):
+        c = sqlite3.connect(self.path, timeout=30)
+        c.row_factory = sqlite3.Row
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA foreign_keys=ON")
+        try:
+            with c:  # one transaction: commit on success, roll back on error
+                yield c
+        finally:
+            c.close()
+
+    # ---------------------------------------------------------------- runs
+    def create(self, run_id: str, cfg, state: str = "queued") -> None:
+        now = time.time()
+        with self._conn() as c:
+            c.execute("INSERT INTO runs (run_id, created, updated, state, config, model, task, method, n, r) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (run_id, now, now, state, cfg.to_json(), cfg.model, cfg.task, cfg.method, cfg.n, cfg.r))
+
+    def update(self, run_id: str, **fields) -> None:
+        bad = set(fields) - set(_COLUMNS)
+        assert not bad, f"unknown run column(s) {bad}"
+        if "state" in fields:
+            assert fields["state"] in STATES, f"bad state {fields['state']!r}"
+        if "result" in fields and not isinstance(fields["result"], (str, type(None))):
+            fields["result"] = json.dumps(fields["result"])
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._conn() as c:
+            cur = c.execute(f"UPDATE runs SET {cols} WHERE run_id=?", (*fields.values(), run_id))
+            if cur.rowcount == 0:
+                raise RunNotFound(run_id)
+
+    def get(self, run_id: str) -> dict:
+        with self._conn() as c:
+            row = c.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        return _row(row)
+
+    def list(self, states=None) -> list[dict]:
+        q, args = "SELECT * FROM runs", ()
+        if states:
+            q += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = tuple(states)
+        with self._conn() as c:
+            return [_row(r) for r in c.execute(q + " ORDER BY created", args).fetchall()]
+
+    def delete(self, run_id: str) -> None:
+        with self._conn() as c:
+            c.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            if c.execute("DELETE FROM runs WHERE run_id=?", (run_id,)).rowcount == 0:
+                raise RunNotFound(f"no run {run_id!r}")
+
+    def request_stop(self, run_id: str) -> None:
+        self.update(run_id, stop_requested=1)
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._conn() as c:
+            row = c.execute("SELECT stop_requested FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def mark_dead_runs(self, alive_pids: set[int] | None = None, reason: str = "the worker process died") -> list[str]:
+        """Runs shown as running whose process is gone become interrupted. Returns their ids."""
+        dead = []
+        for r in self.list(states=("running",)):
+            pid = r.get("pid")
+            alive = pid is not None and (pid in alive_pids if alive_pids is not None else _pid_alive(pid))
+            if not alive:
+                self.update(r["run_id"], state="interrupted", error=reason)
+                dead.append(r["run_id"])
+        return dead
+
+    # ---------------------------------------------------------------- metrics
+    def add_metric(self, run_id: str, step: int, kind: str, value: float, lr=None, examples_per_s=None) -> None:
+        with self._conn() as c:
+            c.execute("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
+                      (run_id, step, kind, value, lr, examples_per_s, time.time()))
+            if kind == "loss":
+                c.execute("UPDATE runs SET steps_done=?, updated=? WHERE run_id=?", (step, time.time(), run_id))
+
+    def metrics(self, run_id: str, kind: str | None = None) -> list[dict]:
+        q, args = "SELECT * FROM metrics WHERE run_id=?", [run_id]
+        if kind:
+            q += " AND kind=?"
+            args.append(kind)
+        with self._conn() as c:
+            return [dict(r) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
+
+    # ---------------------------------------------------------------- zero-shot cache
+    def zero_shot(self, key: str) -> float | None:
+        with self._conn() as c:
+            row = c.execute("SELECT accuracy FROM zero_shot WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_zero_shot(self, key: str, acc: float) -> None:
+        with self._conn() as c:
+            c.execute("INSERT OR REPLACE INTO zero_shot VALUES (?,?)", (key, acc))
+
+    def recorder(self, run_id: str):
+        """An on_event callback that writes training events into this store."""
+        def on_event(ev: dict) -> None:
+            if ev["type"] == "step":
+                self.add_metric(run_id, ev["step"], "loss", ev["loss"], ev.get("lr"), ev.get("examples_per_s"))
+            elif ev["type"] == "eval":
+                self.add_metric(run_id, ev["step"], "accuracy", ev["accuracy"])
+            elif ev["type"] == "start":
+                self.update(run_id, state="running", trainable_params=ev["trainable_params"], pid=os.getpid(),
+                            zero_shot_accuracy=ev.get("zero_shot_accuracy"), artifact_dir=ev.get("artifact_dir"))
+        return on_event
+
+
+def _row(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["config"] = json.loads(d["config"]) if d.get("config") else {}
+    d["result"] = json.loads(d["result"]) if d.get("result") else None
+    return d
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
