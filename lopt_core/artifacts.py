@@ -67,8 +67,8 @@ def load_method(folder: Path, lm):
         method.__dict__["peft_model"] = PeftModel.from_pretrained(lm.model, str(folder / ADAPTER_DIR))
     else:
         tensors = load_file(str(folder / PROMPT_FILE))
-        tensors.pop("prompt", None)
-        method.load_state_dict(tensors, strict=True)
+        wanted = method.state_dict().keys()  # "prompt" is also prompt tuning's own parameter name
+        method.load_state_dict({k: tensors[k] for k in wanted if k in tensors}, strict=True)
     return cfg, method.to(lm.device).eval()
 
 

@@ -12,7 +12,9 @@ def home() -> Path:
 
 
 def models_dir() -> Path:
-    return home() / "models"
+    """Dequantized model cache; $LOPT_MODEL_CACHE lets several homes (tests, workers) share one copy."""
+    env = os.environ.get("LOPT_MODEL_CACHE")
+    return Path(env).expanduser() if env else home() / "models"
 
 
 def artifacts_dir() -> Path:

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated LOPT_HOME per test, one shared dequantized-model cache, tiny random models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("LOPT_MODEL_CACHE", str(ROOT / ".cache" / "models"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")        # tests never reach for the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def lopt_home(tmp_path, monkeypatch):
+    home = tmp_path / "lopt_home"
+    monkeypatch.setenv("LOPT_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    from transformers import AutoTokenizer
+    from lopt_core.models import offline_default_folder
+    tok = AutoTokenizer.from_pretrained(str(offline_default_folder()))
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+def _save_tiny(folder: Path, config, tok) -> str:
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smol_tokenizer):
+    """A tiny random Llama (d=32, 2 layers, GQA) with the SmolLM tokenizer, loadable as RunConfig(model=...)."""
+    from transformers import LlamaConfig
+    cfg = LlamaConfig(vocab_size=len(smol_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=True, pad_token_id=smol_tokenizer.pad_token_id,
+                      initializer_range=0.2)  # large enough that a prompt can move the label logits
+    return _save_tiny(tmp_path_factory.mktemp("tiny_llama"), cfg, smol_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, smol_tokenizer):
+    from transformers import GPT2Config
+    cfg = GPT2Config(vocab_size=len(smol_tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=1024,
+                     bos_token_id=smol_tokenizer.bos_token_id, eos_token_id=smol_tokenizer.eos_token_id)
+    return _save_tiny(tmp_path_factory.mktemp("tiny_gpt2"), cfg, smol_tokenizer)
+
+
+@pytest.fixture
+def tiny_lm(tiny_model_dir):
+    from lopt_core.models import load_model
+    return load_model(tiny_model_dir, "cpu")
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path):
+    """A small user CSV: two classes, easy words."""
+    import random
+    rng = random.Random(0)
+    good, bad = ["great", "wonderful", "superb", "lovely"], ["awful", "terrible", "boring", "dull"]
+    rows = ["text,label"]
+    for i in range(60):
+        lab = i % 2
+        w = rng.choice(good if lab else bad)
+        rows.append(f"\"this film is {w} and {rng.choice(good if lab else bad)}\",{'pos' if lab else 'neg'}")
+    p = tmp_path / "reviews.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p

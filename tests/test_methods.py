@@ -1,0 +1,117 @@
+"""Every method: shapes, trainable counts (tensors vs formula), init scale, frozen parts, gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.methods import METHODS, PromptContext, get_method
+
+PROMPT_METHODS = ["prompt_tuning", "lopt1", "lopt2", "ulpt", "lopa"]
+D = 48
+
+
+@pytest.fixture
+def ctx():
+    g = torch.Generator().manual_seed(0)
+    return PromptContext(d=D, embeddings=torch.randn(1000, D, generator=g) * 0.1, tokenizer=None, seed=3)
+
+
+def build(name, ctx, n=7, r=3, **kw):
+    return METHODS[name].from_config(RunConfig(method=name, n=n, r=r, **kw), ctx)
+
+
+def test_registry_has_all_methods():
+    assert set(METHODS) == {"prompt_tuning", "lopt1", "lopt2", "ulpt", "lopa", "lora", "prefix"}
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        get_method("nope")
+
+
+@pytest.mark.parametrize("name", PROMPT_METHODS)
+def test_shape_and_count_match_formula(name, ctx):
+    m = build(name, ctx)
+    summary = torch.randn(4, D)
+    out = m(summary) if m.input_dependent else m()
+    assert out.shape == ((4, 7, D) if m.input_dependent else (7, D))
+    counted = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    assert m.num_trainable() == counted == type(m).formula(7, 3, D, hidden=16)
+
+
+def test_formulas_are_the_papers():
+    n, r, d = 20, 5, 576
+    assert METHODS["prompt_tuning"].formula(n, r, d) == 11_520
+    assert METHODS["lopt1"].formula(n, r, d) == 2_980
+    assert METHODS["lopt2"].formula(n, r, d) == 5_760
+    assert METHODS["ulpt"].formula(n, r, d) == n * r + 2 * d == 1_252
+
+
+@pytest.mark.parametrize("name", PROMPT_METHODS)
+def test_gradients_reach_every_trainable_tensor(name, ctx):
+    m = build(name, ctx)
+    out = m(torch.randn(2, D)) if m.input_dependent else m()
+    (out ** 2).sum().backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
+    for bname, b in m.named_buffers():
+        assert not b.requires_grad, f"{name}.{bname} must be frozen"
+
+
+@pytest.mark.parametrize("name", ["lopt1", "lopt2", "ulpt"])
+def test_low_rank_prompt_has_rank_at_most_r(name, ctx):
+    m = build(name, ctx, n=12, r=3)
+    # ULPT adds a rank-one bias b, so its rank is at most r + 1
+    assert m.rank_of_prompt() <= (4 if name == "ulpt" else 3)
+
+
+@pytest.mark.parametrize("name", ["prompt_tuning", "lopt1", "lopt2"])
+def test_initial_rows_have_token_scale(name, ctx):
+    m = build(name, ctx, n=10, r=4)
+    rows = m().detach().norm(dim=-1).mean()
+    assert rows == pytest.approx(ctx.token_norm, rel=0.35)
+
+
+def test_frozen_random_tensors_rebuild_from_seed_and_are_not_saved(ctx):
+    a, b = build("lopt2", ctx), build("lopt2", ctx)
+    assert torch.equal(a.X0, b.X0) and "X0" not in a.state_dict()
+    u1, u2 = build("ulpt", ctx), build("ulpt", ctx)
+    assert torch.equal(u1.P, u2.P) and "P" not in u1.state_dict()
+    other = METHODS["ulpt"].from_config(RunConfig(method="ulpt", n=7, r=3),
+                                        PromptContext(D, ctx.embeddings, None, seed=4))
+    assert not torch.equal(u1.P, other.P), "a different seed must give a different projection"
+
+
+def test_ulpt_starts_with_unit_scale_and_zero_shift(ctx):
+    m = build("ulpt", ctx)
+    assert torch.equal(m.s.data, torch.ones(D)) and torch.equal(m.b.data, torch.zeros(D))
+    assert torch.allclose(m(), m.Z @ m.P)
+
+
+@pytest.mark.parametrize("act", ["elu", "relu", "gelu"])
+def test_lopt2_activation_is_selectable(act, ctx):
+    m = build("lopt2", ctx, activation=act)
+    fn = {"elu": torch.nn.functional.elu, "relu": torch.relu, "gelu": torch.nn.functional.gelu}[act]
+    assert torch.allclose(m(), fn(m.X0 @ m.U) @ m.V)
+
+
+def test_lopa_prompt_depends_on_input(ctx):
+    m = build("lopa", ctx)
+    s = torch.randn(2, D)
+    out = m(s)
+    assert not torch.allclose(out[0], out[1])
+    with pytest.raises(AssertionError, match="summary"):
+        m()
+
+
+def test_prompt_tuning_init_from_text_uses_token_embeddings(smol_tokenizer):
+    E = torch.randn(len(smol_tokenizer), 16)
+    ctx = PromptContext(16, E, smol_tokenizer, 0)
+    m = METHODS["prompt_tuning"].from_config(RunConfig(n=4, init="text", init_text="positive or negative"), ctx)
+    ids = smol_tokenizer("positive or negative", add_special_tokens=False)["input_ids"]
+    assert torch.equal(m().detach()[0], E[ids[0]])
+
+
+@pytest.mark.parametrize("name,r", [("lopt1", 8), ("ulpt", 0)])
+def test_bad_rank_is_rejected(name, r, ctx):
+    with pytest.raises((AssertionError, ConfigError)):
+        RunConfig(method=name, n=7, r=r).validate()
+        build(name, ctx, n=7, r=r)
