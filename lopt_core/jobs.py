@@ -1,0 +1,281 @@
+"""Background training: a FIFO queue, worker processes (multiprocessing "spawn"), stop, dead-worker detection.
+
+The store is the source of truth for every run's state; this module only decides *when* a queued run starts:
+  submit(cfg)  -> a row in state "queued"; a scheduler thread starts it when fewer than max_concurrent run.
+  worker       -> runs.run_and_record(cfg, store=Store(path), run_id=run_id) in its own process, so a crash,
+                  an out-of-memory kill or a hang never takes the server down.
+  stop(id)     -> queued: leaves the queue as "stopped"; running: Store.request_stop, polled every step, so
+                  the run ends within one step and keeps what it trained.
+  a worker that exits without a final state (killed, segfault) -> "interrupted" with its exit code;
+  a worker whose training raised -> "failed" with the exception (written by run_and_record).
+On start (a new server), runs left "running" by a dead server become "interrupted", and runs left "queued"
+become "interrupted" too (never silently restarted: the user may not want them any more; one click re-queues).
+Workers watch their parent and exit when the server dies, so no orphan keeps writing to the store.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from pathlib import Path
+
+from .config import ConfigError, RunConfig
+from .store import FINAL, Store
+
+RESTART_REASON_RUNNING = "the server stopped while this run was training"
+RESTART_REASON_QUEUED = "the server stopped before this queued run started"
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(3)  # the server is gone: stop writing into its store
+
+
+def _worker(cfg_dict: dict, store_path: str, run_id: str, parent_pid: int, threads: int | None) -> None:
+    """Entry point of a worker process (top level: picklable under spawn)."""
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    from .runs import run_and_record
+    store = Store(store_path)
+    try:
+        run_and_record(RunConfig.from_dict(cfg_dict), store=store, run_id=run_id)
+    except BaseException:  # recorded as failed by run_and_record; exit non-zero without a long traceback
+        os._exit(1)
+
+
+def preflight(cfg: RunConfig, limits=None) -> RunConfig:
+    """Everything that can be checked before a worker starts, as ConfigError with a clear message:
+    field ranges, host limits, the data file, and method shape constraints (e.g. LoPT-1 needs r <= n)."""
+    from . import hosting
+    from .methods import PromptContext, get_method
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError("expected a RunConfig")
+    cfg.validate()
+    (limits or hosting.limits()).check(cfg)
+    if cfg.task == "file":
+        from .tasks import TaskError, load_user_file
+        try:
+            load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.label_words,
+                           cfg.seed)
+        except TaskError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        from .tasks import TASKS
+        if cfg.task not in TASKS:
+            raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
+    cls = get_method(cfg.method)
+    if not cls.is_peft and cfg.init != "text":
+        d = model_width(cfg.model)
+        if d is not None:
+            import torch
+            try:  # build the method on a stand-in embedding table: catches its own shape checks
+                cls.from_config(cfg, PromptContext(d, torch.randn(16, d), None, cfg.seed))
+            except AssertionError as e:
+                raise ConfigError(str(e)) from None
+    return cfg
+
+
+_configs: dict = {}
+
+
+def model_config_cached(model: str):
+    """The model's transformers config, cached per name (so slider moves are instant); raises ModelUnavailable."""
+    if model not in _configs:
+        from .models import model_config
+        _configs[model] = model_config(model)
+    return _configs[model]
+
+
+def model_width(model: str) -> int | None:
+    try:
+        mc = model_config_cached(model)
+    except Exception:
+        return None
+    tc = mc.get_text_config() if hasattr(mc, "get_text_config") else mc
+    return getattr(tc, "hidden_size", None) or getattr(tc, "d_model", None)
+
+
+def count_params(method: str, n: int, r: int, model: str, lopa_hidden: int = 16) -> int:
+    """Trainable parameters from the (cached) model config; same formula as runs.count_params."""
+    from .methods import get_method
+    mc = model_config_cached(model)
+    return get_method(method).formula(n, r, model_width(model), hidden=lopa_hidden, model_config=mc)
+
+
+class JobManager:
+    def __init__(self, store_path: str | os.PathLike | None = None, max_concurrent: int | None = None,
+                 poll_s: float = 0.5, worker_threads: int | None = None, start: bool = True):
+        from . import hosting
+        self.store = Store(store_path)
+        self.store_path = str(self.store.path)
+        self.max_concurrent = max_concurrent or hosting.limits().max_concurrent
+        self.worker_threads = worker_threads
+        self.poll_s = poll_s
+        self._ctx = mp.get_context("spawn")
+        self._procs: dict[str, mp.Process] = {}
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self.recovered = self._recover()
+        self._thread = None
+        if start:
+            self._thread = threading.Thread(target=self._loop, name="lopt-jobs", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------ lifecycle
+    def _recover(self) -> dict[str, list[str]]:
+        """A new server owns no workers: what the store says is running or queued is left over."""
+        dead = self.store.mark_dead_runs(alive_pids=set(), reason=RESTART_REASON_RUNNING)
+        queued = []
+        for r in self.store.list(states=("queued",)):
+            self.store.update(r["run_id"], state="interrupted", error=RESTART_REASON_QUEUED)
+            queued.append(r["run_id"])
+        return {"running": dead, "queued": queued}
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the scheduler; ask running workers to stop, then end them."""
+        self._closed.set()
+        with self._lock:
+            procs = dict(self._procs)
+        for run_id in procs:
+            try:
+                self.store.request_stop(run_id)
+            except Exception:
+                pass
+        deadline = time.time() + timeout
+        for run_id, p in procs.items():
+            p.join(max(0.0, deadline - time.time()))
+            if p.is_alive():
+                p.terminate()
+                p.join(2)
+        self.poll()
+
+    # ------------------------------------------------------------ API
+    def submit(self, cfg: RunConfig) -> str:
+        """Validate and queue a run; returns its id. Raises ConfigError with a clear message."""
+        from .train import new_run_id
+        preflight(cfg)
+        run_id = new_run_id(cfg)
+        self.store.create(run_id, cfg, state="queued")
+        self.poll()
+        return run_id
+
+    def stop(self, run_id: str) -> str:
+        """Stop a queued or running run; returns what happened, in words."""
+        with self._lock:
+            row = self.store.get(run_id)
+            if row["state"] == "queued":
+                self.store.update(run_id, state="stopped", error=None, stop_requested=1)
+                return f"{run_id} removed from the queue"
+            if row["state"] == "running":
+                self.store.request_stop(run_id)
+                return f"stop requested for {run_id}: it ends after the current step and keeps what it trained"
+            return f"{run_id} is already {row['state']}"
+
+    def queued(self) -> list[str]:
+        return [r["run_id"] for r in self.store.list(states=("queued",))]
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return [k for k, p in self._procs.items() if p.is_alive()]
+
+    def wait(self, run_id: str, timeout: float = 120.0) -> dict:
+        """Block until the run reaches a final state (for tests and scripts)."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            self.poll()
+            row = self.store.get(run_id)
+            if row["state"] in FINAL and run_id not in self._procs:
+                return row
+            time.sleep(0.2)
+        raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+
+    # ------------------------------------------------------------ scheduling
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self.poll()
+            except Exception as e:  # never let the scheduler die
+                print(f"[jobs] scheduler error: {type(e).__name__}: {e}", flush=True)
+            self._closed.wait(self.poll_s)
+
+    def poll(self) -> None:
+        """Reap finished workers, then start queued runs while there is room."""
+        with self._lock:
+            for run_id, p in list(self._procs.items()):
+                if p.is_alive():
+                    continue
+                p.join(0.1)
+                del self._procs[run_id]
+                self._reap(run_id, p.exitcode)
+            if self._closed.is_set():
+                return
+            room = self.max_concurrent - len(self._procs)
+            if room <= 0:
+                return
+            for row in self.store.list(states=("queued",))[:room]:
+                self._start(row)
+
+    def _start(self, row: dict) -> None:
+        run_id = row["run_id"]
+        p = self._ctx.Process(target=_worker, name=f"lopt-run-{run_id}",
+                              args=(row["config"], self.store_path, run_id, os.getpid(), self.worker_threads),
+                              daemon=True)
+        try:
+            p.start()
+        except Exception as e:
+            self.store.update(run_id, state="failed", error=f"could not start a worker: {type(e).__name__}: {e}")
+            return
+        self._procs[run_id] = p
+        self.store.update(run_id, state="running", pid=p.pid)
+
+    def _reap(self, run_id: str, exitcode) -> None:
+        try:
+            row = self.store.get(run_id)
+        except KeyError:
+            return  # deleted meanwhile
+        if row["state"] in FINAL:
+            return
+        if exitcode == 0:
+            why = "the worker exited without recording a result"
+        elif exitcode is not None and exitcode < 0:
+            import signal
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = str(-exitcode)
+            why = f"the worker process was killed ({name})" + (" - out of memory?" if name == "SIGKILL" else "")
+        else:
+            why = f"the worker process died (exit code {exitcode})"
+        self.store.update(run_id, state="interrupted", error=why)
+
+
+def run_progress(store: Store, run_id: str) -> dict:
+    """What the Train tab shows for one run: state, step/total, examples/s, ETA, error."""
+    row = store.get(run_id)
+    total = int(row["config"].get("steps") or 0)
+    loss = store.metrics(run_id, "loss")
+    done = loss[-1]["step"] if loss else 0
+    eps = loss[-1]["examples_per_s"] if loss else None
+    eta = None
+    if row["state"] == "running" and len(loss) >= 2:
+        recent = loss[-10:]
+        per_step = (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
+        eta = per_step * max(0, total - done)
+    phase = row["state"]
+    if phase == "running" and not loss:
+        phase = "loading model and data"
+    elif phase == "running" and done >= total:
+        phase = "final evaluation"
+    return {"run_id": run_id, "state": row["state"], "phase": phase, "step": done, "total": total,
+            "fraction": (done / total) if total else 0.0, "examples_per_s": eps, "eta_s": eta,
+            "error": row.get("error"), "accuracy": row.get("accuracy")}
+
+
+def default_store_path() -> Path:
+    from . import paths
+    return paths.db_path()

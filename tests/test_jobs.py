@@ -1,0 +1,130 @@
+"""Job manager: queue, worker processes, stop, crash -> failed, killed worker -> interrupted, restart recovery."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.jobs import JobManager, preflight, run_progress
+from lopt_core.store import Store
+
+_TINY: dict = {}
+
+
+def make_tiny_model(folder: Path) -> str:
+    """A tiny random Llama with the SmolLM2 tokenizer, saved with save_pretrained (a few MB, loads in <1 s)."""
+    if "path" in _TINY:
+        return _TINY["path"]
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import torch
+    from lopt_core.models import offline_default_folder
+    tok = AutoTokenizer.from_pretrained(offline_default_folder())
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    folder = Path(folder)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    _TINY["path"] = str(folder)
+    return str(folder)
+
+
+def tiny_cfg(model: str, **kw) -> RunConfig:
+    base = dict(model=model, task="sst2", method="lopt1", n=4, r=2, steps=3, batch_size=2, eval_every=0,
+                eval_size=8, eval_batch_size=8, max_length=64, device="cpu")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOPT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_preflight_gives_clear_errors(tiny, home, monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="rank r"):
+        preflight(tiny_cfg(tiny, method="lopt1", n=2, r=5))
+    with pytest.raises(ConfigError, match="steps"):
+        preflight(tiny_cfg(tiny, steps=0))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\na,1\n")
+    with pytest.raises(ConfigError, match="one class|usable rows"):
+        preflight(tiny_cfg(tiny, task="file", data_file=str(bad)))
+    monkeypatch.setenv("LOPT_MAX_STEPS", "2")
+    with pytest.raises(ConfigError, match="LOPT_MAX_STEPS"):
+        preflight(tiny_cfg(tiny, steps=3))
+    monkeypatch.setenv("LOPT_MAX_STEPS", "many")
+    with pytest.raises(ValueError, match="LOPT_MAX_STEPS must be an integer"):
+        preflight(tiny_cfg(tiny))
+
+
+def test_queue_run_stop_crash_and_kill(tiny, home, tmp_path):
+    jm = JobManager(home / "runs.sqlite", max_concurrent=1, poll_s=0.2, worker_threads=1)
+    try:
+        a = jm.submit(tiny_cfg(tiny, steps=3))
+        # a long run that we stop, a run that crashes on its data, and one we kill
+        b = jm.submit(tiny_cfg(tiny, steps=5000, method="prompt_tuning"))
+        bad = tmp_path / "broken.csv"
+        bad.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(10)))
+        c = jm.submit(tiny_cfg(tiny, task="file", data_file=str(bad)))
+        os.remove(bad)  # the data file vanishes before the worker reads it -> the run fails with a reason
+        assert jm.store.get(b)["state"] == "queued"  # one at a time
+        assert jm.wait(a, 120)["state"] == "done"
+        row = jm.store.get(a)
+        assert row["accuracy"] is not None and row["trainable_params"] == 2 * (4 + 32)
+        assert len(jm.store.metrics(a, "loss")) == 3
+        assert run_progress(jm.store, a)["fraction"] == 1.0
+
+        t0 = time.time()
+        while not jm.store.metrics(b, "loss") and time.time() - t0 < 60:
+            time.sleep(0.2)
+        assert jm.store.metrics(b, "loss"), "run b never started training"
+        jm.stop(b)
+        row_b = jm.wait(b, 60)
+        assert row_b["state"] == "stopped" and 0 < row_b["steps_done"] < 5000
+        assert Path(row_b["artifact_dir"], "prompt.safetensors").is_file()  # keeps what it trained
+
+        row_c = jm.wait(c, 60)
+        assert row_c["state"] == "failed" and "broken.csv" in row_c["error"]
+
+        d = jm.submit(tiny_cfg(tiny, steps=5000))
+        t0 = time.time()
+        while jm.store.get(d)["state"] != "running" and time.time() - t0 < 30:
+            time.sleep(0.1)
+        os.kill(jm.store.get(d)["pid"], signal.SIGKILL)
+        row_d = jm.wait(d, 30)
+        assert row_d["state"] == "interrupted" and "SIGKILL" in row_d["error"]
+        assert jm.store.get(a)["state"] == "done"  # no other run lost
+    finally:
+        jm.close()
+
+
+def test_restart_marks_leftovers_interrupted(tiny, home):
+    store = Store(home / "runs.sqlite")
+    store.create("left-running", tiny_cfg(tiny), state="running")
+    store.update("left-running", pid=os.getpid())  # even a live pid is not ours after a restart
+    store.create("left-queued", tiny_cfg(tiny), state="queued")
+    jm = JobManager(home / "runs.sqlite", start=False)
+    assert jm.recovered == {"running": ["left-running"], "queued": ["left-queued"]}
+    assert {store.get(r)["state"] for r in ("left-running", "left-queued")} == {"interrupted"}
+    assert "queued" in store.get("left-queued")["error"]
+
+
+def test_stop_queued_run(tiny, home):
+    jm = JobManager(home / "runs.sqlite", max_concurrent=1, start=False)
+    jm.max_concurrent = 0  # nothing starts: the run stays queued
+    rid = jm.submit(tiny_cfg(tiny))
+    assert jm.queued() == [rid]
+    assert "removed from the queue" in jm.stop(rid)
+    assert jm.store.get(rid)["state"] == "stopped"
