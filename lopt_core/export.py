@@ -1,0 +1,90 @@
+"""Export a trained input-independent prompt as a PEFT prompt-tuning adapter folder.
+
+Every input-independent method here (prompt tuning, LoPT-1, LoPT-2, ULPT) ends as one (n, d) matrix placed in
+front of the input embeddings, which is exactly what PEFT's prompt tuning does with its `prompt_embeddings`
+table. So the export is: adapter_config.json (a PromptTuningConfig with num_virtual_tokens=n, token_dim=d) +
+adapter_model.safetensors holding {"prompt_embeddings": the materialised (n, d) prompt}. Low-rank structure is
+not kept (PEFT has no low-rank prompt type); the prompt is numerically the same.
+
+    from peft import PeftModel
+    model = PeftModel.from_pretrained(base_model, folder)   # then model.generate(...) as usual
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from . import artifacts
+from .methods import METHODS
+from .models import OFFLINE_DEFAULT, canonical
+
+EXPORTABLE = ("prompt_tuning", "lopt1", "lopt2", "ulpt")
+HUB_ID = {OFFLINE_DEFAULT: "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as a PEFT prompt-tuning adapter; the message says why."""
+
+
+def _base_model_name(model: str) -> str:
+    return HUB_ID.get(canonical(model), model)
+
+
+def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name: str | None = None) -> Path:
+    """Write a PEFT prompt-tuning adapter for the run in `run_folder` into `out_folder` (replaced if present)."""
+    import torch
+    from peft import PromptTuningConfig, TaskType
+    from safetensors.torch import save_file
+
+    run_folder, out = Path(run_folder), Path(out_folder)
+    try:
+        run = artifacts.read_run(run_folder)
+    except FileNotFoundError as e:
+        raise ExportError(f"this run has no saved artifact to export ({e})") from None
+    cfg, result = run["config"], run.get("result") or {}
+    method = cfg.get("method")
+    if method not in EXPORTABLE:
+        label = METHODS[method].label if method in METHODS else method
+        why = ("its prompt depends on each input" if method in METHODS and METHODS[method].input_dependent
+               else "it is not a prompt in front of the input")
+        raise ExportError(f"{label} cannot be exported as a prompt-tuning adapter: {why}. Exportable methods: "
+                          f"{', '.join(METHODS[m].label for m in EXPORTABLE)}")
+    try:
+        prompt = artifacts.load_prompt_matrix(run_folder)
+    except (ValueError, FileNotFoundError) as e:
+        raise ExportError(str(e)) from None
+    n, d = prompt.shape
+    mc = _config_of(cfg["model"])
+    tc = mc.get_text_config() if mc is not None and hasattr(mc, "get_text_config") else mc
+    pc = PromptTuningConfig(
+        task_type=TaskType.SEQ_2_SEQ_LM if getattr(tc, "is_encoder_decoder", False) else TaskType.CAUSAL_LM,
+        num_virtual_tokens=int(n), token_dim=int(d), num_transformer_submodules=1,
+        num_attention_heads=getattr(tc, "num_attention_heads", None), num_layers=getattr(tc, "num_hidden_layers", None),
+        base_model_name_or_path=base_model_name or _base_model_name(cfg["model"]))
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pc.save_pretrained(str(tmp))
+    save_file({"prompt_embeddings": prompt.detach().to(torch.float32).contiguous()},
+              str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (tmp / "README.md").write_text(
+        f"# Soft prompt exported from LoPT Lab\n\n"
+        f"Run `{result.get('run_id', run_folder.name)}`: method {METHODS[method].label}, n={cfg['n']}, r={cfg['r']}, "
+        f"task {result.get('task', cfg.get('task'))}, accuracy {result.get('accuracy')}.\n\n"
+        f"The prompt is stored as PEFT prompt tuning (an {n}x{d} `prompt_embeddings` table), so it loads with\n\n"
+        f"```python\nfrom peft import PeftModel\nmodel = PeftModel.from_pretrained(base_model, \"{out.name}\")\n```\n\n"
+        f"The task template the prompt was trained with matters: put your text in the same template.\n")
+    (tmp / "lopt_run.json").write_text(json.dumps(run, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    return out
+
+
+def _config_of(model: str):
+    try:
+        from .jobs import model_config_cached
+        return model_config_cached(model)
+    except Exception:
+        return None

@@ -1,0 +1,47 @@
+"""Plot builders: pure functions of store rows and metric lists."""
+from __future__ import annotations
+
+from lopt_core import plots
+
+
+def _row(rid, method, n, r, params, acc, state="done"):
+    return {"run_id": f"2025-{rid}", "method": method, "n": n, "r": r, "trainable_params": params, "accuracy": acc,
+            "zero_shot_accuracy": 0.5, "state": state, "model": "m", "task": "sst2",
+            "config": {"steps": 10, "batch_size": 8, "lr": None, "seed": 0}}
+
+
+ROWS = [_row("a", "prompt_tuning", 20, 5, 11520, 0.80), _row("b", "lopt1", 20, 2, 1192, 0.78),
+        _row("c", "lopt1", 20, 8, 4768, 0.79), _row("d", "lopt2", 20, 4, 4608, 0.70),
+        _row("e", "ulpt", 20, 4, 1232, 0.81), _row("f", "lopt1", 20, 4, 2384, None, state="failed")]
+
+
+def test_pareto_front():
+    assert plots.pareto_front([(10, 0.5), (5, 0.6), (20, 0.7), (30, 0.65)]) == [(5, 0.6), (20, 0.7)]
+    assert plots.pareto_front([]) == []
+
+
+def test_tradeoff_log_x_colours_hover_and_frontier():
+    fig = plots.tradeoff_figure(ROWS)
+    assert fig.layout.xaxis.type == "log"
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert {t.name for t in markers} == {"Prompt tuning", "LoPT-1", "LoPT-2", "ULPT"}
+    assert len({t.marker.color for t in markers}) == 4
+    assert sum(len(t.x) for t in markers) == 5  # the failed run is left out
+    assert "n=20 r=2" in "".join(markers[1].text + markers[0].text)
+    front = [t for t in fig.data if t.name == "Pareto frontier"][0]
+    assert list(front.x) == [1192, 1232] and list(front.y) == [0.78, 0.81]
+    assert "no finished runs" in plots.tradeoff_figure([]).layout.annotations[0].text
+
+
+def test_accuracy_vs_r_and_curves():
+    fig = plots.accuracy_vs_r_figure(ROWS)
+    assert "n = 20" in fig.layout.title.text
+    lopt1 = [t for t in fig.data if t.name == "LoPT-1"][0]
+    assert list(lopt1.x) == [2, 8]
+    assert any("Prompt tuning" in (a.text or "") for a in fig.layout.annotations)
+    assert "no low-rank" in plots.accuracy_vs_r_figure(ROWS, n=99).layout.annotations[0].text
+    series = [{"name": "A", "loss": [(1, 0.9), (2, 0.7)], "accuracy": [(2, 0.6)], "total_steps": 4, "zero_shot": 0.5},
+              {"name": "B", "loss": [(1, 1.0)], "accuracy": [], "total_steps": 4}]
+    fig = plots.curves_figure(series)
+    assert len([t for t in fig.data if t.mode == "lines"]) == 2 and fig.data[0].line.color != fig.data[2].line.color
+    assert "no curve yet" in plots.curves_figure([]).layout.annotations[0].text
