@@ -1,0 +1,72 @@
+"""Run store semantics and the CLI on a tiny model."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lopt_core.config import RunConfig
+from lopt_core.models import ModelUnavailable, load_model
+from lopt_core.store import RunNotFound, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_store_lifecycle_and_dead_workers(tmp_path):
+    s = Store(tmp_path / "runs.sqlite")
+    s.create("a", RunConfig(method="lopt1"))
+    s.create("b", RunConfig(method="ulpt"))
+    s.update("a", state="running", pid=999_999_999)
+    s.update("b", state="running", pid=os.getpid())
+    s.add_metric("a", 1, "loss", 0.7)
+    assert s.mark_dead_runs() == ["a"]
+    assert s.get("a")["state"] == "interrupted" and "died" in s.get("a")["error"]
+    assert s.get("b")["state"] == "running"
+    s.request_stop("b")
+    assert s.stop_requested("b") and not s.stop_requested("a")
+    s.delete("a")
+    with pytest.raises(RunNotFound):
+        s.get("a")
+    assert s.metrics("a") == [] and [r["run_id"] for r in s.list()] == ["b"]
+    with pytest.raises(AssertionError, match="bad state"):
+        s.update("b", state="exploded")
+
+
+def test_unknown_model_offline_says_what_is_available():
+    with pytest.raises(ModelUnavailable, match="not available offline; offline you can use: smollm2-135m"):
+        load_model("someone/not-a-real-model")
+
+
+def _cli(*args, env_home):
+    env = {**os.environ, "LOPT_HOME": str(env_home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "lopt_core", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_cli_train_json_then_list_and_eval(tiny_model_dir, sentiment_csv, lopt_home):
+    p = _cli("train", "--model", tiny_model_dir, "--task", "file", "--data-file", str(sentiment_csv),
+             "--method", "lopt1", "--n", "4", "--r", "2", "--steps", "3", "--eval-every", "0", "--json",
+             env_home=lopt_home)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    for key in ("run_id", "model", "task", "method", "n", "r", "trainable_params", "accuracy",
+                "zero_shot_accuracy", "train_seconds", "artifact_dir"):
+        assert key in res, key
+    assert res["trainable_params"] == 2 * (4 + 32)
+    listed = json.loads(_cli("list", "--json", env_home=lopt_home).stdout)
+    assert [r["run_id"] for r in listed] == [res["run_id"]] and listed[0]["state"] == "done"
+    ev = json.loads(_cli("eval", "--run", res["run_id"], "--json", env_home=lopt_home).stdout)
+    assert ev["accuracy"] == res["accuracy"]
+
+
+def test_cli_params_and_errors(tiny_model_dir, lopt_home):
+    p = _cli("params", "--model", tiny_model_dir, "--method", "lopt2", "--n", "10", "--r", "3", env_home=lopt_home)
+    assert p.returncode == 0 and p.stdout.strip() == str(2 * 3 * 32)
+    bad = _cli("train", "--model", tiny_model_dir, "--method", "lopt1", "--n", "0", env_home=lopt_home)
+    assert bad.returncode == 2 and "n must be between 1 and 512" in bad.stderr
+    bad = _cli("eval", "--run", "nope", env_home=lopt_home)
+    assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
