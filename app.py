@@ -1,0 +1,56 @@
+"""LoPT Lab: train low-rank soft prompts in the browser. `python app.py` serves on 0.0.0.0:7860
+(GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected). The UI is thin: lopt_core does the work."""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from lopt_core import hosting
+from lopt_core.jobs import JobManager
+from lopt_core.ui import compare, generate, runs, train
+from lopt_core.ui.common import AppContext, asset_text
+
+TITLE = "LoPT Lab · low-rank soft prompts"
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.HTML(f"<div class='lopt-header'><h1>{TITLE}</h1></div>")
+        gr.Markdown(asset_text("intro.md"), elem_classes=["lopt-intro"])
+        with gr.Tabs():
+            with gr.Tab("Train", id="train"):
+                train.build(ctx)
+            with gr.Tab("Compare", id="compare") as t_compare:
+                cmp = compare.build(ctx)
+            with gr.Tab("Generate", id="generate") as t_generate:
+                gen = generate.build(ctx)
+            with gr.Tab("Runs", id="runs") as t_runs:
+                rn = runs.build(ctx, on_deleted=gen["bank"].forget)
+        fn, ins, outs = cmp["refresh"]
+        t_compare.select(fn, ins, outs, api_name=False)
+        t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
+        t_runs.select(rn["on_refresh"], rn["run"], [rn["run"], rn["details"]], api_name=False)
+    return demo
+
+
+def main() -> None:
+    limits = hosting.limits()  # a bad LOPT_* variable stops here, with its name in the message
+    jobs = JobManager(max_concurrent=limits.max_concurrent)
+    rec = jobs.recovered
+    if rec["running"] or rec["queued"]:
+        print(f"[lopt] marked interrupted after restart: {len(rec['running'])} running, {len(rec['queued'])} queued",
+              flush=True)
+    demo = build_app(AppContext(jobs=jobs, limits=limits))
+    demo.queue(default_concurrency_limit=4)
+    try:
+        demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                    server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                    max_file_size=f"{limits.max_upload_mb}mb", css=asset_text("style.css"),
+                    theme=gr.themes.Soft(primary_hue="indigo"), show_error=True)
+    finally:
+        jobs.close()
+
+
+if __name__ == "__main__":
+    main()

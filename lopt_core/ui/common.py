@@ -1,0 +1,105 @@
+"""What every tab shares: the app context (job manager, host limits), choice lists and the runs table."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..hosting import Limits
+from ..jobs import JobManager
+from ..methods import METHODS
+from ..plots import method_label
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+STATE_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ done", "stopped": "■ stopped",
+               "failed": "✖ failed", "interrupted": "⚠ interrupted"}
+
+
+@dataclass
+class AppContext:
+    jobs: JobManager
+    limits: Limits
+
+    @property
+    def store(self):
+        return self.jobs.store
+
+
+def asset_text(name: str, default: str = "") -> str:
+    p = ASSETS / name
+    return p.read_text(encoding="utf-8") if p.is_file() else default
+
+
+def model_choices(limits: Limits) -> list[tuple[str, str]]:
+    from ..models import KNOWN_MODELS, available_offline, hub_reachable
+    names = list(limits.allowed_models) if limits.allowed_models else list(KNOWN_MODELS)
+    offline, hub = set(available_offline()), hub_reachable()
+    out = []
+    for m in names:
+        if m in offline or Path(m).is_dir():
+            out.append((f"{m}  ·  offline ✓", m))
+        else:
+            out.append((f"{m}  ·  {'from the Hugging Face Hub' if hub else 'needs the Hugging Face Hub (offline ✗)'}", m))
+    return out
+
+
+def default_model(limits: Limits) -> str:
+    from ..models import OFFLINE_DEFAULT, available_offline
+    names = list(limits.allowed_models) if limits.allowed_models else [OFFLINE_DEFAULT]
+    off = [m for m in names if m in available_offline()]
+    return (off or names)[0]
+
+
+def task_choices() -> list[tuple[str, str]]:
+    from ..models import hub_reachable
+    from ..tasks import TASKS, offline_tasks
+    offline, hub = set(offline_tasks()), hub_reachable()
+    out = []
+    for name, t in TASKS.items():
+        where = "offline ✓" if name in offline else ("from the Hub" if hub else "needs the Hub (offline ✗)")
+        out.append((f"{name}  ·  {t.description}  ·  {where}", name))
+    out.append(("Upload your own CSV/JSONL", "file"))
+    return out
+
+
+def method_choices() -> list[tuple[str, str]]:
+    return [(cls.label, name) for name, cls in METHODS.items()]
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "–"
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+RUN_COLUMNS = ["run", "state", "model", "task", "method", "n", "r", "trainable params", "accuracy",
+               "zero-shot accuracy", "time (s)", "steps", "created"]
+
+
+def runs_dataframe(rows: list[dict]) -> pd.DataFrame:
+    recs = []
+    for r in sorted(rows, key=lambda r: r["created"], reverse=True):
+        c = r.get("config") or {}
+        recs.append({"run": r["run_id"], "state": STATE_ICONS.get(r["state"], r["state"]), "model": r["model"],
+                     "task": r["task"] if r["task"] != "file" else f"file:{Path(c.get('data_file') or '').name}",
+                     "method": method_label(r["method"]), "n": r["n"], "r": r["r"],
+                     "trainable params": r["trainable_params"],
+                     "accuracy": None if r["accuracy"] is None else round(r["accuracy"], 4),
+                     "zero-shot accuracy": None if r["zero_shot_accuracy"] is None else round(r["zero_shot_accuracy"], 4),
+                     "time (s)": r["train_seconds"], "steps": f"{r['steps_done'] or 0}/{c.get('steps', '?')}",
+                     "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))})
+    return pd.DataFrame(recs, columns=RUN_COLUMNS)
+
+
+def run_choices(rows: list[dict], states=None) -> list[tuple[str, str]]:
+    out = []
+    for r in sorted(rows, key=lambda r: r["created"], reverse=True):
+        if states and r["state"] not in states:
+            continue
+        acc = f" · acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else ""
+        out.append((f"{r['run_id']} · {method_label(r['method'])} n={r['n']} r={r['r']} · {r['task']} · "
+                    f"{r['state']}{acc}", r["run_id"]))
+    return out

@@ -1,0 +1,107 @@
+"""Runs tab: details of one run, delete it, download its artifact folder, export a PEFT adapter, run it again."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from .. import artifacts
+from ..config import ConfigError, RunConfig
+from ..export import ExportError, export_peft
+from .common import AppContext, asset_text, run_choices
+
+
+def _zip(folder: Path, name: str) -> str:
+    out = Path(tempfile.mkdtemp(prefix="lopt-dl-")) / name
+    return shutil.make_archive(str(out), "zip", root_dir=folder.parent, base_dir=folder.name)
+
+
+def build(ctx: AppContext, on_deleted=None):
+    store, jobs = ctx.store, ctx.jobs
+    gr.Markdown(asset_text("runs.md"))
+    with gr.Row():
+        run = gr.Dropdown([], value=None, label="Run", scale=4, elem_id="lopt-runs-select")
+        refresh = gr.Button("Refresh", scale=0)
+    with gr.Row():
+        download = gr.Button("Download artifact folder (.zip)")
+        export = gr.Button("Export PEFT prompt-tuning adapter (.zip)")
+        rerun = gr.Button("Run again with the same settings")
+        delete = gr.Button("Delete run", variant="stop")
+    status = gr.Markdown("", elem_id="lopt-runs-status")
+    file = gr.File(label="file", interactive=False, elem_id="lopt-runs-file")
+    details = gr.JSON(label="run details", elem_id="lopt-runs-details")
+
+    def _row(run_id):
+        if not run_id:
+            raise gr.Error("choose a run first")
+        try:
+            return store.get(run_id)
+        except KeyError:
+            raise gr.Error(f"run {run_id} no longer exists; press Refresh") from None
+
+    def on_select(run_id):
+        if not run_id:
+            return None
+        try:
+            r = store.get(run_id)
+        except KeyError:
+            return None
+        return {k: r[k] for k in ("run_id", "state", "error", "model", "task", "method", "n", "r", "trainable_params",
+                                  "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir",
+                                  "config", "result")}
+
+    def on_refresh(run_id):
+        rows = store.list()
+        ids = {r["run_id"] for r in rows}
+        value = run_id if run_id in ids else None
+        return gr.update(choices=run_choices(rows), value=value), on_select(value)
+
+    refresh.click(on_refresh, run, [run, details], api_name="runs")
+    run.change(on_select, run, details, api_name=False)
+
+    def on_download(run_id):
+        r = _row(run_id)
+        folder = Path(r["artifact_dir"] or artifacts.run_dir(run_id))
+        if not folder.is_dir():
+            raise gr.Error(f"run {run_id} has no artifact folder (state {r['state']}; nothing was saved)")
+        return _zip(folder, run_id), f"Artifact folder of {run_id} zipped."
+
+    def on_export(run_id):
+        r = _row(run_id)
+        if not r["artifact_dir"]:
+            raise gr.Error(f"run {run_id} has no saved prompt (state {r['state']})")
+        tmp = Path(tempfile.mkdtemp(prefix="lopt-peft-")) / f"{run_id}-peft"
+        try:
+            folder = export_peft(r["artifact_dir"], tmp)
+        except ExportError as e:
+            raise gr.Error(str(e)) from None
+        return _zip(folder, f"{run_id}-peft"), (f"PEFT adapter written: unzip, then "
+                                                f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
+
+    def on_delete(run_id):
+        r = _row(run_id)
+        if r["state"] in ("queued", "running"):
+            raise gr.Error(f"run {run_id} is {r['state']}; stop it first")
+        folder = r["artifact_dir"] or str(artifacts.run_dir(run_id))
+        store.delete(run_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        if on_deleted:
+            on_deleted(run_id)
+        choice, det = on_refresh(None)
+        return choice, det, f"Deleted {run_id} and its artifact folder.", None
+
+    def on_rerun(run_id):
+        r = _row(run_id)
+        try:
+            new = jobs.submit(RunConfig.from_dict(r["config"]))
+        except (ConfigError, ValueError) as e:
+            raise gr.Error(str(e)) from None
+        return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
+
+    download.click(on_download, run, [file, status], api_name="download")
+    export.click(on_export, run, [file, status], api_name="export")
+    delete.click(on_delete, run, [run, details, status, file], api_name="delete")
+    rerun.click(on_rerun, run, status, api_name="rerun")
+    return {"run": run, "on_refresh": on_refresh, "details": details}
