@@ -19,14 +19,15 @@ def build(ctx: AppContext):
     with gr.Row():
         task = gr.Dropdown([ALL], value=ALL, label="task", scale=1)
         model = gr.Dropdown([ALL], value=ALL, label="model", scale=1)
-        n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1)
+        n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1,
+                              allow_custom_value=True)
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
     with gr.Row():
         tradeoff = gr.Plot(plots.tradeoff_figure([]), label="Trade-off", elem_id="lopt-tradeoff")
         by_r = gr.Plot(plots.accuracy_vs_r_figure([]), label="Accuracy vs r", elem_id="lopt-by-r")
-    overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs",
+    overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
                               elem_id="lopt-overlay-select")
     overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves"), label="Overlay", elem_id="lopt-overlay")
 

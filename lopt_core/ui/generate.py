@@ -149,7 +149,7 @@ def build(ctx: AppContext):
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox("a gripping, beautifully acted film", label="Input text", lines=2, elem_id="lopt-gen-text")
-            runs = gr.Dropdown([], value=[], multiselect=True, max_choices=MAX_PROMPTS,
+            runs = gr.Dropdown([], value=[], multiselect=True, max_choices=MAX_PROMPTS, allow_custom_value=True,
                                label=f"Trained prompts (up to {MAX_PROMPTS} finished runs)", elem_id="lopt-gen-runs")
             use_template = gr.Checkbox(True, label="put the text into each run's task template (e.g. 'Review: … Sentiment:')")
         with gr.Column(scale=2):

@@ -22,7 +22,8 @@ def build(ctx: AppContext, on_deleted=None):
     store, jobs = ctx.store, ctx.jobs
     gr.Markdown(asset_text("runs.md"))
     with gr.Row():
-        run = gr.Dropdown([], value=None, label="Run", scale=4, elem_id="lopt-runs-select")
+        run = gr.Dropdown([], value=None, label="Run", scale=4, elem_id="lopt-runs-select",
+                          allow_custom_value=True)
         refresh = gr.Button("Refresh", scale=0)
     with gr.Row():
         download = gr.Button("Download artifact folder (.zip)")

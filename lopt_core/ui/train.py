@@ -149,7 +149,8 @@ def build(ctx: AppContext):
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="lopt-stop")
             status = gr.Markdown("", elem_id="lopt-status")
         with gr.Column(scale=3, min_width=420):
-            watch = gr.Dropdown(run_choices(store.list()), value=None, label="Run shown", elem_id="lopt-watch")
+            watch = gr.Dropdown(run_choices(store.list()), value=None, label="Run shown", elem_id="lopt-watch",
+                                allow_custom_value=True)
             progress = gr.HTML(progress_html(None), elem_id="lopt-progress")
             error = gr.Markdown("", elem_id="lopt-error")
             curves = gr.Plot(plots.curves_figure([]), label="Live curves", elem_id="lopt-curves")
@@ -165,13 +166,16 @@ def build(ctx: AppContext):
                 param_readout(model_, m, n_, r_))
 
     method.change(on_method, [method, model, n, r], [r, lr, readout], api_name=False)
-    for comp in (model, n, r):
-        comp.change(param_readout, [model, method, n, r], readout, api_name="params", show_progress="hidden")
+    for i, comp in enumerate((model, n, r)):
+        comp.change(param_readout, [model, method, n, r], readout, api_name="params" if i == 0 else False,
+                    show_progress="hidden")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
 
-    def on_train(*args):
+    def on_train(model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size, upload, text_column,
+                 text_b_column, label_column):
         try:
-            cfg = build_config(ctx, *args)
+            cfg = build_config(ctx, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
+                               upload, text_column, text_b_column, label_column)
             run_id = jobs.submit(cfg)
         except (ConfigError, HostingError, ValueError, OSError) as e:
             gr.Warning(str(e))

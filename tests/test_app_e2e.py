@@ -1,0 +1,137 @@
+"""End to end through the running app: `python app.py` on a free port with a tmp LOPT_HOME, driven with
+gradio_client: a bad config gets a clear message, a short run on a tiny model trains to done, the runs table,
+the curves and the trade-off plot show it, it generates side by side and exports as a PEFT adapter."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from test_jobs import make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed_home(home: Path) -> None:
+    """Reuse the already dequantized offline default, so the app starts in seconds."""
+    from lopt_core.models import offline_default_folder
+    src = offline_default_folder()
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    dst = home / "models" / src.name
+    if not dst.exists():
+        os.symlink(src, dst)
+
+
+def start_app(home: Path, extra_env: dict | None = None):
+    port = free_port()
+    env = {**os.environ, "LOPT_HOME": str(home), "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           **(extra_env or {})}
+    log = open(home / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    t0 = time.time()
+    while time.time() - t0 < 90:
+        if proc.poll() is not None:
+            raise RuntimeError("app exited early:\n" + (home / "app.log").read_text())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("app did not start in 90 s:\n" + (home / "app.log").read_text())
+
+
+def stop_app(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    home = tmp_path_factory.mktemp("apphome")
+    seed_home(home)
+    tiny = make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    proc, url = start_app(home)
+    yield url, tiny, home
+    stop_app(proc)
+
+
+TRAIN = dict(task="sst2", method="lopt1", n=4, r=2, steps=4, batch_size=2, lr="", eval_every=2, seed=0,
+             eval_size=8, upload=None, text_column="text", text_b_column="", label_column="label")
+
+
+def test_app_end_to_end(app):
+    from gradio_client import Client
+    url, tiny, home = app
+    c = Client(url, verbose=False)
+
+    status, _ = c.predict(**{**TRAIN, "model": tiny, "n": 2, "r": 5}, api_name="/train")
+    assert "Not started" in status and "rank r" in status
+    status, _ = c.predict(**{**TRAIN, "model": tiny, "lr": "fast"}, api_name="/train")
+    assert "learning rate must be a number" in status
+    readout = c.predict(model=tiny, method="lopt1", n=4, r=2, api_name="/params")
+    assert ">72<" in readout and "1.8× fewer" in readout and "(128)" in readout  # r(n+d) = 2*(4+32) vs n*d = 128
+
+    status, run_id = c.predict(**{**TRAIN, "model": tiny}, api_name="/train")
+    run_id = run_id.get("value") if isinstance(run_id, dict) else run_id  # an update of the "Run shown" dropdown
+    assert "Queued" in status and run_id and run_id in status
+    t0, progress = time.time(), ""
+    while time.time() - t0 < 120:
+        fig, progress, err, table = c.predict(run_id, api_name="/watch")
+        if "done" in progress or "failed" in progress or "interrupted" in progress:
+            break
+        time.sleep(1)
+    assert "done" in progress, (progress, err, (home / "app.log").read_text()[-3000:])
+    assert fig["type"] == "plotly"
+    plot = json.loads(fig["plot"])
+    loss = [t for t in plot["data"] if t.get("mode") == "lines"]
+    assert loss and len(loss[0]["x"]) == 4
+
+    out = c.predict("(all)", "(all)", None, [run_id], api_name="/compare")
+    table, tradeoff = out[3], json.loads(out[4]["plot"])
+    rows = [dict(zip(table["headers"], r)) for r in table["data"]]
+    mine = [r for r in rows if r["run"] == run_id][0]
+    assert "done" in mine["state"] and mine["trainable params"] == 72 and mine["accuracy"] is not None
+    assert tradeoff["layout"]["xaxis"]["type"] == "log"
+    assert any(t.get("name") == "LoPT-1" for t in tradeoff["data"])
+    overlay = json.loads(c.predict([run_id], api_name="/overlay")["plot"])
+    assert any(t.get("mode") == "lines" for t in overlay["data"])
+
+    gen = c.predict([run_id], "a warm, funny film", True, 3, 0, 1, 0, api_name="/generate")
+    assert "No prompt" in gen[0] and "LoPT-1" in gen[3]
+    probs = gen[5]
+    assert {p["label"] for p in probs["confidences"]} == {"negative", "positive"}
+
+    zpath, msg = c.predict(run_id, api_name="/export")
+    names = zipfile.ZipFile(zpath).namelist()
+    assert any(n.endswith("adapter_config.json") for n in names)
+    assert any(n.endswith("adapter_model.safetensors") for n in names)
+    zpath, _ = c.predict(run_id, api_name="/download")
+    assert any(n.endswith("prompt.safetensors") for n in zipfile.ZipFile(zpath).namelist())
+
+    with pytest.raises(Exception, match="no longer exists|choose a run"):
+        c.predict("no-such-run", api_name="/export")
+    _, _, msg, _ = c.predict(run_id, api_name="/delete")
+    assert "Deleted" in msg
+    out = c.predict("(all)", "(all)", None, [], api_name="/compare")
+    assert run_id not in json.dumps(out[3])
