@@ -267,7 +267,9 @@ def run_progress(store: Store, run_id: str) -> dict:
         per_step = (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
         eta = per_step * max(0, total - done)
     phase = row["state"]
-    if phase == "running" and not loss:
+    if phase == "running" and row.get("stop_requested"):
+        phase = "stopping: evaluating what was trained"
+    elif phase == "running" and not loss:
         phase = "loading model and data"
     elif phase == "running" and done >= total:
         phase = "final evaluation"

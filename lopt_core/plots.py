@@ -47,14 +47,15 @@ def run_name(row: dict) -> str:
     return f"{method_label(row['method'])} n={row['n']} r={row['r']} · {row['run_id'][-6:]}"
 
 
-def curves_figure(series: list[dict], title: str = "Training curves") -> go.Figure:
+def curves_figure(series: list[dict], title: str = "Training curves",
+                  empty: str = "no curve yet: the first points appear after the first training step") -> go.Figure:
     """Loss (left) and evaluation accuracy (right) of one or several runs.
 
     series: [{"name": str, "loss": [(step, value)], "accuracy": [(step, value)], "total_steps": int | None,
               "zero_shot": float | None}]
     """
     if not series or not any(s["loss"] or s["accuracy"] for s in series):
-        return empty_figure("no curve yet: the first points appear after the first training step", title)
+        return empty_figure(empty, title)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "evaluation accuracy"),
                         horizontal_spacing=0.1)
     total = max([s.get("total_steps") or 0 for s in series] + [1])
@@ -146,7 +147,7 @@ def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parame
         fig.add_hline(y=zs[-1], line=dict(dash="dot", color="#888"), annotation_text="no prompt",
                       annotation_position="bottom right")
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
-    fig.update_yaxes(title_text="accuracy")
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
     return _layout(fig, title, height=420)
 
 
@@ -178,5 +179,5 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
         fig.add_hline(y=best["accuracy"], line=dict(dash="dash", color=method_color("prompt_tuning")),
                       annotation_text=f"{METHODS['prompt_tuning'].label} (n={n})", annotation_position="top left")
     fig.update_xaxes(title_text="rank r", type="log" if max(r["r"] for r in ranked) > 16 else "linear")
-    fig.update_yaxes(title_text="accuracy")
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
     return _layout(fig, title, height=380)

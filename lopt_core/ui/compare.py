@@ -7,6 +7,7 @@ from .. import plots
 from .common import AppContext, asset_text, run_choices, runs_dataframe
 
 ALL = "(all)"
+OVERLAY_HINT = "choose runs above to overlay their loss and accuracy curves"
 
 
 def _filter(rows, task, model):
@@ -29,7 +30,7 @@ def build(ctx: AppContext):
         by_r = gr.Plot(plots.accuracy_vs_r_figure([]), label="Accuracy vs r", elem_id="lopt-by-r")
     overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
                               elem_id="lopt-overlay-select")
-    overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves"), label="Overlay", elem_id="lopt-overlay")
+    overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves", empty=OVERLAY_HINT), label="Overlay", elem_id="lopt-overlay")
 
     def on_refresh(task_, model_, n_, sel):
         rows = store.list()
@@ -52,7 +53,7 @@ def build(ctx: AppContext):
 
     def on_overlay(sel):
         sel = list(sel or [])[:8]
-        return plots.curves_figure(plots.series_from_store(store, sel), title="Overlaid curves")
+        return plots.curves_figure(plots.series_from_store(store, sel), title="Overlaid curves", empty=OVERLAY_HINT)
 
     overlay_sel.change(on_overlay, overlay_sel, overlay, api_name="overlay")
     return {"refresh": (on_refresh, ins, outs)}

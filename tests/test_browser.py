@@ -1,0 +1,85 @@
+"""A real browser: headless Debian Chromium (Playwright's own download does not work here) loads the app,
+starts a short run on a tiny model, sees the loss curve appear, and saves a screenshot of each tab under
+test-artifacts/."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from test_app_e2e import seed_home, start_app, stop_app
+from test_jobs import make_tiny_model
+
+CHROMIUM = "/usr/bin/chromium"
+ART = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+
+
+def test_browser_trains_and_shows_curve(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    home = tmp_path / "home"
+    seed_home(home)
+    tiny = make_tiny_model(tmp_path / "tiny")
+    proc, url = start_app(home)
+    ART.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            expect(page.get_by_text("LoPT Lab", exact=False).first).to_be_visible(timeout=60_000)
+            expect(page.locator("#lopt-readout")).to_contain_text("fewer than prompt tuning", timeout=30_000)
+
+            # a short run on the tiny model: type its folder as the model, few steps, small eval
+            model = page.locator("input[aria-label='Model'], [aria-label='Model'] input").first
+            model.click()
+            model.fill(tiny)
+            model.press("Enter")
+            page.get_by_text("Training settings").click()
+            for label, value in (("steps", "6"), ("batch size", "2"), ("evaluate every (steps, 0 = end only)", "3"),
+                                 ("eval examples (0 = all)", "8")):
+                box = page.get_by_label(label, exact=True)
+                box.fill(value)
+                box.press("Tab")
+            page.locator("#lopt-train").click()
+            expect(page.locator("#lopt-status")).to_contain_text("Queued", timeout=30_000)
+            # the loss curve appears (a plotly trace path inside the plot), then the run finishes
+            expect(page.locator("#lopt-curves .js-plotly-plot .scatterlayer .trace").first).to_be_attached(
+                timeout=90_000)
+            expect(page.locator("#lopt-progress")).to_contain_text("done", timeout=120_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ART / "tab-train.png"), full_page=True)
+
+            page.get_by_role("tab", name="Compare").click()
+            expect(page.locator("#lopt-tradeoff .js-plotly-plot .scatterlayer .trace").first).to_be_attached(
+                timeout=30_000)
+            expect(page.locator("#lopt-runs-table")).to_contain_text("done", timeout=10_000)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ART / "tab-compare.png"), full_page=True)
+
+            page.get_by_role("tab", name="Generate").click()
+            sel = page.locator("#lopt-gen-runs input").first
+            sel.click()
+            page.get_by_role("option").first.click()
+            page.keyboard.press("Escape")
+            page.locator("#lopt-generate").click()
+            expect(page.locator("#lopt-gen-probs-1")).to_contain_text("positive", timeout=60_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ART / "tab-generate.png"), full_page=True)
+
+            page.get_by_role("tab", name="Runs").click()
+            rsel = page.locator("#lopt-runs-select input").first
+            rsel.click()
+            page.get_by_role("option").first.click()
+            expect(page.locator("#lopt-runs-details")).to_contain_text("lopt1", timeout=20_000)
+            page.screenshot(path=str(ART / "tab-runs.png"), full_page=True)
+            browser.close()
+    finally:
+        stop_app(proc)
+    for name in ("train", "compare", "generate", "runs"):
+        assert (ART / f"tab-{name}.png").stat().st_size > 10_000
