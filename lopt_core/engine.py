@@ -119,6 +119,62 @@ def broadcast_cache(kv: KV, B: int) -> DynamicCache:
     return DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv])
 
 
+# Packing: a right-padded batch wastes B * L_max - sum(L) positions of work in every layer, forward and
+# backward. Packed, the batch's real tokens form one row of sum(L) tokens after the shared prompt (batch 1, so
+# the cache needs no broadcast); a 4-D mask lets each token see the prompt and the earlier tokens of its own
+# example only, and position ids restart at n for each example. The attention scores grow to sum(L) x (n + sum(L))
+# per head, so packing is chosen only when the positions it saves outweigh the extra attention work.
+PACK = "auto"   # "auto" | "always" | "never" (tests force each path)
+
+
+def packs(B: int, L_max: int, S: int, n: int, attn_weight: float = 1e-3) -> bool:
+    """Cost model: per-token linear work 1, per (query, key) pair attn_weight (SmolLM2: ~3e-4 in FLOPs; the CPU
+    attention kernel with a mask runs well below matmul speed, hence the larger default)."""
+    if PACK != "auto":
+        return PACK == "always"
+    padded = B * L_max * (1 + attn_weight * (n + L_max))
+    packed = S * (1 + attn_weight * (n + S))
+    return B > 1 and packed < 0.9 * padded
+
+
+def _packable(lm: LoadedModel) -> bool:
+    impl = getattr(lm.model.config, "_attn_implementation", None)
+    return impl in ("sdpa", "eager")
+
+
+def _choose_pack(lm: LoadedModel, B: int, L_max: int, S: int, n: int) -> bool:
+    cfg = lm.model.config
+    d = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or lm.d
+    inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
+    # FLOP ratio of one (query, key) pair (4 d) to one token through a layer's linears (~2 (4 d^2 + 3 d inner))
+    ratio = 4 * d / (2 * (4 * d * d + 3 * d * inner))
+    return packs(B, L_max, S, n, attn_weight=max(1e-3, 3 * ratio))
+
+
+def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV) -> torch.Tensor:
+    """Answer-position hidden states of a right-padded batch run as one packed row after the shared prompt."""
+    B = ids.shape[0]
+    n = kv[0][0].shape[-2]
+    keep = mask.bool()                                                         # (B, L)
+    flat = ids[keep].unsqueeze(0)                                              # (1, S)
+    seg = torch.arange(B, device=ids.device).unsqueeze(1).expand_as(ids)[keep]  # (S,) example of each token
+    pos = (mask.cumsum(1) - 1)[keep]                                           # (S,) position within its example
+    S = flat.shape[1]
+    allowed = (seg[:, None] == seg[None, :]) & (pos[None, :] <= pos[:, None])  # (S, S) own example, causal
+    allowed = torch.cat([allowed.new_ones(S, n), allowed], dim=1)[None, None]  # (1, 1, S, n + S)
+    if lm.model.config._attn_implementation == "eager":
+        dtype = lm.embeddings.dtype
+        att = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill(~allowed,
+                                                                                      torch.finfo(dtype).min)
+    else:
+        att = allowed
+    cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in kv])              # batch 1: no broadcast
+    h = decoder(lm.model)(input_ids=flat, attention_mask=att, position_ids=(n + pos).unsqueeze(0),
+                          past_key_values=cache).last_hidden_state             # (1, S, d)
+    ends = mask.sum(1).cumsum(0) - 1                                           # (B,) last real token of each
+    return h[0, ends]
+
+
 def _gather_last(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """h (B, T, d), index (B,) -> (B, d): the hidden state at each example's answer position."""
     return h[torch.arange(h.shape[0], device=h.device), index]
@@ -137,6 +193,8 @@ def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | Non
     if shared_prefix and uses_shared_prefix(lm, method):
         kv = kv if kv is not None else prefix_kv(lm, method())
         n = kv[0][0].shape[-2]
+        if _packable(lm) and _choose_pack(lm, B, ids.shape[1], int(lengths.sum()), n):
+            return _packed_answer_hidden(lm, ids, mask, lengths, kv)
         full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)                  # (B, n + L)
         h = body(input_ids=ids, attention_mask=full_mask, past_key_values=broadcast_cache(kv, B)).last_hidden_state
         return _gather_last(h, lengths - 1)                                          # h: (B, L, d)
