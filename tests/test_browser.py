@@ -18,6 +18,11 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
 
 
+def pick_first(page, dropdown: str) -> None:
+    page.locator(f"{dropdown} input").first.click()
+    page.get_by_role("option").first.click()
+
+
 def test_browser_trains_and_shows_curve(tmp_path):
     from playwright.sync_api import expect, sync_playwright
     home = tmp_path / "home"
@@ -63,9 +68,7 @@ def test_browser_trains_and_shows_curve(tmp_path):
             page.screenshot(path=str(ART / "tab-compare.png"), full_page=True)
 
             page.get_by_role("tab", name="Generate").click()
-            sel = page.locator("#lopt-gen-runs input").first
-            sel.click()
-            page.get_by_role("option").first.click()
+            pick_first(page, "#lopt-gen-runs")
             page.keyboard.press("Escape")
             page.locator("#lopt-generate").click()
             expect(page.locator("#lopt-gen-probs-1")).to_contain_text("positive", timeout=60_000)
@@ -73,9 +76,7 @@ def test_browser_trains_and_shows_curve(tmp_path):
             page.screenshot(path=str(ART / "tab-generate.png"), full_page=True)
 
             page.get_by_role("tab", name="Runs").click()
-            rsel = page.locator("#lopt-runs-select input").first
-            rsel.click()
-            page.get_by_role("option").first.click()
+            pick_first(page, "#lopt-runs-select")
             expect(page.locator("#lopt-runs-details")).to_contain_text("lopt1", timeout=20_000)
             page.screenshot(path=str(ART / "tab-runs.png"), full_page=True)
             browser.close()
