@@ -83,7 +83,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"accuracy {result['accuracy']:.4f} (zero-shot {result['zero_shot_accuracy']:.4f}), "
+        fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 (a stopped run may have no evaluation)
+        print(f"{result['state']}: accuracy {fmt(result['accuracy'])} (zero-shot {fmt(result['zero_shot_accuracy'])}), "
               f"{result['trainable_params']:,} trainable, {result['train_seconds']:.0f} s; saved to {result['artifact_dir']}")
     return 0 if result["state"] in ("done", "stopped") else 1
 

@@ -12,7 +12,6 @@ import uuid
 from datetime import datetime
 
 import torch
-import torch.nn.functional as F
 
 from . import artifacts, engine
 from .config import RunConfig
@@ -102,9 +101,8 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 pos += 1
             ids, mask, lengths = engine.collate([train_set.ids[i] for i in idx], tok.pad_token_id, lm.device)
             labels = torch.tensor([train_set.labels[i] for i in idx], device=lm.device)
-            logits = engine.class_logits(lm, ids, mask, lengths, label_ids, None if method.is_peft else method,
-                                         peft_model=peft_model, shared_prefix=cfg.shared_prefix)  # (B, C)
-            loss = F.cross_entropy(logits, labels)
+            loss = engine.loss_on_batch(lm, ids, mask, lengths, labels, label_ids,
+                                        None if method.is_peft else method, peft_model, cfg.shared_prefix)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
@@ -123,11 +121,11 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 evals.append((step, _eval(lm, test_set, label_ids, method, peft_model, cfg)))
                 emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
 
-        if state == "done" or not evals or evals[-1][0] != step:
-            if state == "done" or step > 0:
-                evals.append((step, _eval(lm, test_set, label_ids, method, peft_model, cfg)))
-                emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
-        zs = _zero_shot(lm, cfg, data, test_set, label_ids, store)
+        # final evaluation; a stopped run ends now, keeping its last periodic evaluation (if any)
+        if state == "done" and (not evals or evals[-1][0] != step):
+            evals.append((step, _eval(lm, test_set, label_ids, method, peft_model, cfg)))
+            emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
+        zs = _zero_shot(lm, cfg, data, test_set, label_ids, store, cached_only=state != "done")
         result = {"run_id": run_id, "model": lm.name, "task": data.task.name, "method": cfg.method, "n": cfg.n,
                   "r": cfg.r, "trainable_params": trainable, "accuracy": evals[-1][1] if evals else None,
                   "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
@@ -150,11 +148,13 @@ def _eval(lm, test_set, label_ids, method, peft_model, cfg) -> float:
                            cfg.eval_batch_size, cfg.shared_prefix).accuracy
 
 
-def _zero_shot(lm, cfg, data, test_set, label_ids, store) -> float:
+def _zero_shot(lm, cfg, data, test_set, label_ids, store, cached_only: bool = False) -> float | None:
     """Accuracy of the same model and template with no prompt; cached in the store when one is given."""
     key = _zero_shot_key(cfg, data)
     if store is not None and (hit := store.zero_shot(key)) is not None:
         return hit
+    if cached_only:
+        return None
     acc = engine.evaluate(lm, test_set, label_ids, None, None, cfg.eval_batch_size).accuracy
     if store is not None:
         store.set_zero_shot(key, acc)
