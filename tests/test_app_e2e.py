@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from test_jobs import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,10 +66,10 @@ def stop_app(proc) -> None:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("apphome")
     seed_home(home)
-    tiny = make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    tiny = tiny_model_dir
     proc, url = start_app(home)
     yield url, tiny, home
     stop_app(proc)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from test_app_e2e import seed_home, start_app, stop_app
-from test_jobs import make_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
 ART = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -23,11 +22,11 @@ def pick_first(page, dropdown: str) -> None:
     page.get_by_role("option").first.click()
 
 
-def test_browser_trains_and_shows_curve(tmp_path):
+def test_browser_trains_and_shows_curve(tmp_path, tiny_model_dir):
     from playwright.sync_api import expect, sync_playwright
     home = tmp_path / "home"
     seed_home(home)
-    tiny = make_tiny_model(tmp_path / "tiny")
+    tiny = tiny_model_dir
     proc, url = start_app(home)
     ART.mkdir(exist_ok=True)
     try:

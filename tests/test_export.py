@@ -9,14 +9,14 @@ import torch
 
 from lopt_core.config import RunConfig
 from lopt_core.export import ExportError, export_peft
-from test_jobs import make_tiny_model, tiny_cfg
+from test_jobs import tiny_cfg
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_model_dir):
     import os
     home = tmp_path_factory.mktemp("home")
-    model = make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    model = tiny_model_dir
     old = os.environ.get("LOPT_HOME")
     os.environ["LOPT_HOME"] = str(home)
     try:

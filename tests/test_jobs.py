@@ -12,28 +12,6 @@ from lopt_core.config import ConfigError, RunConfig
 from lopt_core.jobs import JobManager, preflight, run_progress
 from lopt_core.store import Store
 
-_TINY: dict = {}
-
-
-def make_tiny_model(folder: Path) -> str:
-    """A tiny random Llama with the SmolLM2 tokenizer, saved with save_pretrained (a few MB, loads in <1 s)."""
-    if "path" in _TINY:
-        return _TINY["path"]
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    import torch
-    from lopt_core.models import offline_default_folder
-    tok = AutoTokenizer.from_pretrained(offline_default_folder())
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
-    folder = Path(folder)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    _TINY["path"] = str(folder)
-    return str(folder)
-
-
 def tiny_cfg(model: str, **kw) -> RunConfig:
     base = dict(model=model, task="sst2", method="lopt1", n=4, r=2, steps=3, batch_size=2, eval_every=0,
                 eval_size=8, eval_batch_size=8, max_length=64, device="cpu")
@@ -41,9 +19,9 @@ def tiny_cfg(model: str, **kw) -> RunConfig:
     return RunConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+@pytest.fixture
+def tiny(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture
