@@ -76,3 +76,17 @@ def sentiment_csv(tmp_path):
     p = tmp_path / "reviews.csv"
     p.write_text("\n".join(rows) + "\n")
     return p
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory, smol_tokenizer):
+    """A tiny random T5 (encoder-decoder) with the SmolLM tokenizer: the seq2seq path."""
+    from transformers import AutoModelForSeq2SeqLM, T5Config
+    cfg = T5Config(vocab_size=len(smol_tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                   pad_token_id=smol_tokenizer.pad_token_id, eos_token_id=smol_tokenizer.eos_token_id,
+                   decoder_start_token_id=smol_tokenizer.pad_token_id, initializer_factor=1.0)
+    folder = tmp_path_factory.mktemp("tiny_t5")
+    torch.manual_seed(0)
+    AutoModelForSeq2SeqLM.from_config(cfg).save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return str(folder)

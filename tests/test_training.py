@@ -152,3 +152,17 @@ def test_bad_config_gets_a_clear_error(field, value, msg):
 def test_label_words_that_share_a_first_token_are_rejected(smol_tokenizer):
     with pytest.raises(engine.EngineError, match="start with the same token"):
         engine.label_token_ids(smol_tokenizer, [" 1", " 2"])
+
+
+@pytest.mark.parametrize("method", ["lopt1", "lopa", "lora"])
+def test_seq2seq_t5_trains_and_generates(tiny_t5_dir, sentiment_csv, method):
+    lm = load_model(tiny_t5_dir, "cpu")
+    assert lm.is_seq2seq
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    res = run_and_record(cfg_for(tiny_t5_dir, sentiment_csv, method=method, steps=3), store=Store(), lm=lm)
+    assert res["state"] == "done" and 0 <= res["accuracy"] <= 1
+    assert all(torch.equal(v, lm.model.state_dict()[k]) for k, v in before.items())
+    if method != "lora":
+        _, m = artifacts.load_method(res["artifact_dir"], lm)
+        text = engine.generate(lm, "this film is great", method=m, max_new_tokens=4)
+        assert isinstance(text, str)

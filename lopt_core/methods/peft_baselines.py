@@ -56,12 +56,18 @@ class PeftBaseline(SoftPrompt):
     def formula(cls, n, r, d, model_config=None, **_):
         """Exact count: build the architecture on the meta device (no weights) and wrap it."""
         assert model_config is not None, f"{cls.name} needs the model config to count its parameters"
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+        auto = AutoModelForSeq2SeqLM if getattr(model_config, "is_encoder_decoder", False) else AutoModelForCausalLM
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(model_config)
+            model = auto.from_config(model_config)
         m = cls(n, d, r)
         m.wrap(model)
         return m.num_trainable()
+
+    @staticmethod
+    def task_type(model_config):
+        from peft import TaskType
+        return TaskType.SEQ_2_SEQ_LM if getattr(model_config, "is_encoder_decoder", False) else TaskType.CAUSAL_LM
 
     def forward(self, summary=None):
         raise TypeError(f"{self.name} is a peft adapter, not a prompt: run the wrapped model")
@@ -74,9 +80,9 @@ class LoRABaseline(PeftBaseline):
     default_lr = 1e-3
 
     def peft_config(self, model_config):
-        from peft import LoraConfig, TaskType
+        from peft import LoraConfig
         # target_modules=None: peft's per-architecture default attention projections (q_proj, v_proj for Llama)
-        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=2 * self.r, lora_dropout=0.0)
+        return LoraConfig(task_type=self.task_type(model_config), r=self.r, lora_alpha=2 * self.r, lora_dropout=0.0)
 
 
 @register
@@ -86,5 +92,5 @@ class PrefixBaseline(PeftBaseline):
     default_lr = 1e-2
 
     def peft_config(self, model_config):
-        from peft import PrefixTuningConfig, TaskType
-        return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=self.n)
+        from peft import PrefixTuningConfig
+        return PrefixTuningConfig(task_type=self.task_type(model_config), num_virtual_tokens=self.n)
