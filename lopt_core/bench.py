@@ -86,7 +86,7 @@ class RunnerA:
     def tokens(self, idx) -> tuple[int, int]:
         """(prefix tokens, batch tokens as run) per step."""
         L = [len(self.s.train.ids[i]) for i in idx]
-        return self.method.n, (sum(L) if engine.packs(len(L), max(L), sum(L), self.method.n)
+        return self.method.n, (sum(L) if engine._choose_pack(self.s.lm, len(L), max(L), sum(L), self.method.n)
                                else len(L) * max(L))
 
 
@@ -188,11 +188,9 @@ def step_flops(lm, prefix: int, rows: list[tuple[int, int]], vocab_rows: int, C:
 def flops_A(s: Setup, runner: RunnerA, idx) -> float:
     L = [len(s.train.ids[i]) for i in idx]
     n = runner.method.n
-    if engine.packs(len(L), max(L), sum(L), n):
-        rows = [(sum(L), n + sum(L))]
-    else:
-        rows = [(max(L), n + max(L))] * len(L)
-    return step_flops(s.lm, n, rows, 0, len(s.label_ids))
+    if engine._packable(s.lm) and engine._choose_pack(s.lm, len(L), max(L), sum(L), n):
+        return step_flops(s.lm, 0, [(n + sum(L), n + sum(L))], 0, len(s.label_ids))  # prompt leads the packed row
+    return step_flops(s.lm, n, [(max(L), n + max(L))] * len(L), 0, len(s.label_ids))
 
 
 def flops_B(s: Setup, n: int, idx) -> float:
@@ -201,14 +199,15 @@ def flops_B(s: Setup, n: int, idx) -> float:
 
 
 def matmul_peak(size: int = 2048, reps: int = 5) -> float:
-    """Best measured fp32 matmul throughput of this machine (FLOP/s) at torch's thread setting."""
+    """Best measured fp32 matmul throughput (FLOP/s) at torch's thread setting, from CPU seconds x threads (the
+    same clock as the training steps' GFLOP/s, so other jobs on a shared machine do not skew the share)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter()
+        t = time.process_time()
         torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, (time.process_time() - t) / torch.get_num_threads())
     return 2 * size ** 3 / best
 
 
@@ -217,27 +216,31 @@ def matmul_peak(size: int = 2048, reps: int = 5) -> float:
 def train_compare(s: Setup, n: int, warmup: int, steps: int) -> dict:
     a, b = RunnerA(s, n), RunnerB(s, n)
     ta, tb, la, lb = [], [], [], []
+    ca, cb = [], []                                           # CPU seconds of this process per step
     fa = fb = 0.0
     for k in range(warmup + steps):
         idx = s.batches[k % len(s.batches)]
         order = (a, b) if k % 2 == 0 else (b, a)  # alternate who goes first
         for r in order:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             loss = r.step(idx)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
             if k >= warmup:
                 (ta if r is a else tb).append(dt)
+                (ca if r is a else cb).append(dc)
             (la if r is a else lb).append(loss)
         if k >= warmup:
             fa += flops_A(s, a, idx)
             fb += flops_B(s, n, idx)
     used = s.batches[: warmup + steps]
+    init_lw, init_fv = losses_of(s, s.init(n), s.batches[:1])  # step 1's batch under the shared initial prompt
     a_lw, a_fv = losses_of(s, a.prompt(), used)
     b_lw, b_fv = losses_of(s, b.prompt(), used)
     return {"n": n, "A_eps": s.batch * len(ta) / sum(ta), "B_eps": s.batch * len(tb) / sum(tb),
             "A_step_s": sum(ta) / len(ta), "B_step_s": sum(tb) / len(tb),
+            "A_cpu_s": sum(ca) / len(ca), "B_cpu_s": sum(cb) / len(cb),
             "A_flops": fa / len(ta), "B_flops": fb / len(tb),
-            "A_loss0": la[0], "B_loss0": lb[0], "A_loss": la[-1], "B_loss": lb[-1],
+            "A_loss0": la[0], "B_loss0": lb[0], "init_lw": init_lw, "init_fv": init_fv, "A_loss": la[-1], "B_loss": lb[-1],
             "A_trained_lw": a_lw, "A_trained_fv": a_fv, "B_trained_lw": b_lw, "B_trained_fv": b_fv,
             "_a": a, "_b": b}
 
@@ -262,15 +265,18 @@ def eval_B(s: Setup, peft_model, n: int, batch: int = 32) -> float:
 def eval_compare(s: Setup, res: dict, reps: int) -> dict:
     a, b = res["_a"], res["_b"]
     m = PromptTuning(res["n"], s.lm.d, b.prompt())  # B's trained prompt, scored by the engine: same accuracy
-    ta, tb = [], []
+    ta, tb, ca, cb = [], [], [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         acc_a = engine.evaluate(s.lm, s.test, s.label_ids, m).accuracy
         ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
+        ca.append(time.process_time() - c)
+        t, c = time.perf_counter(), time.process_time()
         acc_b = eval_B(s, b.model, res["n"])
         tb.append(time.perf_counter() - t)
-    return {"n": res["n"], "A_s": min(ta), "B_s": min(tb), "A_acc": acc_a, "B_acc": acc_b, "N": len(s.test)}
+        cb.append(time.process_time() - c)
+    return {"n": res["n"], "A_s": min(ta), "B_s": min(tb), "A_cpu": min(ca), "B_cpu": min(cb),
+            "A_acc": acc_a, "B_acc": acc_b, "N": len(s.test)}
 
 
 # ---------------------------------------------------------------- memory (subprocess per config)
@@ -356,17 +362,23 @@ def main(argv=None):
         evres = eval_compare(s, r, a.eval_reps)
 
     fmt = lambda x, f="{:.0f}": "-" if x is None else f.format(x)  # noqa: E731
-    print("| n | A ex/s | B ex/s | A/B | A step s | B step s | A peak MiB | B peak MiB | A GFLOP/step | "
-          "B GFLOP/step | A GFLOP/s | A % of matmul peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("Wall clock: examples/s over the measured steps. CPU: the same from this process's CPU seconds per step "
+          "(robust to other jobs on a shared machine; with 1 thread it is the compute the step needs).")
+    print("| n | A ex/s | B ex/s | A/B wall | A/B CPU | A step s (CPU s) | B step s (CPU s) | A peak MiB | "
+          "B peak MiB | A GFLOP/step | B GFLOP/step | A GFLOP/s (CPU) | A % of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        gf = r["A_flops"] / r["A_step_s"]
-        print(f"| {r['n']} | {r['A_eps']:.1f} | {r['B_eps']:.1f} | **{r['A_eps'] / r['B_eps']:.2f}×** | "
-              f"{r['A_step_s']:.3f} | {r['B_step_s']:.3f} | {fmt(r.get('A_mem'))} | {fmt(r.get('B_mem'))} | "
+        gf = r["A_flops"] / r["A_cpu_s"] * torch.get_num_threads()  # per CPU second x threads
+        print(f"| {r['n']} | {r['A_eps']:.2f} | {r['B_eps']:.2f} | **{r['A_eps'] / r['B_eps']:.2f}×** | "
+              f"**{r['B_cpu_s'] / r['A_cpu_s']:.2f}×** | {r['A_step_s']:.2f} ({r['A_cpu_s']:.2f}) | "
+              f"{r['B_step_s']:.2f} ({r['B_cpu_s']:.2f}) | {fmt(r.get('A_mem'))} | {fmt(r.get('B_mem'))} | "
               f"{r['A_flops'] / 1e9:.1f} | {r['B_flops'] / 1e9:.1f} | {gf / 1e9:.1f} | {100 * gf / peak:.0f}% |")
     print("\nLosses (same init, same batches). Training losses are each method's own objective: A = cross-entropy "
           "over the label words, B = full-vocabulary cross-entropy at the answer position. 'trained' columns score "
           "each trained prompt both ways on the batches seen (plain concatenation, no shared cache):")
+    print("Check: step 1's losses recomputed from the initial prompt by plain concatenation, label-word CE / "
+          "full-vocab CE: " + ", ".join(f"n={r['n']}: {r['init_lw']:.4f} / {r['init_fv']:.4f}" for r in rows)
+          + " (equal to A's and B's step-1 losses: same model, prompt, batch and answer position).")
     print("| n | A loss step 1 | B loss step 1 | A loss last | B loss last | A trained: label-word CE | "
           "B trained: label-word CE | A trained: full-vocab CE | B trained: full-vocab CE |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -379,7 +391,8 @@ def main(argv=None):
         print(f"\nEvaluation, {e['N']} SST-2 validation sentences, n={e['n']} (B's trained prompt in both): "
               f"A engine.evaluate {e['A_s']:.2f} s ({e['N'] / e['A_s']:.0f} ex/s, acc {e['A_acc']:.4f}); "
               f"B PEFT forward, batch 32 unsorted {e['B_s']:.2f} s ({e['N'] / e['B_s']:.0f} ex/s, acc "
-              f"{e['B_acc']:.4f}); A/B = **{e['B_s'] / e['A_s']:.2f}×**")
+              f"{e['B_acc']:.4f}); A/B = **{e['B_s'] / e['A_s']:.2f}×** wall, **{e['B_cpu'] / e['A_cpu']:.2f}×** CPU "
+              f"(CPU s: A {e['A_cpu']:.2f}, B {e['B_cpu']:.2f})")
 
 
 if __name__ == "__main__":

@@ -151,27 +151,48 @@ def _choose_pack(lm: LoadedModel, B: int, L_max: int, S: int, n: int) -> bool:
     return packs(B, L_max, S, n, attn_weight=max(1e-3, 3 * ratio))
 
 
-def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV) -> torch.Tensor:
-    """Answer-position hidden states of a right-padded batch run as one packed row after the shared prompt."""
+def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = None,
+                          prompt: torch.Tensor | None = None) -> torch.Tensor:
+    """Answer-position hidden states of a right-padded batch run as one packed row.
+
+    With `kv` the row follows the cached prompt (batch 1, no broadcast). With `prompt` (n, d) the prompt's
+    embeddings lead the row itself: one pass computes the prompt once and every example after it, so training
+    runs one forward and one backward through the layers instead of two (prompt pass + batch pass)."""
     B = ids.shape[0]
-    n = kv[0][0].shape[-2]
+    dev = ids.device
     keep = mask.bool()                                                         # (B, L)
-    flat = ids[keep].unsqueeze(0)                                              # (1, S)
-    seg = torch.arange(B, device=ids.device).unsqueeze(1).expand_as(ids)[keep]  # (S,) example of each token
+    flat = ids[keep]                                                           # (S,)
+    seg = torch.arange(B, device=dev).unsqueeze(1).expand_as(ids)[keep]        # (S,) example of each token
     pos = (mask.cumsum(1) - 1)[keep]                                           # (S,) position within its example
-    S = flat.shape[1]
-    allowed = (seg[:, None] == seg[None, :]) & (pos[None, :] <= pos[:, None])  # (S, S) own example, causal
-    allowed = torch.cat([allowed.new_ones(S, n), allowed], dim=1)[None, None]  # (1, 1, S, n + S)
-    if lm.model.config._attn_implementation == "eager":
-        dtype = lm.embeddings.dtype
-        att = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill(~allowed,
-                                                                                      torch.finfo(dtype).min)
+    S = flat.shape[0]
+    body = decoder(lm.model)
+    dtype = lm.embeddings.dtype
+    if prompt is not None:
+        n = prompt.shape[0]
+        seg = torch.cat([seg.new_full((n,), -1), seg])                         # -1: the prompt
+        pos = torch.cat([torch.arange(n, device=dev), n + pos])                # absolute positions
+        q_seg, q_pos, k_seg, k_pos, T = seg, pos, seg, pos, n + S
     else:
-        att = allowed
-    cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in kv])              # batch 1: no broadcast
-    h = decoder(lm.model)(input_ids=flat, attention_mask=att, position_ids=(n + pos).unsqueeze(0),
-                          past_key_values=cache).last_hidden_state             # (1, S, d)
-    ends = mask.sum(1).cumsum(0) - 1                                           # (B,) last real token of each
+        n = kv[0][0].shape[-2]
+        pos = n + pos
+        q_seg, q_pos, T = seg, pos, S
+        k_seg = torch.cat([seg.new_full((n,), -1), seg])
+        k_pos = torch.cat([torch.arange(n, device=dev), pos])
+    # a token sees the prompt and the earlier tokens of its own example; prompt tokens see earlier prompt tokens
+    allowed = (k_pos[None, :] <= q_pos[:, None]) & ((k_seg[None, :] == -1) | (k_seg[None, :] == q_seg[:, None]))
+    att = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
+    att = att[None, None]                                                      # (1, 1, T, keys) additive
+    if prompt is not None:
+        x = torch.cat([prompt.to(dtype), lm.model.get_input_embeddings()(flat)], 0).unsqueeze(0)  # (1, n + S, d)
+        h = body(inputs_embeds=x, attention_mask=att, position_ids=pos.unsqueeze(0),
+                 use_cache=False).last_hidden_state                            # (1, n + S, d)
+        off = n
+    else:
+        cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in kv])          # batch 1: no broadcast
+        h = body(input_ids=flat.unsqueeze(0), attention_mask=att, position_ids=pos.unsqueeze(0),
+                 past_key_values=cache).last_hidden_state                      # (1, S, d)
+        off = 0
+    ends = off + mask.sum(1).cumsum(0) - 1                                     # (B,) last real token of each
     return h[0, ends]
 
 
@@ -191,10 +212,15 @@ def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | Non
     if method is None:  # zero-shot: the template alone
         return _gather_last(body(input_ids=ids, attention_mask=mask).last_hidden_state, lengths - 1)
     if shared_prefix and uses_shared_prefix(lm, method):
-        kv = kv if kv is not None else prefix_kv(lm, method())
+        S = int(mask.sum())
+        if kv is None:
+            P = method()                                                             # (n, d)
+            if _packable(lm) and _choose_pack(lm, B, ids.shape[1], S, P.shape[0]):
+                return _packed_answer_hidden(lm, ids, mask, lengths, prompt=P)
+            kv = prefix_kv(lm, P)
         n = kv[0][0].shape[-2]
-        if _packable(lm) and _choose_pack(lm, B, ids.shape[1], int(lengths.sum()), n):
-            return _packed_answer_hidden(lm, ids, mask, lengths, kv)
+        if _packable(lm) and _choose_pack(lm, B, ids.shape[1], S, n):
+            return _packed_answer_hidden(lm, ids, mask, lengths, kv=kv)
         full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)                  # (B, n + L)
         h = body(input_ids=ids, attention_mask=full_mask, past_key_values=broadcast_cache(kv, B)).last_hidden_state
         return _gather_last(h, lengths - 1)                                          # h: (B, L, d)
