@@ -84,7 +84,7 @@ def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name:
 
 def _config_of(model: str):
     try:
-        from .jobs import model_config_cached
-        return model_config_cached(model)
+        from .models import model_config
+        return model_config(model)
     except Exception:
         return None

@@ -80,31 +80,13 @@ def preflight(cfg: RunConfig, limits=None) -> RunConfig:
     return cfg
 
 
-_configs: dict = {}
-
-
-def model_config_cached(model: str):
-    """The model's transformers config, cached per name (so slider moves are instant); raises ModelUnavailable."""
-    if model not in _configs:
-        from .models import model_config
-        _configs[model] = model_config(model)
-    return _configs[model]
-
-
 def model_width(model: str) -> int | None:
+    """The model's width, or None when its config cannot be read (the run itself will report why)."""
+    from .models import model_width as width
     try:
-        mc = model_config_cached(model)
+        return width(model)
     except Exception:
         return None
-    tc = mc.get_text_config() if hasattr(mc, "get_text_config") else mc
-    return getattr(tc, "hidden_size", None) or getattr(tc, "d_model", None)
-
-
-def count_params(method: str, n: int, r: int, model: str, lopa_hidden: int = 16) -> int:
-    """Trainable parameters from the (cached) model config; same formula as runs.count_params."""
-    from .methods import get_method
-    mc = model_config_cached(model)
-    return get_method(method).formula(n, r, model_width(model), hidden=lopa_hidden, model_config=mc)
 
 
 class JobManager:

@@ -136,10 +136,19 @@ def resolve(name: str) -> tuple[str, dict]:
                            f"or a local folder with a saved model")
 
 
+@lru_cache(maxsize=32)
 def model_config(name: str):
+    """The model's transformers config (no weights), cached per name so UI readouts are instant."""
     from transformers import AutoConfig
     path, kw = resolve(name)
     return AutoConfig.from_pretrained(path, **kw)
+
+
+def model_width(name: str) -> int:
+    """d, the width of the model's input embeddings, from its config."""
+    mc = model_config(name)
+    tc = mc.get_text_config() if hasattr(mc, "get_text_config") else mc
+    return getattr(tc, "hidden_size", None) or tc.d_model
 
 
 _loaded: dict[tuple[str, str], LoadedModel] = {}

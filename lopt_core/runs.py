@@ -6,7 +6,7 @@ import traceback
 from . import artifacts, engine
 from .config import RunConfig
 from .methods import get_method
-from .models import load_model, model_config
+from .models import load_model, model_config, model_width
 from .store import Store
 from .tasks import load_for_config
 from .train import new_run_id, train
@@ -64,6 +64,4 @@ def evaluate_run(run_id: str, store: Store | None = None, lm=None) -> dict:
 
 def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", lopa_hidden: int = 16) -> int:
     """Trainable parameters of a method on a model, from the model's config alone (no weights loaded)."""
-    mc = model_config(model)
-    d = mc.get_text_config().hidden_size if hasattr(mc, "get_text_config") else mc.hidden_size
-    return get_method(method).formula(n, r, d, hidden=lopa_hidden, model_config=mc)
+    return get_method(method).formula(n, r, model_width(model), hidden=lopa_hidden, model_config=model_config(model))

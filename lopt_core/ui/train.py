@@ -10,7 +10,8 @@ import gradio as gr
 from .. import paths, plots
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
-from ..jobs import count_params, run_progress
+from ..jobs import run_progress
+from ..runs import count_params
 from ..methods import METHODS
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
     runs_dataframe, task_choices
