@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init-text", dest="init_text", default="")
     t.add_argument("--activation", choices=["elu", "relu", "gelu"], default=d.activation)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    t.add_argument("--data-source", dest="data_source", choices=["auto", "offline", "hub"], default=d.data_source,
+                   help="auto: the offline pack when installed, else the hub")
     t.add_argument("--data-file", dest="data_file", default=None, help="CSV/JSONL for --task file")
     t.add_argument("--text-column", dest="text_column", default=d.text_column)
     t.add_argument("--text-b-column", dest="text_b_column", default=None)

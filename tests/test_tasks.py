@@ -78,3 +78,8 @@ def test_bad_jsonl_line_and_size_and_suffix(tmp_path, monkeypatch):
         load_user_file(str(tmp_path / "d.txt"))
     with pytest.raises(TaskError, match="does not exist"):
         load_user_file(str(tmp_path / "missing.csv"))
+
+
+def test_hub_source_offline_is_a_clear_error():
+    with pytest.raises(TaskError, match="hub does not answer"):
+        load_task("sst2", source="hub")
