@@ -305,7 +305,7 @@ def memory_child(which: str, n: int, model: str, batch: int) -> float:
 def memory(which: str, n: int, model: str, batch: int) -> float | None:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     cmd = [sys.executable, "-m", "lopt_core.bench", "--_memory", which, "--n", str(n), "--model", model,
-           "--batch", str(batch)]
+           "--batch", str(batch), "--threads", str(torch.get_num_threads())]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         return float(json.loads(out.stdout.strip().splitlines()[-1])["mib"])
