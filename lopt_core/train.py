@@ -35,15 +35,16 @@ def lr_lambda(total: int, warmup_frac: float):
 
 
 def build_method(cfg: RunConfig, lm: LoadedModel):
+    """The method, and the optimiser's parameter groups at the run's learning rate."""
     cls = get_method(cfg.method)
     method = cls.from_config(cfg, PromptContext(lm.d, lm.embeddings, lm.tokenizer, cfg.seed))
     if method.is_peft:
         method.wrap(lm.model)
-        params = method.trainable_parameters()
+        groups = [{"params": method.trainable_parameters(), "lr": cfg.resolved_lr()}]
     else:
         method.to(lm.device)
-        params = [p for p in method.parameters() if p.requires_grad]
-    return method, params
+        groups = method.param_groups(cfg.resolved_lr())
+    return method, groups
 
 
 def _zero_shot_key(cfg: RunConfig, data) -> str:
@@ -70,13 +71,14 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
     test_set = engine.encode_examples(tok, test_examples, cfg.max_length)
     assert len(train_set) > 0 and len(test_set) > 0, "the task has no training or test examples"
 
-    method, params = build_method(cfg, lm)
+    method, groups = build_method(cfg, lm)
+    params = [p for g in groups for p in g["params"]]
     peft_model = method.peft_model if method.is_peft else None
     try:
         trainable = method.num_trainable()
         counted = sum(p.numel() for p in params)
         assert trainable == counted, f"trainable count {trainable} != tensors given to the optimiser {counted}"
-        opt = torch.optim.AdamW(params, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.steps, cfg.warmup))
         folder = artifacts.run_dir(run_id) if save else None
         emit({"type": "start", "run_id": run_id, "trainable_params": trainable, "total_steps": cfg.steps,

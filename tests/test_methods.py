@@ -56,6 +56,23 @@ def test_gradients_reach_every_trainable_tensor(name, ctx):
         assert not b.requires_grad, f"{name}.{bname} must be frozen"
 
 
+@pytest.mark.parametrize("name", PROMPT_METHODS)
+def test_optimizer_groups_hold_every_trainable_tensor_once(name, ctx):
+    m = build(name, ctx)
+    groups = m.param_groups(0.01)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)), "a tensor appears in two optimiser groups"
+    assert set(ids) == {id(p) for p in m.parameters() if p.requires_grad}
+    assert groups[0]["lr"] == 0.01, "the first group trains at the run's learning rate (the one reported)"
+
+
+def test_ulpt_trains_z_at_its_scaled_rate(ctx):
+    m = build("ulpt", ctx)
+    lr_of = {id(p): g["lr"] for g in m.param_groups(0.02) for p in g["params"]}
+    assert lr_of[id(m.s)] == lr_of[id(m.b)] == 0.02
+    assert lr_of[id(m.Z)] == pytest.approx(0.02 * type(m).z_lr_scale)
+
+
 @pytest.mark.parametrize("name", ["lopt1", "lopt2", "ulpt"])
 def test_low_rank_prompt_has_rank_at_most_r(name, ctx):
     m = build(name, ctx, n=12, r=3)
@@ -80,10 +97,14 @@ def test_frozen_random_tensors_rebuild_from_seed_and_are_not_saved(ctx):
     assert not torch.equal(u1.P, other.P), "a different seed must give a different projection"
 
 
-def test_ulpt_starts_with_unit_scale_and_zero_shift(ctx):
+def test_ulpt_starts_with_unit_scale_and_shift_at_the_token_mean(ctx):
+    offset = torch.linspace(-0.5, 0.5, D)                         # a token cloud centred away from 0
+    ctx = PromptContext(D, ctx.embeddings + offset, None, ctx.seed)
     m = build("ulpt", ctx)
-    assert torch.equal(m.s.data, torch.ones(D)) and torch.equal(m.b.data, torch.zeros(D))
-    assert torch.allclose(m(), m.Z @ m.P)
+    assert torch.equal(m.s.data, torch.ones(D))
+    assert torch.allclose(m.b.data, ctx.embeddings.mean(0))
+    assert torch.allclose(m(), m.Z @ m.P + ctx.embeddings.mean(0))
+    assert torch.equal(METHODS["ulpt"](7, D, 3).b.data, torch.zeros(D)), "without a shift b starts at 0 (the paper)"
 
 
 @pytest.mark.parametrize("act", ["elu", "relu", "gelu"])

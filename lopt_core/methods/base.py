@@ -3,6 +3,7 @@
 A soft-prompt method is an nn.Module built from a RunConfig and a PromptContext:
     forward(summary=None) -> (n, d) prompt, or (B, n, d) when the prompt depends on the input (LoPA)
     num_trainable()       -> parameters that receive gradients
+    param_groups(lr)      -> the optimiser's groups (a method may train some tensors at a multiple of lr)
     formula(n, r, d)      -> the same count from the method's formula, without building anything
 Frozen random tensors (LoPT-2's X0, ULPT's P) are non-persistent buffers rebuilt from `seed`,
 so an artifact stores only what was trained.
@@ -58,6 +59,10 @@ class SoftPrompt(nn.Module):
 
     def num_trainable(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups at base learning rate `lr`; one group unless a method scales some."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     def rank_of_prompt(self) -> int:
         """Numerical rank of the materialised prompt (input-independent methods)."""
