@@ -250,7 +250,7 @@ def run_progress(store: Store, run_id: str) -> dict:
         eta = per_step * max(0, total - done)
     phase = row["state"]
     if phase == "running" and row.get("stop_requested"):
-        phase = "stopping: evaluating what was trained"
+        phase = "stopping after this step"
     elif phase == "running" and not loss:
         phase = "loading model and data"
     elif phase == "running" and done >= total:
