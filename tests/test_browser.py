@@ -4,6 +4,7 @@ test-artifacts/."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -48,14 +49,21 @@ def test_browser_trains_and_shows_curve(tmp_path, tiny_model_dir):
             for label, value in (("steps", "6"), ("batch size", "2"), ("evaluate every (steps, 0 = end only)", "3"),
                                  ("eval examples (0 = all)", "8")):
                 box = page.get_by_label(label, exact=True)
-                box.fill(value)
-                box.press("Tab")
+                for _ in range(5):  # a just-opened accordion may re-render its inputs once: type until it holds
+                    box.fill(value)
+                    box.press("Tab")
+                    page.wait_for_timeout(300)
+                    if box.input_value() == value:
+                        break
+                expect(box).to_have_value(value)
             page.locator("#lopt-train").click()
             expect(page.locator("#lopt-status")).to_contain_text("Queued", timeout=30_000)
             # the loss curve appears (a plotly trace path inside the plot), then the run finishes
             expect(page.locator("#lopt-curves .js-plotly-plot .scatterlayer .trace").first).to_be_attached(
                 timeout=90_000)
             expect(page.locator("#lopt-progress")).to_contain_text("done", timeout=120_000)
+            # the run picker's label follows the run's state
+            expect(page.locator("#lopt-watch input")).to_have_value(re.compile(r"· done"), timeout=10_000)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ART / "tab-train.png"), full_page=True)
 

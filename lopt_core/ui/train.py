@@ -203,11 +203,11 @@ def build(ctx: AppContext):
         rows = store.list()
         table = runs_dataframe(rows[-12:])
         if not run_id:
-            return gr.skip(), progress_html(None), "", table, last_sig
+            return gr.skip(), progress_html(None), "", table, last_sig, gr.skip()
         try:
             p = run_progress(store, run_id)
         except KeyError:
-            return plots.curves_figure([]), progress_html(None), "", table, None
+            return plots.curves_figure([]), progress_html(None), "", table, None, gr.skip()
         row = next((x for x in rows if x["run_id"] == run_id), None)
         n_acc = len(store.metrics(run_id, "accuracy"))
         sig = (run_id, p["step"], n_acc, p["state"])
@@ -216,9 +216,13 @@ def build(ctx: AppContext):
         err = ""
         if p["state"] in ("failed", "interrupted") and p["error"]:
             err = f"**Run {p['state']}:** {p['error']}"
-        return fig, progress_html(p), err, table, sig
+        # the run list's labels carry each run's state: relabel when the shown run's state changes
+        relabel = last_sig is not None and last_sig[0] == run_id and last_sig[3] != p["state"]
+        choices = gr.update(choices=run_choices(rows)) if relabel else gr.skip()
+        return fig, progress_html(p), err, table, sig, choices
 
-    timer.tick(on_tick, [watch, last], [curves, progress, error, queue, last], api_name=False, show_progress="hidden")
-    watch.change(lambda rid: on_tick(rid, None), watch, [curves, progress, error, queue, last], api_name="watch",
+    timer.tick(on_tick, [watch, last], [curves, progress, error, queue, last, watch], api_name=False,
+               show_progress="hidden")
+    watch.change(lambda rid: on_tick(rid, None)[:5], watch, [curves, progress, error, queue, last], api_name="watch",
                  show_progress="hidden")
     return {"watch": watch}
