@@ -70,7 +70,11 @@ def preflight(cfg: RunConfig, limits=None) -> RunConfig:
             raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
     cls = get_method(cfg.method)
     if not cls.is_peft and cfg.init != "text":
-        d = model_width(cfg.model)
+        from .models import model_width
+        try:
+            d = model_width(cfg.model)
+        except Exception:  # the config cannot be read here: the run itself will report why
+            d = None
         if d is not None:
             import torch
             try:  # build the method on a stand-in embedding table: catches its own shape checks
@@ -78,15 +82,6 @@ def preflight(cfg: RunConfig, limits=None) -> RunConfig:
             except AssertionError as e:
                 raise ConfigError(str(e)) from None
     return cfg
-
-
-def model_width(model: str) -> int | None:
-    """The model's width, or None when its config cannot be read (the run itself will report why)."""
-    from .models import model_width as width
-    try:
-        return width(model)
-    except Exception:
-        return None
 
 
 class JobManager:
