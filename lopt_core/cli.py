@@ -1,4 +1,4 @@
-"""Command line: python -m lopt_core {train,params,eval,list,tasks,models} ... (same functions as the app)."""
+"""Command line: python -m lopt_core {train,params,eval,list,tasks,generate} ... (same functions as the app)."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="stored runs")
     ls.add_argument("--json", action="store_true")
     sub.add_parser("tasks", help="tasks and whether they are available offline")
+    g = sub.add_parser("generate", help="one text under no prompt and up to four runs' prompts, side by side")
+    g.add_argument("--run", action="append", default=[], help="a finished prompt run (repeat up to 4 times)")
+    g.add_argument("--text", required=True)
+    g.add_argument("--raw", action="store_true", help="do not put the text into each run's task template")
+    g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=20)
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--top-p", dest="top_p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--json", action="store_true")
     return ap
 
 
@@ -57,7 +66,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": cmd_train, "params": cmd_params, "eval": cmd_eval, "list": cmd_list,
-                "tasks": cmd_tasks}[args.cmd](args)
+                "tasks": cmd_tasks, "generate": cmd_generate}[args.cmd](args)
     except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -124,4 +133,18 @@ def cmd_tasks(args) -> int:
     off = set(offline_tasks())
     for t in TASKS.values():
         print(f"{t.name:10s} {'offline' if t.name in off else 'hub only':9s} {t.description}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .side_by_side import PromptBank, generate_columns
+    from .store import Store
+    cols = generate_columns(Store(), PromptBank(), args.run, args.text, not args.raw, args.max_new_tokens,
+                            args.temperature, args.top_p, args.seed)
+    if args.json:
+        print(json.dumps(cols))
+        return 0
+    for c in cols:
+        probs = "" if not c["probs"] else "  [" + ", ".join(f"{w} {p:.2f}" for w, p in c["probs"].items()) + "]"
+        print(f"== {c['title']}{probs}\n{c['input']!r} -> {c['output']!r}")
     return 0

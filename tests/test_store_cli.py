@@ -61,6 +61,16 @@ def test_cli_train_json_then_list_and_eval(tiny_model_dir, sentiment_csv, lopt_h
     assert [r["run_id"] for r in listed] == [res["run_id"]] and listed[0]["state"] == "done"
     ev = json.loads(_cli("eval", "--run", res["run_id"], "--json", env_home=lopt_home).stdout)
     assert ev["accuracy"] == res["accuracy"]
+    g = _cli("generate", "--run", res["run_id"], "--text", "a fine film", "--max-new-tokens", "3", "--json",
+             env_home=lopt_home)
+    assert g.returncode == 0, g.stderr
+    cols = json.loads(g.stdout.strip().splitlines()[-1])
+    assert [c["title"].split(" ")[0] for c in cols] == ["No", "LoPT-1"]
+    assert all("a fine film" in c["input"] for c in cols)
+    probs = cols[1]["probs"]
+    assert probs is not None and abs(sum(probs.values()) - 1) < 1e-4
+    bad = _cli("generate", "--run", "nope", "--text", "x", env_home=lopt_home)
+    assert bad.returncode == 2 and "run nope no longer exists" in bad.stderr
 
 
 def test_cli_params_and_errors(tiny_model_dir, lopt_home):

@@ -1,146 +1,11 @@
-"""Generate tab: one text, "no prompt" plus up to four trained prompts side by side on ONE loaded base model.
-
-Prompts are swapped, never the model: each run's method is rebuilt once from its artifact and its prompt
-keys/values (engine.prefix_kv) are computed once and kept, keyed by run id.
-"""
+"""Generate tab: one text, "no prompt" plus up to four trained prompts side by side (lopt_core.side_by_side)."""
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import gradio as gr
-import torch
 
-from .. import artifacts, engine
 from ..methods import METHODS
-from ..models import load_model
-from ..plots import method_label
-from ..tasks import TASKS
+from ..side_by_side import MAX_PROMPTS, GenerateError, PromptBank, generate_columns
 from .common import AppContext, asset_text, default_model, run_choices
-
-MAX_PROMPTS = 4
-
-
-class PromptBank:
-    """Loaded prompts for the one base model in use; the kv cache of each is computed once."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.model_name: str | None = None
-        self.prompts: dict[str, tuple] = {}   # run_id -> (cfg, method, kv or None)
-
-    def model(self, name: str):
-        lm = load_model(name, "auto")  # cached per process by lopt_core.models
-        if name != self.model_name:
-            self.model_name, self.prompts = name, {}
-        return lm
-
-    def get(self, lm, run_id: str, folder: str):
-        if run_id not in self.prompts:
-            cfg, method = artifacts.load_method(folder, lm)
-            kv = None
-            if engine.uses_shared_prefix(lm, method):
-                with torch.inference_mode(), engine.autocast(lm):
-                    kv = engine.prefix_kv(lm, method())
-            self.prompts[run_id] = (cfg, method, kv)
-        return self.prompts[run_id]
-
-    def forget(self, run_id: str) -> None:
-        self.prompts.pop(run_id, None)
-
-
-def task_view(cfg) -> tuple[str | None, list[str] | None]:
-    """(template with one field, label words) of a run's task when they can be known without its data."""
-    t = TASKS.get(cfg.task)
-    if t is None:
-        if cfg.task == "file" and cfg.data_file and Path(cfg.data_file).is_file():
-            try:
-                from ..tasks import load_for_config
-                t = load_for_config(cfg).task
-            except Exception:
-                return None, list(cfg.label_words) if cfg.label_words else None
-        else:
-            return None, list(cfg.label_words) if cfg.label_words else None
-    template = t.template if len(t.fields) == 1 else None
-    return template, list(cfg.label_words or t.label_words)
-
-
-def fill(template: str | None, text: str, use_template: bool) -> str:
-    if template and use_template:
-        import re
-        field = re.findall(r"\{(\w+)\}", template)[0]
-        return template.format(**{field: text})
-    return text
-
-
-@torch.inference_mode()
-def label_probs(lm, text: str, words: list[str], method=None, kv=None) -> dict[str, float]:
-    ids = torch.tensor([engine.encode(lm.tokenizer, [text], 1024)[0]], device=lm.device)
-    mask = torch.ones_like(ids)
-    label_ids = engine.label_token_ids(lm.tokenizer, words)
-    logits = engine.class_logits(lm, ids, mask, mask.sum(1), label_ids, method, kv)
-    p = logits.softmax(-1)[0].tolist()
-    return {w.strip() or w: float(v) for w, v in zip(words, p)}
-
-
-def generate_columns(ctx: AppContext, bank: PromptBank, run_ids, text, use_template, max_new_tokens, temperature,
-                     top_p, seed) -> list[dict]:
-    """One dict per column: title, input as the model saw it, output text, label probabilities (or None)."""
-    run_ids = [r for r in (run_ids or []) if r]
-    if not text or not text.strip():
-        raise gr.Error("type an input text first")
-    if len(run_ids) > MAX_PROMPTS:
-        raise gr.Error(f"choose at most {MAX_PROMPTS} trained prompts (you chose {len(run_ids)})")
-    rows = []
-    for rid in run_ids:
-        try:
-            row = ctx.store.get(rid)
-        except KeyError:
-            raise gr.Error(f"run {rid} no longer exists") from None
-        if row["state"] not in ("done", "stopped") or not row["artifact_dir"] or \
-                not Path(row["artifact_dir"], artifacts.RUN_FILE).is_file():
-            raise gr.Error(f"run {rid} has no trained prompt to use (state {row['state']})")
-        if METHODS.get(row["method"]) is None or METHODS[row["method"]].is_peft:
-            raise gr.Error(f"run {rid} is a {method_label(row['method'])} adapter, not a prompt; pick a prompt run")
-        rows.append(row)
-    models = sorted({r["model"] for r in rows})
-    if len(models) > 1:
-        raise gr.Error(f"the chosen runs use different base models ({', '.join(models)}); choose runs of one model")
-    model_name = models[0] if models else default_model(ctx.limits)
-    try:
-        max_new_tokens, seed = int(max_new_tokens), int(seed or 0)
-        temperature, top_p = float(temperature), float(top_p)
-    except (TypeError, ValueError):
-        raise gr.Error("decoding settings must be numbers") from None
-    if not (1 <= max_new_tokens <= 256) or temperature < 0 or not (0 < top_p <= 1):
-        raise gr.Error("need 1 ≤ max new tokens ≤ 256, temperature ≥ 0 and 0 < top-p ≤ 1")
-    cols = []
-    with bank.lock:
-        try:
-            lm = bank.model(model_name)
-        except Exception as e:
-            raise gr.Error(f"could not load the base model {model_name}: {e}") from None
-        loaded = []
-        for row in rows:
-            cfg, method, kv = bank.get(lm, row["run_id"], row["artifact_dir"])
-            loaded.append((row, cfg, method, kv))
-        first_view = task_view(loaded[0][1]) if loaded else (None, None)
-        specs = [("No prompt (base model)", None, None, *first_view)] + \
-                [(f"{method_label(row['method'])} n={row['n']} r={row['r']} · acc "
-                  f"{row['accuracy'] if row['accuracy'] is None else round(row['accuracy'], 3)} · {row['run_id'][-6:]}",
-                  method, kv, *task_view(cfg)) for row, cfg, method, kv in loaded]
-        for title, method, kv, template, words in specs:
-            seen = fill(template, text.strip(), use_template)
-            out = engine.generate(lm, seen, method=method, kv=kv, max_new_tokens=max_new_tokens,
-                                  temperature=temperature, top_p=top_p, seed=seed)
-            probs = None
-            if words:
-                try:
-                    probs = label_probs(lm, seen, words, method, kv)
-                except Exception:
-                    probs = None
-            cols.append({"title": title, "input": seen, "output": out, "probs": probs})
-    return cols
 
 
 def build(ctx: AppContext):
@@ -169,7 +34,11 @@ def build(ctx: AppContext):
     seen = gr.Markdown("", elem_id="lopt-gen-seen")
 
     def on_generate(run_ids, text_, use_t, mx, temp, tp, sd):
-        cols = generate_columns(ctx, bank, run_ids, text_, use_t, mx, temp, tp, sd)
+        try:
+            cols = generate_columns(ctx.store, bank, run_ids, text_, use_t, mx, temp, tp, sd,
+                                    default_model(ctx.limits))
+        except GenerateError as e:
+            raise gr.Error(str(e)) from None
         outs = []
         for i, (col, title, out, probs) in enumerate(slots):
             if i < len(cols):
