@@ -3,12 +3,15 @@
 train(cfg, on_event) is what the CLI and the app's workers both call. Events are dicts:
   start {trainable_params, total_steps, artifact_dir, ...}   step {step, loss, lr, examples_per_s, eta_s}
   eval {step, accuracy}   end {state, result}
+The pieces a run needs besides the loop itself (data, batch order, optimiser, result record) are functions
+here, so the sweep's group trainer (group.py) trains each configuration exactly as a solo run would.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import torch
@@ -17,7 +20,7 @@ from . import artifacts, engine
 from .config import RunConfig
 from .methods import PromptContext, get_method
 from .models import LoadedModel, load_model
-from .tasks import load_for_config
+from .tasks import TaskData, load_for_config
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -47,6 +50,89 @@ def build_method(cfg: RunConfig, lm: LoadedModel):
     return method, groups
 
 
+@dataclass
+class Prepared:
+    """A run's data on a loaded model: tokenized train and test sets and the label words' token ids."""
+    data: TaskData
+    label_ids: list[int]
+    train_set: engine.Encoded
+    test_set: engine.Encoded
+
+
+def prepare(cfg: RunConfig, lm: LoadedModel) -> Prepared:
+    data = load_for_config(cfg)
+    tok = lm.tokenizer
+    label_ids = engine.label_token_ids(tok, data.task.label_words)
+    train_set = engine.encode_examples(tok, data.train, cfg.max_length)
+    test_examples = data.test[: cfg.eval_size] if cfg.eval_size else data.test
+    test_set = engine.encode_examples(tok, test_examples, cfg.max_length)
+    assert len(train_set) > 0 and len(test_set) > 0, "the task has no training or test examples"
+    return Prepared(data, label_ids, train_set, test_set)
+
+
+class BatchOrder:
+    """Shuffled passes over the training set, seeded: the same seed gives the same batches."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        self.size, self.batch_size = size, batch_size
+        self.g = torch.Generator().manual_seed(seed)
+        self.order, self.pos = torch.randperm(size, generator=self.g).tolist(), 0
+
+    def next(self) -> list[int]:
+        idx = []
+        while len(idx) < self.batch_size:
+            if self.pos == len(self.order):
+                self.order, self.pos = torch.randperm(self.size, generator=self.g).tolist(), 0
+            idx.append(self.order[self.pos])
+            self.pos += 1
+        return idx
+
+
+def batch_tensors(prep: Prepared, idx: list[int], lm: LoadedModel):
+    """ids (B, L), mask (B, L), lengths (B,), labels (B,) of the training examples `idx`."""
+    ids, mask, lengths = engine.collate([prep.train_set.ids[i] for i in idx], lm.tokenizer.pad_token_id, lm.device)
+    labels = torch.tensor([prep.train_set.labels[i] for i in idx], device=lm.device)
+    return ids, mask, lengths, labels
+
+
+def optimiser(cfg: RunConfig, method, groups):
+    """AdamW over the method's groups with warm-up + linear decay; checks the trainable count on the way."""
+    params = [p for g in groups for p in g["params"]]
+    trainable = method.num_trainable()
+    counted = sum(p.numel() for p in params)
+    assert trainable == counted, f"trainable count {trainable} != tensors given to the optimiser {counted}"
+    opt = torch.optim.AdamW(groups, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.steps, cfg.warmup))
+    return params, trainable, opt, sched
+
+
+def update(cfg: RunConfig, params, opt, sched) -> float:
+    """Clip, step the optimiser and the schedule (gradients already in .grad); returns the lr just used."""
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    lr_now = opt.param_groups[0]["lr"]
+    opt.step()
+    sched.step()
+    return lr_now
+
+
+def start_event(run_id, trainable, cfg, folder, prep: Prepared) -> dict:
+    return {"type": "start", "run_id": run_id, "trainable_params": trainable, "total_steps": cfg.steps,
+            "artifact_dir": str(folder) if folder else None, "data_source": prep.data.source,
+            "train_examples": len(prep.train_set), "test_examples": len(prep.test_set)}
+
+
+def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, step, state, train_time, zs, folder,
+                  **extra) -> dict:
+    return {"run_id": run_id, "model": lm.name, "task": prep.data.task.name, "method": cfg.method, "n": cfg.n,
+            "r": cfg.r, "trainable_params": trainable, "accuracy": evals[-1][1] if evals else None,
+            "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
+            "final_loss": losses[-1] if losses else None, "lr": cfg.resolved_lr(), "state": state,
+            "eval_examples": len(prep.test_set), "data_source": prep.data.source,
+            "artifact_dir": str(folder) if folder else None, "device": str(lm.device),
+            "torch_threads": torch.get_num_threads(), **extra}
+
+
 def _zero_shot_key(cfg: RunConfig, data) -> str:
     raw = f"{cfg.model}|{data.task.name}|{data.task.template}|{data.task.label_words}|{cfg.eval_size}|" \
           f"{cfg.max_length}|{cfg.seed}|{data.source}"
@@ -63,30 +149,15 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
     torch.manual_seed(cfg.seed)
 
     lm = lm or load_model(cfg.model, cfg.device)
-    data = load_for_config(cfg)
-    tok = lm.tokenizer
-    label_ids = engine.label_token_ids(tok, data.task.label_words)
-    train_set = engine.encode_examples(tok, data.train, cfg.max_length)
-    test_examples = data.test[: cfg.eval_size] if cfg.eval_size else data.test
-    test_set = engine.encode_examples(tok, test_examples, cfg.max_length)
-    assert len(train_set) > 0 and len(test_set) > 0, "the task has no training or test examples"
-
+    prep = prepare(cfg, lm)
     method, groups = build_method(cfg, lm)
-    params = [p for g in groups for p in g["params"]]
     peft_model = method.peft_model if method.is_peft else None
     try:
-        trainable = method.num_trainable()
-        counted = sum(p.numel() for p in params)
-        assert trainable == counted, f"trainable count {trainable} != tensors given to the optimiser {counted}"
-        opt = torch.optim.AdamW(groups, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.steps, cfg.warmup))
+        params, trainable, opt, sched = optimiser(cfg, method, groups)
         folder = artifacts.run_dir(run_id) if save else None
-        emit({"type": "start", "run_id": run_id, "trainable_params": trainable, "total_steps": cfg.steps,
-              "artifact_dir": str(folder) if folder else None, "data_source": data.source,
-              "train_examples": len(train_set), "test_examples": len(test_set)})
+        emit(start_event(run_id, trainable, cfg, folder, prep))
 
-        g = torch.Generator().manual_seed(cfg.seed)
-        order, pos = torch.randperm(len(train_set), generator=g).tolist(), 0
+        batches = BatchOrder(len(prep.train_set), cfg.batch_size, cfg.seed)
         evals, losses, state, t0 = [], [], "done", time.time()
         train_time = 0.0
         step = 0
@@ -95,45 +166,32 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 state, step = "stopped", step - 1
                 break
             t_step = time.time()
-            idx = []
-            while len(idx) < cfg.batch_size:
-                if pos == len(order):
-                    order, pos = torch.randperm(len(train_set), generator=g).tolist(), 0
-                idx.append(order[pos])
-                pos += 1
-            ids, mask, lengths = engine.collate([train_set.ids[i] for i in idx], tok.pad_token_id, lm.device)
-            labels = torch.tensor([train_set.labels[i] for i in idx], device=lm.device)
-            loss = engine.loss_on_batch(lm, ids, mask, lengths, labels, label_ids,
+            ids, mask, lengths, labels = batch_tensors(prep, batches.next(), lm)
+            loss = engine.loss_on_batch(lm, ids, mask, lengths, labels, prep.label_ids,
                                         None if method.is_peft else method, peft_model, cfg.shared_prefix)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            lr_now = opt.param_groups[0]["lr"]
-            opt.step()
-            sched.step()
+            lr_now = update(cfg, params, opt, sched)
             dt = time.time() - t_step
             train_time += dt
             losses.append(loss.item())
-            emit({"type": "step", "step": step, "loss": losses[-1], "lr": lr_now, "examples_per_s": len(idx) / dt,
+            emit({"type": "step", "step": step, "loss": losses[-1], "lr": lr_now, "examples_per_s": len(labels) / dt,
                   "elapsed_s": time.time() - t0, "eta_s": train_time / step * (cfg.steps - step)})
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                evals.append((step, _eval(lm, test_set, label_ids, method, peft_model, cfg)))
+                evals.append((step, evaluate(lm, prep, method, cfg)))
                 emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
 
         # final evaluation; a stopped run ends now, keeping its last periodic evaluation (if any)
+        t_eval = time.time()
         if state == "done" and (not evals or evals[-1][0] != step):
-            evals.append((step, _eval(lm, test_set, label_ids, method, peft_model, cfg)))
+            evals.append((step, evaluate(lm, prep, method, cfg)))
             emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
-        zs = _zero_shot(lm, cfg, data, test_set, label_ids, store, cached_only=state != "done")
-        result = {"run_id": run_id, "model": lm.name, "task": data.task.name, "method": cfg.method, "n": cfg.n,
-                  "r": cfg.r, "trainable_params": trainable, "accuracy": evals[-1][1] if evals else None,
-                  "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
-                  "final_loss": losses[-1] if losses else None, "lr": cfg.resolved_lr(), "state": state,
-                  "eval_examples": len(test_set), "data_source": data.source,
-                  "artifact_dir": str(folder) if folder else None, "device": str(lm.device)}
+        eval_time = time.time() - t_eval
+        zs = zero_shot(lm, cfg, prep, store, cached_only=state != "done")
+        result = result_record(run_id, cfg, lm, prep, trainable, evals, losses, step, state, train_time, zs, folder,
+                               eval_seconds=round(eval_time, 2))
         if folder:
             artifacts.save(folder, cfg, method, result)
         emit({"type": "end", "state": state, "result": result})
@@ -145,19 +203,20 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 lm.model = restored
 
 
-def _eval(lm, test_set, label_ids, method, peft_model, cfg) -> float:
-    return engine.evaluate(lm, test_set, label_ids, None if method.is_peft else method, peft_model,
-                           cfg.eval_batch_size, cfg.shared_prefix).accuracy
+def evaluate(lm, prep: Prepared, method, cfg) -> float:
+    return engine.evaluate(lm, prep.test_set, prep.label_ids, None if method.is_peft else method,
+                           method.peft_model if method.is_peft else None, cfg.eval_batch_size,
+                           cfg.shared_prefix).accuracy
 
 
-def _zero_shot(lm, cfg, data, test_set, label_ids, store, cached_only: bool = False) -> float | None:
+def zero_shot(lm, cfg, prep: Prepared, store, cached_only: bool = False) -> float | None:
     """Accuracy of the same model and template with no prompt; cached in the store when one is given."""
-    key = _zero_shot_key(cfg, data)
+    key = _zero_shot_key(cfg, prep.data)
     if store is not None and (hit := store.zero_shot(key)) is not None:
         return hit
     if cached_only:
         return None
-    acc = engine.evaluate(lm, test_set, label_ids, None, None, cfg.eval_batch_size).accuracy
+    acc = engine.evaluate(lm, prep.test_set, prep.label_ids, None, None, cfg.eval_batch_size).accuracy
     if store is not None:
         store.set_zero_shot(key, acc)
     return acc
