@@ -37,7 +37,11 @@ def seeded_generator(seed: int, salt: int) -> torch.Generator:
 class SoftPrompt(nn.Module):
     name: str = ""
     label: str = ""                 # human name for tables and plots
+    color: str = "#7F7F7F"          # one colour per method, the same in every plot
+    formula_text: str = ""          # the trainable count in words, for readouts
     default_lr: float = 1e-2
+    has_rank: bool = True           # False: r plays no part (prompt tuning, prefix tuning)
+    reference: bool = False         # True: the full-rank prompt that low-rank methods are read against
     input_dependent: bool = False   # True: forward(summary) gives (B, n, d) and the shared-prefix path is off
     is_peft: bool = False           # True: wraps the model through peft instead of returning a prompt
 

@@ -22,6 +22,8 @@ def _head(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 class LoPA(SoftPrompt):
     name = "lopa"
     label = "LoPA"
+    color = "#FFA15A"
+    formula_text = "n·d + two small heads"
     default_lr = 1e-2
     input_dependent = True
 

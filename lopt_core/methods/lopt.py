@@ -29,6 +29,8 @@ def _rescale(X: torch.Tensor, target_norm: float) -> float:
 class LoPT1(SoftPrompt):
     name = "lopt1"
     label = "LoPT-1"
+    color = "#EF553B"
+    formula_text = "r·(n + d)"
     default_lr = 3e-2
 
     def __init__(self, n: int, d: int, r: int, seed: int = 0, token_norm: float = 1.0):
@@ -56,6 +58,8 @@ class LoPT1(SoftPrompt):
 class LoPT2(SoftPrompt):
     name = "lopt2"
     label = "LoPT-2"
+    color = "#00CC96"
+    formula_text = "2·r·d"
     default_lr = 3e-2
 
     def __init__(self, n: int, d: int, r: int, activation: str = "elu", seed: int = 0, token_norm: float = 1.0):

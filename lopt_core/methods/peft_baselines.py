@@ -77,6 +77,8 @@ class PeftBaseline(SoftPrompt):
 class LoRABaseline(PeftBaseline):
     name = "lora"
     label = "LoRA (peft)"
+    color = "#19D3F3"
+    formula_text = "LoRA on the attention projections"
     default_lr = 1e-3
 
     def peft_config(self, model_config):
@@ -89,6 +91,9 @@ class LoRABaseline(PeftBaseline):
 class PrefixBaseline(PeftBaseline):
     name = "prefix"
     label = "Prefix tuning (peft)"
+    color = "#FF6692"
+    formula_text = "per-layer keys/values"
+    has_rank = False
     default_lr = 1e-2
 
     def peft_config(self, model_config):

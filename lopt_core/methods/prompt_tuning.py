@@ -12,6 +12,10 @@ from .base import PromptContext, SoftPrompt, seeded_generator
 class PromptTuning(SoftPrompt):
     name = "prompt_tuning"
     label = "Prompt tuning"
+    color = "#636EFA"
+    formula_text = "n·d"
+    has_rank = False
+    reference = True
     default_lr = 1e-2
 
     def __init__(self, n: int, d: int, init: torch.Tensor | None = None):

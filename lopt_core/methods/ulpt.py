@@ -20,6 +20,8 @@ from .base import PromptContext, SoftPrompt, seeded_generator
 class ULPT(SoftPrompt):
     name = "ulpt"
     label = "ULPT"
+    color = "#AB63FA"
+    formula_text = "n·r + 2·d"
     default_lr = 1e-2
     z_lr_scale = 30.0  # Z's learning rate, as a multiple of the run's (which s and b train at)
 

@@ -16,9 +16,6 @@ from ..methods import METHODS
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
     runs_dataframe, task_choices
 
-NO_RANK = ("prompt_tuning", "prefix")  # methods where r plays no part
-FORMULAS = {"prompt_tuning": "n·d", "lopt1": "r·(n + d)", "lopt2": "2·r·d", "ulpt": "n·r + 2·d",
-            "lopa": "n·d + two small heads", "lora": "LoRA on the attention projections", "prefix": "per-layer keys/values"}
 
 
 # ---------------------------------------------------------------- pure helpers (tested through the app)
@@ -38,7 +35,8 @@ def param_readout(model: str, method: str, n, r) -> str:
     else:
         rel = f"<b>{k / pt:.1f}× more</b> than prompt tuning ({pt:,})"
     return (f"<div class='lopt-readout'><span class='lopt-big'>{k:,}</span> trainable · {rel}"
-            f"<br><small>{label}: {FORMULAS.get(method, '')}, n={n}, r={r}</small></div>")
+            f"<br><small>{label}: {METHODS[method].formula_text}, n={n}" + (f", r={r}" if METHODS[method].has_rank else "")
+            + "</small></div>")
 
 
 def _int(v, name: str, required: bool = True):
@@ -162,7 +160,7 @@ def build(ctx: AppContext):
 
     # ---- callbacks
     def on_method(m, model_, n_, r_):
-        return (gr.update(interactive=m not in NO_RANK),
+        return (gr.update(interactive=METHODS[m].has_rank),
                 gr.update(placeholder=f"blank = method default ({METHODS[m].default_lr:g})"),
                 param_readout(model_, m, n_, r_))
 
