@@ -1,4 +1,5 @@
-"""Command line: python -m lopt_core {train,params,eval,list,tasks,generate} ... (same functions as the app)."""
+"""Command line: python -m lopt_core {train,sweep,params,eval,list,tasks,generate,sweep-export,sweep-import} ...
+(the same functions as the app)."""
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r", type=int, default=d.r)
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m lopt_core", description="LoPT Lab: low-rank soft-prompt tuning")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train one run and store it")
-    _add_run_args(t)
+KNOBS = [("steps", int), ("batch_size", int), ("lr", float), ("warmup", float), ("seed", int), ("eval_every", int),
+         ("eval_size", int), ("eval_batch_size", int), ("max_length", int), ("weight_decay", float),
+         ("grad_clip", float), ("lopa_hidden", int)]
+
+
+def _add_data_args(t: argparse.ArgumentParser) -> None:
     d = RunConfig()
-    for name, typ in [("steps", int), ("batch_size", int), ("lr", float), ("warmup", float), ("seed", int),
-                      ("eval_every", int), ("eval_size", int), ("eval_batch_size", int), ("max_length", int),
-                      ("weight_decay", float), ("grad_clip", float), ("lopa_hidden", int)]:
-        t.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=getattr(d, name))
     t.add_argument("--init", choices=["vocab", "text", "random"], default=None)
     t.add_argument("--init-text", dest="init_text", default="")
     t.add_argument("--activation", choices=["elu", "relu", "gelu"], default=d.activation)
@@ -39,7 +37,45 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--label-column", dest="label_column", default=d.label_column)
     t.add_argument("--label-words", dest="label_words", default=None, help="comma-separated, e.g. ' bad, good'")
     t.add_argument("--no-shared-prefix", dest="shared_prefix", action="store_false")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m lopt_core", description="LoPT Lab: low-rank soft-prompt tuning")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one run and store it")
+    _add_run_args(t)
+    d = RunConfig()
+    for name, typ in KNOBS:
+        t.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=getattr(d, name))
+    _add_data_args(t)
     t.add_argument("--json", action="store_true", help="print one final JSON object")
+
+    s = sub.add_parser("sweep", help="train a grid of methods x n x r x seeds as one job (batched where it can)")
+    s.add_argument("--model", default=d.model, help="offline default alias, hub id or local folder")
+    s.add_argument("--task", default=d.task)
+    s.add_argument("--methods", default=None, help="comma-separated, e.g. prompt_tuning,lopt1,lopt2,ulpt")
+    s.add_argument("--n", default=None, help="prompt lengths, e.g. 20 or 10,20")
+    s.add_argument("--r", default=None, help="ranks, e.g. 1,2,5,10")
+    s.add_argument("--seeds", default=None, help="e.g. 0,1,2")
+    s.add_argument("--preset", default=None, help="a guided experiment (see --list-presets); flags override it")
+    s.add_argument("--quick", action="store_true", help="the preset's quick setting (fewer steps, smaller eval)")
+    s.add_argument("--list-presets", action="store_true")
+    for name, typ in KNOBS:
+        if name != "seed":
+            s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None)
+    _add_data_args(s)
+    s.add_argument("--prompts-per-pass", dest="prompts_per_pass", type=int, default=None,
+                   help="prompt rows per model pass (default: all on a GPU, 2 on a CPU)")
+    s.add_argument("--dry-run", action="store_true", help="list the configurations and the time estimate only")
+    s.add_argument("--json", action="store_true", help="print one final JSON object")
+    x = sub.add_parser("sweep-export", help="write a sweep's results (configs, curves, accuracies) to one file")
+    x.add_argument("--sweep", required=True)
+    x.add_argument("--out", required=True)
+    i = sub.add_parser("sweep-import", help="read a sweep results file back into the store")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    ls_s = sub.add_parser("sweeps", help="stored sweeps")
+    ls_s.add_argument("--json", action="store_true")
 
     p = sub.add_parser("params", help="trainable-parameter count without training")
     _add_run_args(p)
@@ -66,18 +102,22 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": cmd_train, "params": cmd_params, "eval": cmd_eval, "list": cmd_list,
-                "tasks": cmd_tasks, "generate": cmd_generate}[args.cmd](args)
+                "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
+                "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps}[args.cmd](args)
     except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _label_words(text):
+    return [w if w.startswith(" ") else " " + w for w in text.split(",")] if text else None
 
 
 def cmd_train(args) -> int:
     from tqdm import tqdm
     from . import runs
     fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "json")}
-    if fields.get("label_words"):
-        fields["label_words"] = [w if w.startswith(" ") else " " + w for w in fields["label_words"].split(",")]
+    fields["label_words"] = _label_words(fields.get("label_words"))
     cfg = RunConfig(**fields).validate()
     bar = tqdm(total=cfg.steps, desc=f"{cfg.method} n={cfg.n} r={cfg.r}", file=sys.stderr, dynamic_ncols=True)
 
@@ -147,4 +187,112 @@ def cmd_generate(args) -> int:
     for c in cols:
         probs = "" if not c["probs"] else "  [" + ", ".join(f"{w} {p:.2f}" for w, p in c["probs"].items()) + "]"
         print(f"== {c['title']}{probs}\n{c['input']!r} -> {c['output']!r}")
+    return 0
+
+
+def sweep_spec_from_args(args):
+    """A SweepSpec from the sweep command's flags (a preset first, when named; flags override it)."""
+    from . import presets
+    from .sweep import DEFAULT_METHODS, SweepSpec
+    d = RunConfig()
+    if args.preset:
+        specs = presets.get(args.preset).specs(model=args.model, quick=args.quick)
+        if len(specs) != 1:
+            raise ConfigError(f"preset {args.preset!r} launches {len(specs)} sweeps; run it from the app, or run "
+                              f"each: " + " ; ".join(s.command() for s in specs))
+        spec = specs[0]
+    else:
+        spec = SweepSpec(model=args.model, task=args.task, methods=list(DEFAULT_METHODS))
+    if args.methods is not None:
+        spec.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for name, flag in (("n", args.n), ("r", args.r), ("seeds", args.seeds)):
+        if flag is not None:
+            setattr(spec, name, flag)
+    if args.task != d.task or not args.preset:
+        spec.task = args.task
+    knobs = dict(spec.knobs)
+    for name, _ in KNOBS:
+        if name != "seed" and getattr(args, name) is not None:
+            knobs[name] = getattr(args, name)
+    for name in ("init", "data_file", "text_b_column"):
+        if getattr(args, name) is not None:
+            knobs[name] = getattr(args, name)
+    for name in ("init_text", "activation", "device", "data_source", "text_column", "label_column",
+                 "shared_prefix"):
+        if getattr(args, name) != getattr(d, name):
+            knobs[name] = getattr(args, name)
+    if args.label_words:
+        knobs["label_words"] = _label_words(args.label_words)
+    spec.knobs = knobs
+    return spec
+
+
+def cmd_sweep(args) -> int:
+    from tqdm import tqdm
+    from . import estimate, presets, sweep
+    from .store import Store
+    if args.list_presets:
+        for p in presets.PRESETS.values():
+            print(f"{p.key:18s} {p.title}: {p.question}")
+        return 0
+    spec = sweep_spec_from_args(args).validate()
+    cfgs = spec.configs()
+    store = Store()
+    est = estimate.sweep_seconds(cfgs, store)
+    if args.dry_run or not args.json:
+        print(f"{len(cfgs)} configuration(s); {estimate.describe(est)}", file=sys.stderr)
+    if args.dry_run:
+        from .runs import count_params
+        for c in cfgs:
+            print(f"{sweep.describe(c):32s} {count_params(c.method, c.n, c.r, c.model, c.lopa_hidden):>10,} trainable")
+        return 0
+    sweep_id = sweep.create(spec, store, preset=args.preset)
+    print(f"sweep {sweep_id}: {spec.command()}", file=sys.stderr)
+    bars = {}
+
+    def show(run_id, ev):
+        if ev["type"] == "start":
+            bars[run_id] = tqdm(total=ev["total_steps"], desc=run_id[-20:], file=sys.stderr, dynamic_ncols=True,
+                                leave=False)
+        elif ev["type"] == "step" and run_id in bars:
+            bars[run_id].update(1)
+            bars[run_id].set_postfix(loss=f"{ev['loss']:.3f}")
+        elif ev["type"] == "end" and run_id in bars:
+            bars.pop(run_id).close()
+            res = ev["result"]
+            acc = "n/a" if res["accuracy"] is None else f"{res['accuracy']:.4f}"
+            print(f"{res['state']:8s} {sweep.describe(RunConfig.from_dict(store.get(run_id)['config'])):32s} "
+                  f"accuracy {acc}  {res['trainable_params']:>9,} trainable", file=sys.stderr)
+    out = sweep.run(sweep_id, store, on_event=show, prompts_per_pass=args.prompts_per_pass)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print((out["reading"] or {}).get("markdown", ""))
+    return 0 if all(r["state"] in ("done", "stopped") for r in out["runs"]) else 1
+
+
+def cmd_sweep_export(args) -> int:
+    from . import results_file
+    from .store import Store
+    path = results_file.export_sweep(Store(), args.sweep, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_sweep_import(args) -> int:
+    from . import results_file
+    from .store import Store
+    sweep_id = results_file.import_sweep(Store(), args.file)
+    print(json.dumps({"sweep_id": sweep_id}) if args.json else f"imported as {sweep_id}")
+    return 0
+
+
+def cmd_sweeps(args) -> int:
+    from .store import Store
+    rows = Store().list_sweeps()
+    if args.json:
+        print(json.dumps([{k: s[k] for k in ("sweep_id", "state", "preset", "command")} for s in rows]))
+        return 0
+    for s in rows:
+        print(f"{s['sweep_id']:30s} {s['state']:11s} {s['preset'] or '':18s} {s['command']}")
     return 0

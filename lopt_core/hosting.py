@@ -4,6 +4,7 @@ LOPT_ALLOWED_MODELS   comma-separated model names the app may train/generate wit
 LOPT_MAX_STEPS        largest `steps` a run may ask for (unset: no limit beyond RunConfig's)
 LOPT_MAX_CONCURRENT   runs training at the same time (default 1: a CPU is shared by all runs)
 LOPT_MAX_UPLOAD_MB    largest uploaded CSV/JSONL in MiB (default 20)
+LOPT_MAX_SWEEP_CONFIGS  most configurations one sweep may queue (default 64)
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Limits:
     max_steps: int | None
     max_concurrent: int
     max_upload_mb: int
+    max_sweep_configs: int = 64
 
     def check(self, cfg) -> None:
         """Raise ConfigError when `cfg` breaks a host limit."""
@@ -57,4 +59,5 @@ def limits() -> Limits:
     raw = os.environ.get("LOPT_ALLOWED_MODELS", "").strip()
     allowed = tuple(m.strip() for m in raw.split(",") if m.strip()) or None
     return Limits(allowed_models=allowed, max_steps=_int("LOPT_MAX_STEPS", None),
-                  max_concurrent=_int("LOPT_MAX_CONCURRENT", 1), max_upload_mb=_int("LOPT_MAX_UPLOAD_MB", 20))
+                  max_concurrent=_int("LOPT_MAX_CONCURRENT", 1), max_upload_mb=_int("LOPT_MAX_UPLOAD_MB", 20),
+                  max_sweep_configs=_int("LOPT_MAX_SWEEP_CONFIGS", 64))

@@ -8,9 +8,13 @@ The store is the source of truth for every run's state; this module only decides
                   the run ends within one step and keeps what it trained.
   a worker that exits without a final state (killed, segfault) -> "interrupted" with its exit code;
   a worker whose training raised -> "failed" with the exception (written by run_and_record).
+  submit_sweep(spec) -> a sweep row and one queued run per configuration; the whole sweep is ONE job: one
+                  worker loads the model once and trains all its runs (sweep.run), batched where it can.
+  stop_sweep(id)  -> queued runs of the sweep leave the queue, running ones end after their step.
 On start (a new server), runs left "running" by a dead server become "interrupted", and runs left "queued"
-become "interrupted" too (never silently restarted: the user may not want them any more; one click re-queues).
-Workers watch their parent and exit when the server dies, so no orphan keeps writing to the store.
+become "interrupted" too (never silently restarted: the user may not want them any more; one click re-queues);
+sweeps left queued or running likewise. Workers watch their parent and exit when the server dies, so no orphan
+keeps writing to the store.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from .store import FINAL, Store
 
 RESTART_REASON_RUNNING = "the server stopped while this run was training"
 RESTART_REASON_QUEUED = "the server stopped before this queued run started"
+SWEEP_PREFIX = "sweep:"  # job keys: a run id, or SWEEP_PREFIX + sweep id
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -48,14 +53,33 @@ def _worker(cfg_dict: dict, store_path: str, run_id: str, parent_pid: int, threa
         os._exit(1)
 
 
+def _sweep_worker(sweep_id: str, store_path: str, parent_pid: int, threads: int | None) -> None:
+    """Entry point of a sweep's worker process: every queued run of the sweep, on one loaded model."""
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    from . import sweep
+    try:
+        sweep.run(sweep_id, Store(store_path))
+    except BaseException:  # recorded on the sweep and its runs; exit non-zero without a long traceback
+        os._exit(1)
+
+
 def preflight(cfg: RunConfig, limits=None) -> RunConfig:
     """Everything that can be checked before a worker starts, as ConfigError with a clear message:
     field ranges, host limits, the data file, and method shape constraints (e.g. LoPT-1 needs r <= n)."""
-    from . import hosting
-    from .methods import PromptContext, get_method
     if not isinstance(cfg, RunConfig):
         raise ConfigError("expected a RunConfig")
     cfg.validate()
+    preflight_shared(cfg, limits)
+    preflight_method(cfg)
+    return cfg
+
+
+def preflight_shared(cfg: RunConfig, limits=None) -> None:
+    """The checks that depend on the model, task and data only (one per sweep): host limits, task, data file."""
+    from . import hosting
     (limits or hosting.limits()).check(cfg)
     if cfg.task == "file":
         from .tasks import TaskError, load_user_file
@@ -68,20 +92,27 @@ def preflight(cfg: RunConfig, limits=None) -> RunConfig:
         from .tasks import TASKS
         if cfg.task not in TASKS:
             raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
+
+
+def preflight_method(cfg: RunConfig, d: int | None = None) -> int | None:
+    """The method's own shape checks (e.g. LoPT-1 needs r <= n), on a stand-in embedding table of the model's
+    width d (read from the model's config when not given); returns d for the next configuration."""
+    from .methods import PromptContext, get_method
     cls = get_method(cfg.method)
-    if not cls.is_peft and cfg.init != "text":
+    if cls.is_peft or cfg.init == "text":
+        return d
+    if d is None:
         from .models import model_width
         try:
             d = model_width(cfg.model)
         except Exception:  # the config cannot be read here: the run itself will report why
-            d = None
-        if d is not None:
-            import torch
-            try:  # build the method on a stand-in embedding table: catches its own shape checks
-                cls.from_config(cfg, PromptContext(d, torch.randn(16, d), None, cfg.seed))
-            except AssertionError as e:
-                raise ConfigError(str(e)) from None
-    return cfg
+            return None
+    import torch
+    try:  # build the method on a stand-in embedding table: catches its own shape checks
+        cls.from_config(cfg, PromptContext(d, torch.ones(16, d), None, cfg.seed))
+    except AssertionError as e:
+        raise ConfigError(str(e)) from None
+    return d
 
 
 class JobManager:
@@ -111,16 +142,25 @@ class JobManager:
         for r in self.store.list(states=("queued",)):
             self.store.update(r["run_id"], state="interrupted", error=RESTART_REASON_QUEUED)
             queued.append(r["run_id"])
-        return {"running": dead, "queued": queued}
+        sweeps = []
+        for s in self.store.list_sweeps(states=("queued", "running")):
+            self.store.update_sweep(s["sweep_id"], state="interrupted", error=RESTART_REASON_RUNNING
+                                    if s["state"] == "running" else RESTART_REASON_QUEUED)
+            sweeps.append(s["sweep_id"])
+        return {"running": dead, "queued": queued, "sweeps": sweeps}
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the scheduler; ask running workers to stop, then end them."""
         self._closed.set()
         with self._lock:
             procs = dict(self._procs)
-        for run_id in procs:
+        for key in procs:
             try:
-                self.store.request_stop(run_id)
+                if key.startswith(SWEEP_PREFIX):
+                    from . import sweep
+                    sweep.stop(key[len(SWEEP_PREFIX):], self.store)
+                else:
+                    self.store.request_stop(key)
             except Exception:
                 pass
         deadline = time.time() + timeout
@@ -140,6 +180,30 @@ class JobManager:
         self.store.create(run_id, cfg, state="queued")
         self.poll()
         return run_id
+
+    def submit_sweep(self, spec, preset: str | None = None) -> str:
+        """Validate a SweepSpec and queue all its configurations as one job; returns the sweep id.
+        Raises ConfigError (SweepError) naming the offending value; nothing is queued then."""
+        from . import sweep
+        sweep_id = sweep.create(spec, self.store, preset=preset)
+        self.poll()
+        return sweep_id
+
+    def stop_sweep(self, sweep_id: str) -> str:
+        from . import sweep
+        with self._lock:
+            return sweep.stop(sweep_id, self.store)
+
+    def wait_sweep(self, sweep_id: str, timeout: float = 300.0) -> dict:
+        """Block until the sweep's worker is gone and the sweep is final (for tests and scripts)."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            self.poll()
+            sw = self.store.get_sweep(sweep_id)
+            if sw["state"] in FINAL and SWEEP_PREFIX + sweep_id not in self._procs:
+                return sw
+            time.sleep(0.2)
+        raise TimeoutError(f"sweep {sweep_id} did not finish within {timeout} s")
 
     def stop(self, run_id: str) -> str:
         """Stop a queued or running run; returns what happened, in words."""
@@ -192,10 +256,19 @@ class JobManager:
             if self._closed.is_set():
                 return
             room = self.max_concurrent - len(self._procs)
-            if room <= 0:
-                return
-            for row in self.store.list(states=("queued",))[:room]:
-                self._start(row)
+            started = set()
+            for row in self.store.list(states=("queued",)):  # oldest first; a sweep is one job
+                if room <= 0:
+                    return
+                sid = row.get("sweep_id")
+                if sid is None:
+                    self._start(row)
+                elif SWEEP_PREFIX + sid not in self._procs and sid not in started:
+                    self._start_sweep(sid)
+                    started.add(sid)
+                else:
+                    continue
+                room -= 1
 
     def _start(self, row: dict) -> None:
         run_id = row["run_id"]
@@ -210,25 +283,56 @@ class JobManager:
         self._procs[run_id] = p
         self.store.update(run_id, state="running", pid=p.pid)
 
-    def _reap(self, run_id: str, exitcode) -> None:
+    def _start_sweep(self, sweep_id: str) -> None:
+        key = SWEEP_PREFIX + sweep_id
+        p = self._ctx.Process(target=_sweep_worker, name=f"lopt-{sweep_id}",
+                              args=(sweep_id, self.store_path, os.getpid(), self.worker_threads), daemon=True)
         try:
-            row = self.store.get(run_id)
+            p.start()
+        except Exception as e:
+            why = f"could not start a worker: {type(e).__name__}: {e}"
+            self.store.update_sweep(sweep_id, state="failed", error=why)
+            for r in self.store.list(states=("queued",), sweep_id=sweep_id):
+                self.store.update(r["run_id"], state="failed", error=why)
+            return
+        self._procs[key] = p
+        self.store.update_sweep(sweep_id, state="running", pid=p.pid)
+
+    def _reap(self, key: str, exitcode) -> None:
+        if key.startswith(SWEEP_PREFIX):
+            return self._reap_sweep(key[len(SWEEP_PREFIX):], exitcode)
+        try:
+            row = self.store.get(key)
         except KeyError:
             return  # deleted meanwhile
         if row["state"] in FINAL:
             return
-        if exitcode == 0:
-            why = "the worker exited without recording a result"
-        elif exitcode is not None and exitcode < 0:
-            import signal
-            try:
-                name = signal.Signals(-exitcode).name
-            except ValueError:
-                name = str(-exitcode)
-            why = f"the worker process was killed ({name})" + (" - out of memory?" if name == "SIGKILL" else "")
-        else:
-            why = f"the worker process died (exit code {exitcode})"
-        self.store.update(run_id, state="interrupted", error=why)
+        self.store.update(key, state="interrupted", error=_death_reason(exitcode))
+
+    def _reap_sweep(self, sweep_id: str, exitcode) -> None:
+        """The sweep's runs that its worker left unfinished (running or still queued) become interrupted."""
+        why = _death_reason(exitcode)
+        for r in self.store.list(states=("queued", "running"), sweep_id=sweep_id):
+            self.store.update(r["run_id"], state="interrupted", error=why)
+        try:
+            sw = self.store.get_sweep(sweep_id)
+        except KeyError:
+            return
+        if sw["state"] not in FINAL:
+            self.store.update_sweep(sweep_id, state="interrupted", error=why)
+
+
+def _death_reason(exitcode) -> str:
+    if exitcode == 0:
+        return "the worker exited without recording a result"
+    if exitcode is not None and exitcode < 0:
+        import signal
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"the worker process was killed ({name})" + (" - out of memory?" if name == "SIGKILL" else "")
+    return f"the worker process died (exit code {exitcode})"
 
 
 def run_progress(store: Store, run_id: str) -> dict:

@@ -9,11 +9,10 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# one fixed colour per method, so a method looks the same in every plot
-METHOD_COLORS = {"prompt_tuning": "#636EFA", "lopt1": "#EF553B", "lopt2": "#00CC96", "ulpt": "#AB63FA",
-                 "lopa": "#FFA15A", "lora": "#19D3F3", "prefix": "#FF6692"}
-_FALLBACK = ["#B6E880", "#FF97FF", "#FECB52", "#8C564B", "#7F7F7F"]
+from .aggregate import Point, fmt_acc, points, scored  # noqa: F401  (scored: the runs a plot can place)
+
 RUN_COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880"]
+REFERENCE_COLOR = "#A0A0A0"
 
 
 def method_label(method: str) -> str:
@@ -22,9 +21,11 @@ def method_label(method: str) -> str:
 
 
 def method_color(method: str) -> str:
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
+    """Each method's own colour (a fact on the method); a stable grey-ish fallback for unknown names."""
+    from .methods import METHODS
+    if method in METHODS:
+        return METHODS[method].color
+    return ["#B6E880", "#FF97FF", "#FECB52", "#8C564B", "#7F7F7F"][sum(map(ord, method)) % 5]
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
@@ -106,78 +107,116 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def _hover(row: dict) -> str:
-    c = row.get("config") or {}
+def _hover(p: Point, prefix: str = "") -> str:
+    c = p.config
     lr = c.get("lr")
-    return (f"<b>{method_label(row['method'])}</b> · {row['run_id']}<br>"
-            f"model {row.get('model')} · task {row.get('task')}<br>"
-            f"n={row['n']} r={row['r']} · steps {c.get('steps')} · batch {c.get('batch_size')} · "
-            f"lr {'default' if lr is None else lr} · seed {c.get('seed')}<br>"
-            f"trainable {row['trainable_params']:,} · accuracy {row['accuracy']:.3f}"
-            + (f" (no prompt {row['zero_shot_accuracy']:.3f})" if row.get("zero_shot_accuracy") is not None else ""))
+    seeds = f"mean of {p.seeds} seeds: {fmt_acc(p)}" if p.seeds > 1 else f"accuracy {p.mean:.3f} (seed {c.get('seed')})"
+    return (f"{prefix}<b>{p.label}</b><br>model {p.model} · task {p.task}<br>"
+            f"steps {c.get('steps')} · batch {c.get('batch_size')} · lr {'default' if lr is None else lr}<br>"
+            f"trainable {p.trainable_params:,} · {seeds}"
+            + (f"<br>no prompt {p.zero_shot:.3f}" if p.zero_shot is not None else "")
+            + f"<br>{len(p.run_ids)} run(s): {', '.join(rid[-6:] for rid in p.run_ids[:4])}")
 
 
-def scored(rows: list[dict]) -> list[dict]:
-    """Runs that can be placed on the trade-off plot: an accuracy and a parameter count."""
-    return [r for r in rows if r.get("accuracy") is not None and r.get("trainable_params")
-            and r.get("state") in ("done", "stopped")]
+def _error_y(pts: list[Point]) -> dict | None:
+    if not any(p.seeds > 1 for p in pts):
+        return None
+    return dict(type="data", array=[p.std for p in pts], visible=True, thickness=1.2, width=4)
 
 
-def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parameters") -> go.Figure:
-    """Accuracy against trainable parameters (log x), one colour per method, the Pareto frontier drawn."""
-    rows = scored(rows)
-    if not rows:
+def _method_order(method: str) -> int:
+    from .methods import METHODS
+    return list(METHODS).index(method) if method in METHODS else 99
+
+
+def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parameters",
+                    reference: list[dict] | None = None) -> go.Figure:
+    """Accuracy against trainable parameters (log x), one colour per method, seeds pooled as mean ± std.
+    The Pareto frontier is drawn only when every point was measured on the same test examples. `reference`:
+    rows of a reference sweep, drawn as a grey layer (click its legend entry to hide it)."""
+    pts, ref = points(rows), points(reference or [])
+    if not pts and not ref:
         return empty_figure("no finished runs yet: train a few methods and ranks to fill this plot", title)
     fig = go.Figure()
-    for method in sorted({r["method"] for r in rows}, key=lambda m: list(METHOD_COLORS).index(m)
-                         if m in METHOD_COLORS else 99):
-        rs = [r for r in rows if r["method"] == method]
+    _reference_markers(fig, ref)
+    for method in sorted({p.method for p in pts}, key=_method_order):
+        ps = [p for p in pts if p.method == method]
         fig.add_trace(go.Scatter(
-            x=[r["trainable_params"] for r in rs], y=[r["accuracy"] for r in rs], mode="markers",
-            name=method_label(method), marker=dict(size=11, color=method_color(method), line=dict(width=1, color="#333")),
-            text=[_hover(r) for r in rs], hovertemplate="%{text}<extra></extra>",
-            customdata=[r["run_id"] for r in rs]))
-    front = pareto_front([(r["trainable_params"], r["accuracy"]) for r in rows])
-    if front:
+            x=[p.trainable_params for p in ps], y=[p.mean for p in ps], mode="markers", name=method_label(method),
+            error_y=_error_y(ps), marker=dict(size=11, color=method_color(method), line=dict(width=1, color="#333")),
+            text=[_hover(p) for p in ps], hovertemplate="%{text}<extra></extra>",
+            customdata=[p.run_ids[0] for p in ps]))
+    sets = {p.test_set for p in pts}
+    if len(sets) == 1:
+        front = pareto_front([(p.trainable_params, p.mean) for p in pts])
         xs, ys = zip(*front)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto frontier", line=dict(color="#222", dash="dash",
                                  shape="hv", width=1.5), hoverinfo="skip"))
-    zs = [r["zero_shot_accuracy"] for r in rows if r.get("zero_shot_accuracy") is not None]
-    if zs and len({(r["model"], r["task"]) for r in rows}) == 1:
-        fig.add_hline(y=zs[-1], line=dict(dash="dot", color="#888"), annotation_text="no prompt",
-                      annotation_position="bottom right")
+        zs = [p.zero_shot for p in pts if p.zero_shot is not None]
+        if zs:
+            fig.add_hline(y=zs[-1], line=dict(dash="dot", color="#888"), annotation_text="no prompt",
+                          annotation_position="bottom right")
+    elif len(sets) > 1:
+        fig.add_annotation(text=f"{len(sets)} different test sets shown: no frontier (choose one task)",
+                           showarrow=False, x=0.01, y=0.02, xref="paper", yref="paper", xanchor="left",
+                           font=dict(size=11, color="#a33"))
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+    fig.update_yaxes(title_text="accuracy" + (" (mean ± std over seeds)" if any(p.seeds > 1 for p in pts) else ""),
+                     range=[0, 1.02])
     return _layout(fig, title, height=420)
 
 
-def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | None = None) -> go.Figure:
-    """Accuracy against rank r at a fixed prompt length n, one line per low-rank method; prompt tuning at the
-    same n as a reference line. n defaults to the most common n among the ranked runs."""
+def _reference_markers(fig: go.Figure, ref: list[Point]) -> None:
+    if not ref:
+        return
+    fig.add_trace(go.Scatter(
+        x=[p.trainable_params for p in ref], y=[p.mean for p in ref], mode="markers", error_y=_error_y(ref),
+        name=f"reference sweep ({ref[0].task}, {ref[0].model})", legendgroup="reference",
+        marker=dict(size=10, color=REFERENCE_COLOR, symbol="circle-open", line=dict(width=2, color=REFERENCE_COLOR)),
+        opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ref], hovertemplate="%{text}<extra></extra>"))
+
+
+def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | None = None,
+                         reference: list[dict] | None = None) -> go.Figure:
+    """Accuracy against rank r at a fixed prompt length n, one line per low-rank method (seeds pooled as
+    mean ± std); the reference prompt (prompt tuning) at the same n as a horizontal line; a reference sweep's
+    lines in grey. n defaults to the most common n among the ranked runs."""
     from .methods import METHODS
-    rows = scored(rows)
-    ranked = [r for r in rows if r["method"] != "prompt_tuning" and r["method"] != "prefix"]
-    if n is None and ranked:
-        counts = {}
-        for r in ranked:
-            counts[r["n"]] = counts.get(r["n"], 0) + 1
-        n = max(counts, key=lambda k: (counts[k], k))
+    pts, ref = points(rows), points(reference or [])
+    ranked = [p for p in pts if p.r is not None]
+    if n is None:
+        pool = ranked or [p for p in ref if p.r is not None]
+        if pool:
+            counts: dict[int, int] = {}
+            for p in pool:
+                counts[p.n] = counts.get(p.n, 0) + 1
+            n = max(counts, key=lambda k: (counts[k], k))
     title = title or (f"Accuracy vs rank r at n = {n}" if n is not None else "Accuracy vs rank r")
-    ranked = [r for r in ranked if r["n"] == n]
-    if not ranked:
+    ranked = [p for p in ranked if p.n == n]
+    ref_ranked = [p for p in ref if p.r is not None and p.n == n]
+    if not ranked and not ref_ranked:
         return empty_figure("no low-rank runs at this n yet: train LoPT-1/LoPT-2/ULPT at a few ranks", title)
     fig = go.Figure()
-    for method in sorted({r["method"] for r in ranked}):
-        rs = sorted((r for r in ranked if r["method"] == method), key=lambda r: r["r"])
-        fig.add_trace(go.Scatter(x=[r["r"] for r in rs], y=[r["accuracy"] for r in rs], mode="lines+markers",
-                                 name=method_label(method), line=dict(color=method_color(method)),
-                                 marker=dict(size=9), text=[_hover(r) for r in rs],
+    for method in sorted({p.method for p in ref_ranked}, key=_method_order):
+        ps = sorted((p for p in ref_ranked if p.method == method), key=lambda p: p.r)
+        fig.add_trace(go.Scatter(x=[p.r for p in ps], y=[p.mean for p in ps], mode="lines+markers",
+                                 name=f"reference: {method_label(method)}", legendgroup="reference",
+                                 line=dict(color=REFERENCE_COLOR, dash="dot", width=1.5), marker=dict(size=6),
+                                 error_y=_error_y(ps), opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ps],
                                  hovertemplate="%{text}<extra></extra>"))
-    pt = [r for r in rows if r["method"] == "prompt_tuning" and r["n"] == n]
-    if pt:
-        best = max(pt, key=lambda r: r["accuracy"])
-        fig.add_hline(y=best["accuracy"], line=dict(dash="dash", color=method_color("prompt_tuning")),
-                      annotation_text=f"{METHODS['prompt_tuning'].label} (n={n})", annotation_position="top left")
-    fig.update_xaxes(title_text="rank r", type="log" if max(r["r"] for r in ranked) > 16 else "linear")
+    for method in sorted({p.method for p in ranked}, key=_method_order):
+        ps = sorted((p for p in ranked if p.method == method), key=lambda p: p.r)
+        fig.add_trace(go.Scatter(x=[p.r for p in ps], y=[p.mean for p in ps], mode="lines+markers",
+                                 name=method_label(method), line=dict(color=method_color(method)),
+                                 error_y=_error_y(ps), marker=dict(size=9), text=[_hover(p) for p in ps],
+                                 hovertemplate="%{text}<extra></extra>"))
+    refs = [p for p in pts if p.method in METHODS and METHODS[p.method].reference and p.n == n]
+    if refs:
+        best = max(refs, key=lambda p: p.mean)
+        fig.add_hline(y=best.mean, line=dict(dash="dash", color=method_color(best.method)),
+                      annotation_text=f"{method_label(best.method)} (n={n}) {fmt_acc(best)}",
+                      annotation_position="top left")
+    rs = [p.r for p in ranked + ref_ranked]
+    fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
     return _layout(fig, title, height=380)

@@ -33,10 +33,39 @@ def run_and_record(cfg: RunConfig, on_event=None, store: Store | None = None, ru
         store.update(run_id, state="failed", error=f"{type(e).__name__}: {e}",
                      result={"traceback": traceback.format_exc(limit=8)})
         raise
+    _record_result(store, run_id, result)
+    return result
+
+
+def record_group(cfgs: list[RunConfig], run_ids: list[str], store: Store, lm, on_event=None,
+                 prompts_per_pass: int | None = None) -> list[dict]:
+    """Train one batched group (group.train_group), writing every configuration's state, curves and result
+    into the store. A failure of the whole group marks each of its unfinished runs failed, with the reason."""
+    from .group import train_group
+    recorders = {rid: store.recorder(rid) for rid in run_ids}
+
+    def record(rid, ev):
+        recorders[rid](ev)
+        if on_event:
+            on_event(rid, ev)
+    try:
+        results = train_group(cfgs, run_ids, record, should_stop=store.stop_requested, lm=lm, store=store,
+                              prompts_per_pass=prompts_per_pass)
+    except BaseException as e:  # noqa: BLE001 (recorded, then re-raised)
+        for rid in run_ids:
+            if store.get(rid)["state"] not in ("done", "stopped", "failed"):
+                store.update(rid, state="failed", error=f"{type(e).__name__}: {e}",
+                             result={"traceback": traceback.format_exc(limit=8)})
+        raise
+    for res in results:
+        _record_result(store, res["run_id"], res)
+    return results
+
+
+def _record_result(store: Store, run_id: str, result: dict) -> None:
     store.update(run_id, state=result["state"], accuracy=result["accuracy"], trainable_params=result["trainable_params"],
                  zero_shot_accuracy=result["zero_shot_accuracy"], train_seconds=result["train_seconds"],
-                 artifact_dir=result["artifact_dir"], result=result)
-    return result
+                 artifact_dir=result["artifact_dir"], result=result, error=result.get("error"))
 
 
 def evaluate_run(run_id: str, store: Store | None = None, lm=None) -> dict:

@@ -30,11 +30,19 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 CREATE TABLE IF NOT EXISTS zero_shot (key TEXT PRIMARY KEY, accuracy REAL);
+CREATE TABLE IF NOT EXISTS sweeps (
+  sweep_id TEXT PRIMARY KEY, created REAL, updated REAL, state TEXT NOT NULL, spec TEXT NOT NULL,
+  command TEXT, preset TEXT, reading TEXT, pid INTEGER, stop_requested INTEGER DEFAULT 0, error TEXT
+);
 """
+# columns added after the first release: (table, column, declaration); added to older files on open
+_MIGRATIONS = [("runs", "sweep_id", "TEXT")]
 
 _COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
             "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
-            "artifact_dir", "pid", "stop_requested", "result")
+            "artifact_dir", "pid", "stop_requested", "result", "sweep_id")
+_SWEEP_COLUMNS = ("sweep_id", "created", "updated", "state", "spec", "command", "preset", "reading", "pid",
+                  "stop_requested", "error")
 
 
 class RunNotFound(KeyError):
@@ -47,6 +55,11 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as c:
             c.executescript(_SCHEMA)
+            for table, col, decl in _MIGRATIONS:
+                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                if col not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+            c.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id)")
 
     @contextmanager
     def _conn(self):
@@ -61,26 +74,26 @@ class Store:
             c.close()
 
     # ---------------------------------------------------------------- runs
-    def create(self, run_id: str, cfg, state: str = "queued") -> None:
-        now = time.time()
+    def create(self, run_id: str, cfg, state: str = "queued", sweep_id: str | None = None) -> None:
         with self._conn() as c:
-            c.execute("INSERT INTO runs (run_id, created, updated, state, config, model, task, method, n, r) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (run_id, now, now, state, cfg.to_json(), cfg.model, cfg.task, cfg.method, cfg.n, cfg.r))
+            _insert_run(c, run_id, cfg, state, sweep_id, time.time())
 
     def update(self, run_id: str, **fields) -> None:
-        bad = set(fields) - set(_COLUMNS)
-        assert not bad, f"unknown run column(s) {bad}"
+        self._update("runs", "run_id", run_id, _COLUMNS, "result", fields)
+
+    def _update(self, table: str, key: str, value: str, columns, json_field: str, fields: dict) -> None:
+        """UPDATE one row of `table`: known columns only, a valid state, `json_field` stored as JSON."""
+        bad = set(fields) - set(columns)
+        assert not bad, f"unknown {table} column(s) {bad}"
         if "state" in fields:
             assert fields["state"] in STATES, f"bad state {fields['state']!r}"
-        if "result" in fields and not isinstance(fields["result"], (str, type(None))):
-            fields["result"] = json.dumps(fields["result"])
+        if json_field in fields and not isinstance(fields[json_field], (str, type(None))):
+            fields[json_field] = json.dumps(fields[json_field])
         fields["updated"] = time.time()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._conn() as c:
-            cur = c.execute(f"UPDATE runs SET {cols} WHERE run_id=?", (*fields.values(), run_id))
-            if cur.rowcount == 0:
-                raise RunNotFound(run_id)
+            if c.execute(f"UPDATE {table} SET {cols} WHERE {key}=?", (*fields.values(), value)).rowcount == 0:
+                raise RunNotFound(f"no {table[:-1]} {value!r}")
 
     def get(self, run_id: str) -> dict:
         with self._conn() as c:
@@ -89,13 +102,17 @@ class Store:
             raise RunNotFound(f"no run {run_id!r}")
         return _row(row)
 
-    def list(self, states=None) -> list[dict]:
-        q, args = "SELECT * FROM runs", ()
+    def list(self, states=None, sweep_id: str | None = None) -> list[dict]:
+        where, args = [], []
         if states:
-            q += f" WHERE state IN ({','.join('?' * len(states))})"
-            args = tuple(states)
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += list(states)
+        if sweep_id is not None:
+            where.append("sweep_id=?")
+            args.append(sweep_id)
+        q = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._conn() as c:
-            return [_row(r) for r in c.execute(q + " ORDER BY created", args).fetchall()]
+            return [_row(r) for r in c.execute(q + " ORDER BY created, rowid", args).fetchall()]
 
     def delete(self, run_id: str) -> None:
         with self._conn() as c:
@@ -122,6 +139,42 @@ class Store:
                 dead.append(r["run_id"])
         return dead
 
+    # ---------------------------------------------------------------- sweeps
+    def create_sweep(self, sweep_id: str, spec: dict, run_ids_cfgs: list, command: str = "", preset: str | None = None,
+                     state: str = "queued") -> None:
+        """A sweep row and one run row per configuration, in one transaction (all or nothing is queued)."""
+        now = time.time()
+        with self._conn() as c:
+            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset) "
+                      "VALUES (?,?,?,?,?,?,?)", (sweep_id, now, now, state, json.dumps(spec), command, preset))
+            for i, (run_id, cfg) in enumerate(run_ids_cfgs):
+                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)  # created keeps the grid's order
+
+    def update_sweep(self, sweep_id: str, **fields) -> None:
+        self._update("sweeps", "sweep_id", sweep_id, _SWEEP_COLUMNS, "reading", fields)
+
+    def get_sweep(self, sweep_id: str) -> dict:
+        with self._conn() as c:
+            row = c.execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no sweep {sweep_id!r}")
+        return _sweep_row(row)
+
+    def list_sweeps(self, states=None) -> list[dict]:
+        q, args = "SELECT * FROM sweeps", ()
+        if states:
+            q += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = tuple(states)
+        with self._conn() as c:
+            return [_sweep_row(r) for r in c.execute(q + " ORDER BY created", args).fetchall()]
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        """The sweep row only; its runs stay as ordinary runs (delete them one by one)."""
+        with self._conn() as c:
+            c.execute("UPDATE runs SET sweep_id=NULL WHERE sweep_id=?", (sweep_id,))
+            if c.execute("DELETE FROM sweeps WHERE sweep_id=?", (sweep_id,)).rowcount == 0:
+                raise RunNotFound(f"no sweep {sweep_id!r}")
+
     # ---------------------------------------------------------------- metrics
     def add_metric(self, run_id: str, step: int, kind: str, value: float, lr=None, examples_per_s=None) -> None:
         with self._conn() as c:
@@ -129,6 +182,13 @@ class Store:
                       (run_id, step, kind, value, lr, examples_per_s, time.time()))
             if kind == "loss":
                 c.execute("UPDATE runs SET steps_done=?, updated=? WHERE run_id=?", (step, time.time(), run_id))
+
+    def add_metrics(self, run_id: str, points: list[tuple]) -> None:
+        """Many (step, kind, value, lr) points in one transaction (imports)."""
+        now = time.time()
+        with self._conn() as c:
+            c.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
+                          [(run_id, s, k, v, lr, None, now) for s, k, v, lr in points])
 
     def metrics(self, run_id: str, kind: str | None = None) -> list[dict]:
         q, args = "SELECT * FROM metrics WHERE run_id=?", [run_id]
@@ -161,10 +221,23 @@ class Store:
         return on_event
 
 
+def _insert_run(c, run_id: str, cfg, state: str, sweep_id: str | None, created: float) -> None:
+    c.execute("INSERT INTO runs (run_id, created, updated, state, config, model, task, method, n, r, sweep_id) "
+              "VALUES (?,?,?,?,?,?,?,?,?,?,?)", (run_id, created, created, state, cfg.to_json(), cfg.model, cfg.task,
+                                                 cfg.method, cfg.n, cfg.r, sweep_id))
+
+
 def _row(row: sqlite3.Row) -> dict:
     d = dict(row)
     d["config"] = json.loads(d["config"]) if d.get("config") else {}
     d["result"] = json.loads(d["result"]) if d.get("result") else None
+    return d
+
+
+def _sweep_row(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["spec"] = json.loads(d["spec"]) if d.get("spec") else {}
+    d["reading"] = json.loads(d["reading"]) if d.get("reading") else None
     return d
 
 

@@ -94,7 +94,7 @@ def test_restart_marks_leftovers_interrupted(tiny, home):
     store.update("left-running", pid=os.getpid())  # even a live pid is not ours after a restart
     store.create("left-queued", tiny_cfg(tiny), state="queued")
     jm = JobManager(home / "runs.sqlite", start=False)
-    assert jm.recovered == {"running": ["left-running"], "queued": ["left-queued"]}
+    assert jm.recovered == {"running": ["left-running"], "queued": ["left-queued"], "sweeps": []}
     assert {store.get(r)["state"] for r in ("left-running", "left-queued")} == {"interrupted"}
     assert "queued" in store.get("left-queued")["error"]
 

@@ -1,0 +1,258 @@
+"""A sweep: one model and task, a grid of methods x n x r x seeds, trained as one job.
+
+    spec = SweepSpec(task="sst2", methods=["prompt_tuning", "lopt1"], n=[20], r=[1, 2, 5, 10], seeds=[0, 1])
+    configs = spec.validate().configs()            # ordinary RunConfigs; methods without a rank get one per n
+    sweep_id = create(spec, store)                 # a sweep row + one queued run per configuration
+    run(sweep_id, store)                           # what the CLI does in-process and a worker does in the app
+
+run() loads the model once, trains every batched group (input-independent prompts that share data and budget,
+group.py: one model pass for all their prompts per step) and then the rest (LoRA, prefix tuning, LoPA) one
+after another on the same loaded model. Each configuration is an ordinary run in the store (curves, artifact,
+export), tagged with the sweep id; a run stopped or failed inside the sweep leaves the others alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .config import ConfigError, RunConfig
+from .methods import METHODS, get_method
+
+# RunConfig fields a sweep sets per configuration; every other field is shared and lives in `knobs`
+GRID_FIELDS = ("method", "n", "r", "seed")
+DEFAULT_METHODS = ["prompt_tuning", "lopt1", "lopt2", "ulpt"]
+
+
+class SweepError(ConfigError):
+    """A sweep that cannot be queued; the message names the offending value."""
+
+
+def parse_int_list(text, name: str) -> list[int]:
+    """'1, 2 5' -> [1, 2, 5]; a clear error naming the list and the bad item."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    else:
+        items = [t for t in str(text or "").replace(",", " ").split() if t]
+    if not items:
+        raise SweepError(f"{name} is empty: give at least one value, e.g. 1,2,5")
+    out = []
+    for t in items:
+        try:
+            v = float(t)
+        except (TypeError, ValueError):
+            raise SweepError(f"{name}: {t!r} is not a whole number") from None
+        if v != int(v):
+            raise SweepError(f"{name}: {t!r} is not a whole number")
+        if int(v) not in out:
+            out.append(int(v))
+    return out
+
+
+@dataclass
+class SweepSpec:
+    model: str = "smollm2-135m"
+    task: str = "sst2"
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    n: list[int] = field(default_factory=lambda: [20])
+    r: list[int] = field(default_factory=lambda: [1, 2, 5, 10])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    knobs: dict = field(default_factory=dict)   # shared RunConfig fields: steps, batch_size, eval_size, lr, ...
+
+    # ------------------------------------------------------------ expansion
+    def configs(self) -> list[RunConfig]:
+        """Every configuration, method by method; a method without a rank gets one per (n, seed)."""
+        out = []
+        for m in self.methods:
+            ranks = self.r if get_method(m).has_rank else [min(self.r) if self.r else 1]
+            for n in self.n:
+                for r in ranks:
+                    for seed in self.seeds:
+                        out.append(RunConfig(**{**self.knobs, "model": self.model, "task": self.task, "method": m,
+                                                "n": n, "r": r, "seed": seed}))
+        return out
+
+    def validate(self, limits=None) -> "SweepSpec":
+        """Clear errors for empty lists, unknown methods, impossible (n, r) pairs and host limits."""
+        from . import hosting
+        from .jobs import preflight_shared, preflight_method
+        limits = limits or hosting.limits()
+        if not self.methods:
+            raise SweepError("methods is empty: tick at least one method")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise SweepError(f"unknown method {unknown[0]!r}; choose from: {', '.join(METHODS)}")
+        self.methods = list(dict.fromkeys(self.methods))
+        self.n = parse_int_list(self.n, "n list")
+        if any(get_method(m).has_rank for m in self.methods):
+            self.r = parse_int_list(self.r, "r list")
+        self.seeds = parse_int_list(self.seeds, "seeds")
+        bad = set(self.knobs) - {f.name for f in dataclasses.fields(RunConfig)} | (set(self.knobs) & set(GRID_FIELDS))
+        if bad:
+            raise SweepError(f"unknown or grid field(s) in the shared settings: {', '.join(sorted(bad))}")
+        cfgs = self.configs()
+        if len(cfgs) > limits.max_sweep_configs:
+            raise SweepError(f"this sweep has {len(cfgs)} configurations; this host allows at most "
+                             f"{limits.max_sweep_configs} (LOPT_MAX_SWEEP_CONFIGS): shorten the n, r or seed lists")
+        for c in cfgs:
+            try:
+                c.validate()
+            except ConfigError as e:
+                raise SweepError(f"{describe(c)}: {e}") from None
+        preflight_shared(cfgs[0], limits)
+        d = None
+        for c in cfgs:
+            try:
+                d = preflight_method(c, d)
+            except ConfigError as e:
+                raise SweepError(f"{describe(c)}: {e}") from None
+        return self
+
+    # ------------------------------------------------------------ records
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - known:
+            raise SweepError(f"unknown sweep field(s): {', '.join(sorted(set(d) - known))}")
+        return cls(**d)
+
+    def command(self) -> str:
+        """The CLI command that runs this sweep again."""
+        args = ["python", "-m", "lopt_core", "sweep", "--model", self.model, "--task", self.task,
+                "--methods", ",".join(self.methods), "--n", _csv(self.n), "--r", _csv(self.r),
+                "--seeds", _csv(self.seeds)]
+        for k, v in sorted(self.knobs.items()):
+            if v is None or v is False:
+                continue
+            flag = "--" + k.replace("_", "-")
+            if k == "shared_prefix":
+                args.append("--no-shared-prefix") if not v else None
+            elif k == "label_words":
+                args += [flag, ",".join(w.strip() for w in v)]
+            else:
+                args += [flag, str(v)]
+        return shlex.join(args)
+
+
+def _csv(xs) -> str:
+    return ",".join(str(x) for x in xs)
+
+
+def describe(cfg: RunConfig) -> str:
+    """'LoPT-1 n=20 r=5 seed 0' (r only where the method has a rank)."""
+    cls = get_method(cfg.method)
+    return f"{cls.label} n={cfg.n}" + (f" r={cfg.r}" if cls.has_rank else "") + f" seed {cfg.seed}"
+
+
+# ---------------------------------------------------------------- the plan
+
+@dataclass
+class Group:
+    batched: bool           # True: one model pass for all its prompts per step (group.train_group)
+    indices: list[int]      # into the sweep's configuration list
+
+
+def plan(cfgs: list[RunConfig]) -> list[Group]:
+    """Batched groups first (by group key, in order of first appearance), then every other configuration."""
+    from .group import batchable, group_key
+    groups: dict[str, Group] = {}
+    rest = []
+    for i, c in enumerate(cfgs):
+        if batchable(c):
+            groups.setdefault(group_key(c), Group(True, [])).indices.append(i)
+        else:
+            rest.append(i)
+    return list(groups.values()) + ([Group(False, rest)] if rest else [])
+
+
+def new_sweep_id() -> str:
+    return f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+def create(spec: SweepSpec, store, preset: str | None = None, limits=None) -> str:
+    """Validate the spec and queue all its runs (or none of them); returns the sweep id."""
+    from .train import new_run_id
+    spec.validate(limits)
+    sweep_id = new_sweep_id()
+    pairs = [(new_run_id(c), c) for c in spec.configs()]
+    store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset)
+    return sweep_id
+
+
+def stop(sweep_id: str, store) -> str:
+    """Queued runs leave the queue as stopped; running ones end after their current step, keeping what they
+    trained; the sweep starts nothing new."""
+    sw = store.get_sweep(sweep_id)
+    if sw["state"] not in ("queued", "running"):
+        return f"{sweep_id} is already {sw['state']}"
+    store.update_sweep(sweep_id, stop_requested=1, **({"state": "stopped"} if sw["state"] == "queued" else {}))
+    n_q = n_r = 0
+    for r in store.list(sweep_id=sweep_id):
+        if r["state"] == "queued":
+            store.update(r["run_id"], state="stopped", stop_requested=1)
+            n_q += 1
+        elif r["state"] == "running":
+            store.request_stop(r["run_id"])
+            n_r += 1
+    return (f"stop requested for {sweep_id}: {n_r} running configuration(s) end after this step and keep what "
+            f"they trained; {n_q} queued configuration(s) removed")
+
+
+def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | None = None) -> dict:
+    """Train every still-queued run of the sweep on one loaded model; returns the sweep's summary."""
+    from . import multi_prompt, readings
+    from .models import load_model
+    from .runs import record_group, run_and_record
+    sw = store.get_sweep(sweep_id)
+    store.update_sweep(sweep_id, state="running", pid=os.getpid())
+    rows = [r for r in store.list(sweep_id=sweep_id) if r["state"] == "queued"]
+    cfgs = [RunConfig.from_dict(r["config"]) for r in rows]
+    ids = [r["run_id"] for r in rows]
+    try:
+        if cfgs:
+            lm = lm or load_model(cfgs[0].model, cfgs[0].device)
+        for g in plan(cfgs):
+            if store.get_sweep(sweep_id)["stop_requested"]:
+                break
+            todo = [i for i in g.indices if store.get(ids[i])["state"] == "queued"]  # stopped meanwhile: skip
+            if not todo:
+                continue
+            if g.batched and multi_prompt.supported(lm):
+                try:
+                    record_group([cfgs[i] for i in todo], [ids[i] for i in todo], store, lm, on_event,
+                                 prompts_per_pass)
+                except Exception:  # noqa: BLE001  recorded as failed on each of the group's runs; go on
+                    pass
+                continue
+            for i in todo:
+                if store.get_sweep(sweep_id)["stop_requested"] or store.get(ids[i])["state"] != "queued":
+                    continue
+                try:
+                    run_and_record(cfgs[i], store=store, run_id=ids[i], lm=lm,
+                                   on_event=(lambda ev, rid=ids[i]: on_event(rid, ev)) if on_event else None)
+                except Exception:  # noqa: BLE001  recorded as failed on that run; the sweep goes on
+                    pass
+    except BaseException as e:
+        store.update_sweep(sweep_id, state="failed", error=f"{type(e).__name__}: {e}")
+        raise
+    stopped = bool(store.get_sweep(sweep_id)["stop_requested"])
+    reading = readings.read_runs(store.list(sweep_id=sweep_id))
+    store.update_sweep(sweep_id, state="stopped" if stopped else "done", reading=reading)
+    return summary(store, sweep_id)
+
+
+def summary(store, sweep_id: str) -> dict:
+    sw = store.get_sweep(sweep_id)
+    runs = store.list(sweep_id=sweep_id)
+    keys = ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy", "zero_shot_accuracy",
+            "train_seconds", "error")
+    return {"sweep_id": sweep_id, "state": sw["state"], "command": sw["command"], "preset": sw["preset"],
+            "reading": sw["reading"], "runs": [{**{k: r.get(k) for k in keys}, "seed": r["config"].get("seed"),
+                                                "final_loss": (r.get("result") or {}).get("final_loss")}
+                                               for r in runs]}
