@@ -2,6 +2,7 @@
 
     python -m lopt_core.bench                      # n = 10,20,50,100, batch 8, 3 warm-up + 5 measured steps
     python -m lopt_core.bench --n 20,100 --quick   # fewer steps, shorter evaluation
+    python -m lopt_core.bench --sweep              # sweeps: K prompts batched vs one run after another
 
 A = LoPT Lab: engine.class_logits (shared prompt keys/values, answer-only label-word scores) + cross-entropy over
     the label words + backward + AdamW, prompt tuning.
@@ -317,6 +318,10 @@ def memory(which: str, n: int, model: str, batch: int) -> float | None:
 # ---------------------------------------------------------------- main
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--sweep" in argv:  # the sweep benchmark: batched K-prompt training against one run after another
+        from . import bench_sweep
+        return bench_sweep.main([a for a in argv if a != "--sweep"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="10,20,50,100", help="prompt lengths, comma-separated")
     p.add_argument("--batch", type=int, default=8)

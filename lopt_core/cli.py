@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prompts-per-pass", dest="prompts_per_pass", type=int, default=None,
                    help="prompt rows per model pass (default: all on a GPU, 2 on a CPU)")
     s.add_argument("--dry-run", action="store_true", help="list the configurations and the time estimate only")
+    s.add_argument("--resume", default=None, metavar="SWEEP_ID",
+                   help="train again the configurations of a stopped or interrupted sweep that never finished")
     s.add_argument("--json", action="store_true", help="print one final JSON object")
     x = sub.add_parser("sweep-export", help="write a sweep's results (configs, curves, accuracies) to one file")
     x.add_argument("--sweep", required=True)
@@ -235,9 +237,13 @@ def cmd_sweep(args) -> int:
         for p in presets.PRESETS.values():
             print(f"{p.key:18s} {p.title}: {p.question}")
         return 0
+    store = Store()
+    if args.resume:
+        new = sweep.resume(args.resume, store)
+        print(f"sweep {args.resume}: {len(new)} configuration(s) queued again", file=sys.stderr)
+        return _run_and_report(args, store, args.resume)
     spec = sweep_spec_from_args(args).validate()
     cfgs = spec.configs()
-    store = Store()
     est = estimate.sweep_seconds(cfgs, store)
     if args.dry_run or not args.json:
         print(f"{len(cfgs)} configuration(s); {estimate.describe(est)}", file=sys.stderr)
@@ -248,6 +254,12 @@ def cmd_sweep(args) -> int:
         return 0
     sweep_id = sweep.create(spec, store, preset=args.preset)
     print(f"sweep {sweep_id}: {spec.command()}", file=sys.stderr)
+    return _run_and_report(args, store, sweep_id)
+
+
+def _run_and_report(args, store, sweep_id: str) -> int:
+    from tqdm import tqdm
+    from . import sweep
     bars = {}
 
     def show(run_id, ev):

@@ -22,6 +22,7 @@ class Speed:
     n_ref: float
     runs: int               # how many runs the numbers come from
     basis: str              # where the numbers come from, in words
+    startup_s: float = STARTUP_S  # worker start + model load, paid once per process
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _eval_examples(cfg) -> int:
     return {"sst2": 872}.get(cfg.task, 500)
 
 
-def sweep_seconds(cfgs, store=None, speed: Speed | None = None) -> Estimate:
+def sweep_seconds(cfgs, store=None, speed: Speed | None = None, startup_one_s: float | None = None) -> Estimate:
     """Seconds for the whole sweep, batched (one start-up) and one by one (a start-up per run)."""
     if not cfgs:
         return Estimate(0.0, 0.0, "nothing to run")
@@ -99,8 +100,9 @@ def sweep_seconds(cfgs, store=None, speed: Speed | None = None) -> Estimate:
         scale = (c.n + EXAMPLE_TOKENS) / (speed.n_ref + EXAMPLE_TOKENS)
         work += c.steps * c.batch_size * speed.train_s * scale + _evals(c) * _eval_examples(c) * speed.eval_s * scale
     zero_shot = _eval_examples(lead) * speed.eval_s
-    batched = STARTUP_S + zero_shot + work
-    one_by_one = len(cfgs) * STARTUP_S + zero_shot + work  # the store caches the zero-shot accuracy across runs
+    batched = speed.startup_s + zero_shot + work
+    one = speed.startup_s if startup_one_s is None else startup_one_s
+    one_by_one = len(cfgs) * one + zero_shot + work  # the store caches the zero-shot accuracy across runs
     return Estimate(batched, one_by_one, speed.basis)
 
 

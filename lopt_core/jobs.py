@@ -189,6 +189,14 @@ class JobManager:
         self.poll()
         return sweep_id
 
+    def resume_sweep(self, sweep_id: str) -> list[str]:
+        """Re-queue the configurations of a stopped or interrupted sweep that never finished."""
+        from . import sweep
+        with self._lock:
+            ids = sweep.resume(sweep_id, self.store)
+        self.poll()
+        return ids
+
     def stop_sweep(self, sweep_id: str) -> str:
         from . import sweep
         with self._lock:

@@ -150,6 +150,12 @@ class Store:
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)  # created keeps the grid's order
 
+    def add_sweep_runs(self, sweep_id: str, run_ids_cfgs: list, state: str = "queued") -> None:
+        now = time.time()
+        with self._conn() as c:
+            for i, (run_id, cfg) in enumerate(run_ids_cfgs):
+                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)
+
     def update_sweep(self, sweep_id: str, **fields) -> None:
         self._update("sweeps", "sweep_id", sweep_id, _SWEEP_COLUMNS, "reading", fields)
 

@@ -13,6 +13,7 @@ export), tagged with the sweep id; a run stopped or failed inside the sweep leav
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
 import uuid
@@ -204,6 +205,31 @@ def stop(sweep_id: str, store) -> str:
             f"they trained; {n_q} queued configuration(s) removed")
 
 
+def resume(sweep_id: str, store) -> list[str]:
+    """Queue again, as new runs of the same sweep, every configuration that has no finished run yet (its
+    runs were interrupted, failed or stopped); runs that finished are kept, and so is what the others trained.
+    Returns the new run ids."""
+    from .train import new_run_id
+    sw = store.get_sweep(sweep_id)
+    if sw["state"] in ("queued", "running"):
+        raise SweepError(f"{sweep_id} is {sw['state']}: stop it first, or let it finish")
+    runs = store.list(sweep_id=sweep_id)
+    key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731  a resumed run repeats its config exactly
+    finished = {key(r) for r in runs if r["state"] == "done"}
+    todo, seen = [], set()
+    for r in runs:
+        key_r = key(r)
+        if key_r not in finished and key_r not in seen:
+            seen.add(key_r)
+            todo.append(RunConfig.from_dict(r["config"]))
+    if not todo:
+        raise SweepError(f"every configuration of {sweep_id} already finished: nothing to resume")
+    pairs = [(new_run_id(c), c) for c in todo]
+    store.add_sweep_runs(sweep_id, pairs)
+    store.update_sweep(sweep_id, state="queued", stop_requested=0, error=None)
+    return [rid for rid, _ in pairs]
+
+
 def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | None = None) -> dict:
     """Train every still-queued run of the sweep on one loaded model; returns the sweep's summary."""
     from . import multi_prompt, readings
@@ -252,7 +278,8 @@ def summary(store, sweep_id: str) -> dict:
     runs = store.list(sweep_id=sweep_id)
     keys = ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy", "zero_shot_accuracy",
             "train_seconds", "error")
+    extra = ("final_loss", "eval_seconds", "group_size")
     return {"sweep_id": sweep_id, "state": sw["state"], "command": sw["command"], "preset": sw["preset"],
-            "reading": sw["reading"], "runs": [{**{k: r.get(k) for k in keys}, "seed": r["config"].get("seed"),
-                                                "final_loss": (r.get("result") or {}).get("final_loss")}
-                                               for r in runs]}
+            "reading": sw["reading"],
+            "runs": [{**{k: r.get(k) for k in keys}, "seed": r["config"].get("seed"),
+                      **{k: (r.get("result") or {}).get(k) for k in extra}} for r in runs]}

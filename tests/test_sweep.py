@@ -272,3 +272,20 @@ def test_old_store_files_gain_the_sweep_column(tmp_path):
         c.execute("INSERT INTO runs (run_id, created, updated, state, config) VALUES ('old', 1, 1, 'done', '{}')")
     store = Store(path)
     assert store.get("old")["sweep_id"] is None and store.list(sweep_id="nope") == []
+
+
+def test_resume_requeues_only_unfinished_configurations(tiny_model_dir, sentiment_csv):
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv), store)
+    runs = store.list(sweep_id=sid)
+    store.update(runs[0]["run_id"], state="stopped")  # stopped before it started (left the queue)
+    with pytest.raises(SweepError, match="is queued: stop it first"):
+        sweep.resume(sid, store)
+    out = sweep.run(sid, store)
+    assert [r["state"] for r in out["runs"]] == ["stopped", "done", "done", "done", "done"]
+    new = sweep.resume(sid, store)
+    assert len(new) == 1 and store.get(new[0])["config"] == runs[0]["config"]
+    sweep.run(sid, store)
+    assert store.get(new[0])["state"] == "done" and store.get(runs[0]["run_id"])["state"] == "stopped"
+    with pytest.raises(SweepError, match="nothing to resume"):
+        sweep.resume(sid, store)
