@@ -268,8 +268,14 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
         store.update_sweep(sweep_id, state="failed", error=f"{type(e).__name__}: {e}")
         raise
     stopped = bool(store.get_sweep(sweep_id)["stop_requested"])
-    reading = readings.read_runs(store.list(sweep_id=sweep_id))
-    store.update_sweep(sweep_id, state="stopped" if stopped else "done", reading=reading)
+    runs = store.list(sweep_id=sweep_id)
+    failed = [r for r in runs if r["state"] == "failed"]
+    if failed and not any(r["state"] == "done" for r in runs) and not stopped:
+        store.update_sweep(sweep_id, state="failed", reading=readings.read_runs(runs),
+                           error=f"every configuration failed; the first: {failed[0]['error']}")
+    else:
+        store.update_sweep(sweep_id, state="stopped" if stopped else "done", reading=readings.read_runs(runs),
+                           error=f"{len(failed)} configuration(s) failed" if failed else None)
     return summary(store, sweep_id)
 
 

@@ -289,3 +289,15 @@ def test_resume_requeues_only_unfinished_configurations(tiny_model_dir, sentimen
     assert store.get(new[0])["state"] == "done" and store.get(runs[0]["run_id"])["state"] == "stopped"
     with pytest.raises(SweepError, match="nothing to resume"):
         sweep.resume(sid, store)
+
+
+def test_a_sweep_whose_data_vanishes_fails_with_the_reason(tiny_model_dir, sentiment_csv, tmp_path):
+    csv = tmp_path / "gone.csv"
+    csv.write_text(sentiment_csv.read_text())
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, csv, methods=["lopt1", "lora"]), store)
+    csv.unlink()  # the file disappears between queueing and training
+    out = sweep.run(sid, store)
+    assert out["state"] == "failed" and {r["state"] for r in out["runs"]} == {"failed"}
+    assert "every configuration failed" in store.get_sweep(sid)["error"]
+    assert all("gone.csv" in r["error"] for r in out["runs"])
