@@ -200,8 +200,8 @@ def sweep_spec_from_args(args):
     if args.preset:
         specs = presets.get(args.preset).specs(model=args.model, quick=args.quick)
         if len(specs) != 1:
-            raise ConfigError(f"preset {args.preset!r} launches {len(specs)} sweeps; run it from the app, or run "
-                              f"each: " + " ; ".join(s.command() for s in specs))
+            raise ConfigError(f"preset {args.preset!r} runs {len(specs)} sweeps (one per task); run it without "
+                              f"other grid flags, or run each: " + " ; ".join(s.command() for s in specs))
         spec = specs[0]
     else:
         spec = SweepSpec(model=args.model, task=args.task, methods=list(DEFAULT_METHODS))
@@ -230,7 +230,6 @@ def sweep_spec_from_args(args):
 
 
 def cmd_sweep(args) -> int:
-    from tqdm import tqdm
     from . import estimate, presets, sweep
     from .store import Store
     if args.list_presets:
@@ -242,6 +241,10 @@ def cmd_sweep(args) -> int:
         new = sweep.resume(args.resume, store)
         print(f"sweep {args.resume}: {len(new)} configuration(s) queued again", file=sys.stderr)
         return _run_and_report(args, store, args.resume)
+    if args.preset and len(presets.get(args.preset).specs(model=args.model, quick=args.quick)) > 1 \
+            and not args.dry_run:
+        ids = sweep.create_preset(args.preset, store, args.model, args.quick)
+        return max(_run_and_report(args, store, sid) for sid in ids)
     spec = sweep_spec_from_args(args).validate()
     cfgs = spec.configs()
     est = estimate.sweep_seconds(cfgs, store)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import artifacts, engine, multi_prompt
+from . import artifacts, multi_prompt
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .train import (BatchOrder, batch_tensors, build_method, evaluate, new_run_id, optimiser, prepare,
@@ -144,8 +144,9 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
         eval_time = time.time() - t_eval
         zs = zero_shot(lm, m.cfg, prep, store, cached_only=m.state != "done")
         result = result_record(m.run_id, m.cfg, lm, prep, m.trainable, m.evals, m.losses, m.step, m.state,
-                               train_time, zs, m.folder if m.state != "failed" else None, eval_seconds=round(eval_time, 2), group_size=len(members),
-                               prompts_per_pass=per_pass, error=m.error)
+                               train_time, zs, m.folder if m.state != "failed" else None,
+                               eval_seconds=round(eval_time, 2), group_size=len(members), prompts_per_pass=per_pass,
+                               error=m.error)
         if m.folder and m.state != "failed":
             artifacts.save(m.folder, m.cfg, m.method, result)
         emit(m.run_id, {"type": "end", "state": m.state, "result": result})

@@ -197,6 +197,13 @@ class JobManager:
         self.poll()
         return ids
 
+    def submit_preset(self, key: str, model: str, quick: bool) -> list[str]:
+        """Queue a guided experiment (one sweep, or one per task); all are checked before any is queued."""
+        from . import sweep
+        ids = sweep.create_preset(key, self.store, model, quick)
+        self.poll()
+        return ids
+
     def stop_sweep(self, sweep_id: str) -> str:
         from . import sweep
         with self._lock:

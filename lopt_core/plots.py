@@ -171,7 +171,7 @@ def _reference_markers(fig: go.Figure, ref: list[Point]) -> None:
         return
     fig.add_trace(go.Scatter(
         x=[p.trainable_params for p in ref], y=[p.mean for p in ref], mode="markers", error_y=_error_y(ref),
-        name=f"reference sweep ({ref[0].task}, {ref[0].model})", legendgroup="reference",
+        name=f"reference sweep ({ref[0].task}, {ref[0].model})", legendgroup="reference", showlegend=True,
         marker=dict(size=10, color=REFERENCE_COLOR, symbol="circle-open", line=dict(width=2, color=REFERENCE_COLOR)),
         opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ref], hovertemplate="%{text}<extra></extra>"))
 
@@ -200,7 +200,7 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
     for method in sorted({p.method for p in ref_ranked}, key=_method_order):
         ps = sorted((p for p in ref_ranked if p.method == method), key=lambda p: p.r)
         fig.add_trace(go.Scatter(x=[p.r for p in ps], y=[p.mean for p in ps], mode="lines+markers",
-                                 name=f"reference: {method_label(method)}", legendgroup="reference",
+                                 name=f"reference: {method_label(method)}", legendgroup="reference", showlegend=True,
                                  line=dict(color=REFERENCE_COLOR, dash="dot", width=1.5), marker=dict(size=6),
                                  error_y=_error_y(ps), opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ps],
                                  hovertemplate="%{text}<extra></extra>"))

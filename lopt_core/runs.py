@@ -46,6 +46,8 @@ def record_group(cfgs: list[RunConfig], run_ids: list[str], store: Store, lm, on
 
     def record(rid, ev):
         recorders[rid](ev)
+        if ev["type"] == "end":  # each configuration lands in the store as soon as its final evaluation is done
+            _record_result(store, rid, ev["result"])
         if on_event:
             on_event(rid, ev)
     try:
@@ -57,8 +59,6 @@ def record_group(cfgs: list[RunConfig], run_ids: list[str], store: Store, lm, on
                 store.update(rid, state="failed", error=f"{type(e).__name__}: {e}",
                              result={"traceback": traceback.format_exc(limit=8)})
         raise
-    for res in results:
-        _record_result(store, res["run_id"], res)
     return results
 
 

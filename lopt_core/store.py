@@ -36,13 +36,13 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 # columns added after the first release: (table, column, declaration); added to older files on open
-_MIGRATIONS = [("runs", "sweep_id", "TEXT")]
+_MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT")]
 
 _COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
             "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
             "artifact_dir", "pid", "stop_requested", "result", "sweep_id")
 _SWEEP_COLUMNS = ("sweep_id", "created", "updated", "state", "spec", "command", "preset", "reading", "pid",
-                  "stop_requested", "error")
+                  "stop_requested", "error", "launch_id")
 
 
 class RunNotFound(KeyError):
@@ -141,12 +141,14 @@ class Store:
 
     # ---------------------------------------------------------------- sweeps
     def create_sweep(self, sweep_id: str, spec: dict, run_ids_cfgs: list, command: str = "", preset: str | None = None,
-                     state: str = "queued") -> None:
-        """A sweep row and one run row per configuration, in one transaction (all or nothing is queued)."""
+                     state: str = "queued", launch_id: str | None = None) -> None:
+        """A sweep row and one run row per configuration, in one transaction (all or nothing is queued).
+        launch_id ties together the sweeps one click queued (a preset over two tasks)."""
         now = time.time()
         with self._conn() as c:
-            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset) "
-                      "VALUES (?,?,?,?,?,?,?)", (sweep_id, now, now, state, json.dumps(spec), command, preset))
+            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset, launch_id) "
+                      "VALUES (?,?,?,?,?,?,?,?)", (sweep_id, now, now, state, json.dumps(spec), command, preset,
+                                                   launch_id or sweep_id))
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)  # created keeps the grid's order
 

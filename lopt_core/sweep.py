@@ -68,7 +68,7 @@ class SweepSpec:
         """Every configuration, method by method; a method without a rank gets one per (n, seed)."""
         out = []
         for m in self.methods:
-            ranks = self.r if get_method(m).has_rank else [min(self.r) if self.r else 1]
+            ranks = self.r if get_method(m).has_rank else [min(self.r) if isinstance(self.r, list) and self.r else 1]
             for n in self.n:
                 for r in ranks:
                     for seed in self.seeds:
@@ -90,6 +90,8 @@ class SweepSpec:
         self.n = parse_int_list(self.n, "n list")
         if any(get_method(m).has_rank for m in self.methods):
             self.r = parse_int_list(self.r, "r list")
+        else:  # no ticked method has a rank: the r list plays no part
+            self.r = [1]
         self.seeds = parse_int_list(self.seeds, "seeds")
         bad = set(self.knobs) - {f.name for f in dataclasses.fields(RunConfig)} | (set(self.knobs) & set(GRID_FIELDS))
         if bad:
@@ -176,14 +178,39 @@ def new_sweep_id() -> str:
     return f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
-def create(spec: SweepSpec, store, preset: str | None = None, limits=None) -> str:
+def create(spec: SweepSpec, store, preset: str | None = None, limits=None, launch_id: str | None = None) -> str:
     """Validate the spec and queue all its runs (or none of them); returns the sweep id."""
     from .train import new_run_id
     spec.validate(limits)
     sweep_id = new_sweep_id()
     pairs = [(new_run_id(c), c) for c in spec.configs()]
-    store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset)
+    store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset, launch_id=launch_id)
     return sweep_id
+
+
+def create_preset(key: str, store, model: str, quick: bool, limits=None) -> list[str]:
+    """Queue a guided experiment: every one of its sweeps is validated before any is queued; they share one
+    launch id (the sweep id of the first), so the app watches and reads them together."""
+    from . import presets
+    specs = [s.validate(limits) for s in presets.get(key).specs(model=model, quick=quick)]
+    ids: list[str] = []
+    for s in specs:
+        ids.append(create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None))
+    return ids
+
+
+def launch_sweeps(store, launch_id: str) -> list[dict]:
+    """The sweeps one launch queued, oldest first."""
+    return [s for s in store.list_sweeps() if (s.get("launch_id") or s["sweep_id"]) == launch_id]
+
+
+def current_runs(store, sweep_id: str) -> list[dict]:
+    """The sweep's runs, one per configuration: a configuration resumed after a stop or interruption counts
+    once, by its newest run (the older ones stay in the store with what they trained)."""
+    latest: dict[str, dict] = {}
+    for r in store.list(sweep_id=sweep_id):  # oldest first: later runs of a configuration replace earlier ones
+        latest[json.dumps(r["config"], sort_keys=True)] = r
+    return sorted(latest.values(), key=lambda r: r["created"])
 
 
 def stop(sweep_id: str, store) -> str:
@@ -235,7 +262,7 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
     from . import multi_prompt, readings
     from .models import load_model
     from .runs import record_group, run_and_record
-    sw = store.get_sweep(sweep_id)
+    store.get_sweep(sweep_id)  # a missing sweep fails here, before anything is marked running
     store.update_sweep(sweep_id, state="running", pid=os.getpid())
     rows = [r for r in store.list(sweep_id=sweep_id) if r["state"] == "queued"]
     cfgs = [RunConfig.from_dict(r["config"]) for r in rows]
@@ -268,7 +295,7 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
         store.update_sweep(sweep_id, state="failed", error=f"{type(e).__name__}: {e}")
         raise
     stopped = bool(store.get_sweep(sweep_id)["stop_requested"])
-    runs = store.list(sweep_id=sweep_id)
+    runs = current_runs(store, sweep_id)
     failed = [r for r in runs if r["state"] == "failed"]
     if failed and not any(r["state"] == "done" for r in runs) and not stopped:
         store.update_sweep(sweep_id, state="failed", reading=readings.read_runs(runs),

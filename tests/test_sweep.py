@@ -301,3 +301,46 @@ def test_a_sweep_whose_data_vanishes_fails_with_the_reason(tiny_model_dir, senti
     assert out["state"] == "failed" and {r["state"] for r in out["runs"]} == {"failed"}
     assert "every configuration failed" in store.get_sweep(sid)["error"]
     assert all("gone.csv" in r["error"] for r in out["runs"])
+
+
+def test_rankless_sweeps_ignore_the_r_list(tiny_model_dir, sentiment_csv):
+    spec = spec_for(tiny_model_dir, sentiment_csv, methods=["prompt_tuning"], n=[4, 6], r="1, x").validate()
+    assert spec.r == [1] and [c.n for c in spec.configs()] == [4, 6]
+    assert "--r 1 " in spec.command()
+
+
+def test_each_configuration_lands_in_the_store_when_it_ends(tiny_model_dir, sentiment_csv):
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv), store)
+    seen = []
+
+    def on_event(rid, ev):
+        if ev["type"] == "end":
+            states = {r["run_id"]: r["state"] for r in store.list(sweep_id=sid)}
+            seen.append((states[rid], sum(s == "done" for s in states.values())))
+    sweep.run(sid, store, on_event=on_event)
+    assert seen == [("done", i) for i in range(1, 6)], "one configuration after another, not all at the end"
+
+
+def test_resumed_configurations_count_once(tiny_model_dir, sentiment_csv):
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv, methods=["lopt1"]), store)
+    first = store.list(sweep_id=sid)[0]
+    store.update(first["run_id"], state="stopped")
+    sweep.run(sid, store)
+    store.update(first["run_id"], accuracy=0.5, trainable_params=10)  # as if a periodic evaluation had happened
+    sweep.resume(sid, store)
+    sweep.run(sid, store)
+    cur = sweep.current_runs(store, sid)
+    assert len(store.list(sweep_id=sid)) == 3 and len(cur) == 2
+    assert first["run_id"] not in {r["run_id"] for r in cur}
+    assert all(p.seeds == 1 for p in aggregate.points(cur))
+
+
+def test_a_two_task_preset_is_one_launch(tiny_model_dir):
+    store = Store()
+    ids = sweep.create_preset("task_difficulty", store, tiny_model_dir, quick=True)
+    assert len(ids) == 2
+    sweeps = sweep.launch_sweeps(store, ids[0])
+    assert [s["sweep_id"] for s in sweeps] == ids and {s["spec"]["task"] for s in sweeps} == {"sst2", "rte"}
+    assert all(s["preset"] == "task_difficulty" for s in sweeps)
