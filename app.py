@@ -8,7 +8,7 @@ import gradio as gr
 
 from lopt_core import hosting
 from lopt_core.jobs import JobManager
-from lopt_core.ui import compare, generate, runs, train
+from lopt_core.ui import compare, generate, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text
 
 TITLE = "LoPT Lab · low-rank soft prompts"
@@ -21,6 +21,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
                 train.build(ctx)
+            with gr.Tab("Sweep", id="sweep"):
+                swp = sweep.build(ctx)
             with gr.Tab("Compare", id="compare") as t_compare:
                 cmp = compare.build(ctx)
             with gr.Tab("Generate", id="generate") as t_generate:
@@ -31,6 +33,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         t_compare.select(fn, ins, outs, api_name=False)
         t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
         t_runs.select(rn["on_refresh"], rn["run"], [rn["run"], rn["details"]], api_name=False)
+        demo.load(*swp["load"], api_name=False)  # every page load lists the sweeps already in the store
     return demo
 
 

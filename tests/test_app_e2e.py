@@ -134,3 +134,62 @@ def test_app_end_to_end(app):
     assert "Deleted" in msg
     out = c.predict("(all)", "(all)", None, [], api_name="/compare")
     assert run_id not in json.dumps(out[3])
+
+
+SWEEP = dict(task="sst2", methods=["prompt_tuning", "lopt1"], n="4", r="1,2", seeds="0", steps=3, batch_size=2,
+             eval_size=8, eval_every=0)
+SWEEP_ORDER = ("model", "task", "methods", "n", "r", "seeds", "steps", "batch_size", "eval_size", "eval_every")
+
+
+def test_app_sweep(app):
+    """Through the Sweep tab's API: bad grids name the bad value and queue nothing; a 3-configuration grid on
+    the tiny model runs as one sweep to done, and the watch pane reads it."""
+    from gradio_client import Client
+    from lopt_core.store import Store
+    url, tiny, home = app
+    c = Client(url, verbose=False)
+    store = Store(home / "runs.sqlite")
+
+    def grid(**kw):
+        return [{**SWEEP, "model": tiny, **kw}[k] for k in SWEEP_ORDER]
+
+    def first(out):
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    before = len(store.list_sweeps())
+    for bad, words in (({"r": "1,x"}, ("r list", "'x'")),
+                       ({"n": "4", "r": "1,5"}, ("LoPT-1 n=4 r=5", "got 5")),
+                       ({"methods": []}, ("methods is empty",))):
+        readout = first(c.predict(*grid(**bad), api_name="/sweep_preview"))
+        status = first(c.predict(*grid(**bad), api_name="/sweep_launch"))
+        for w in words:
+            assert w in readout and w in status, (bad, readout, status)
+        assert "Not started" in status and "Traceback" not in status
+    assert "choose a model" in first(c.predict("rank_sensitivity", "", True, api_name="/sweep_preset"))
+    assert "unknown preset 'nope'" in first(c.predict("nope", tiny, True, api_name="/sweep_preset"))
+    assert len(store.list_sweeps()) == before, "a bad sweep queued something"
+
+    readout, table = c.predict(*grid(), api_name="/sweep_preview")
+    assert "3 configurations" in readout and "train in step together" in readout
+    counts = {r[0]: r[1] for r in table["data"]}
+    assert counts == {"Prompt tuning n=4 seed 0": 128, "LoPT-1 n=4 r=1 seed 0": 36, "LoPT-1 n=4 r=2 seed 0": 72}
+
+    status = first(c.predict(*grid(), api_name="/sweep_launch"))
+    assert "Queued sweep" in status, status
+    (sw,) = store.list_sweeps()[before:]
+    assert sw["sweep_id"] in status
+    t0 = time.time()
+    while time.time() - t0 < 180 and store.get_sweep(sw["sweep_id"])["state"] in ("queued", "running"):
+        time.sleep(1)
+    sw = store.get_sweep(sw["sweep_id"])
+    runs = store.list(sweep_id=sw["sweep_id"])
+    assert sw["state"] == "done", (sw, [r["error"] for r in runs], (home / "app.log").read_text()[-3000:])
+    assert len(runs) == 3 and all(r["state"] == "done" and r["accuracy"] is not None for r in runs)
+
+    progress, _, curves, tradeoff, _, reading = c.predict(sw["sweep_id"], api_name="/sweep_watch")[:6]
+    assert "3/3 configurations finished" in progress
+    assert len([t for t in json.loads(curves["plot"])["data"] if t.get("mode") == "lines"]) == 3
+    assert any(t.get("name") == "LoPT-1" for t in json.loads(tradeoff["plot"])["data"])
+    assert "Reading" in reading and "python -m lopt_core sweep" in reading
+    assert "already done" in first(c.predict(sw["sweep_id"], api_name="/sweep_stop"))
+    assert "nothing to resume" in first(c.predict(sw["sweep_id"], api_name="/sweep_resume"))

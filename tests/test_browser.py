@@ -18,6 +18,16 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
 
 
+def open_page(p, url: str):
+    """Debian chromium, headless, with the flags this closed network needs; the app's page loaded."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded")
+    return browser, page
+
+
 def pick_first(page, dropdown: str) -> None:
     page.locator(f"{dropdown} input").first.click()
     page.get_by_role("option").first.click()
@@ -32,11 +42,7 @@ def test_browser_trains_and_shows_curve(tmp_path, tiny_model_dir):
     ART.mkdir(exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded")
+            browser, page = open_page(p, url)
             expect(page.get_by_text("LoPT Lab", exact=False).first).to_be_visible(timeout=60_000)
             expect(page.locator("#lopt-readout")).to_contain_text("fewer than prompt tuning", timeout=30_000)
 

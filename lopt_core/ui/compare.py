@@ -1,17 +1,36 @@
-"""Compare tab: the runs table, overlaid curves, the rank trade-off plot and accuracy vs r."""
+"""Compare tab: the runs table, configurations with seeds pooled, overlaid curves, the rank trade-off plot and
+accuracy vs r, with the shipped reference sweep as a grey layer (when its file is present)."""
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
-from .. import plots
+from .. import aggregate, plots, results_file
 from .common import AppContext, asset_text, run_choices, runs_dataframe
 
 ALL = "(all)"
 OVERLAY_HINT = "choose runs above to overlay their loss and accuracy curves"
+POINT_COLUMNS = ["method", "n", "r", "trainable params", "accuracy (mean ± std)", "seeds", "task"]
 
 
 def _filter(rows, task, model):
     return [r for r in rows if (task in (None, ALL) or r["task"] == task) and (model in (None, ALL) or r["model"] == model)]
+
+
+def reference_rows(show: bool, task=ALL, model=ALL) -> list[dict] | None:
+    """The reference sweep's runs as store-like rows, within the task/model filter; None when hidden or missing."""
+    doc = results_file.reference() if show else None
+    if doc is None:
+        return None
+    return _filter(results_file.rows(doc), task, model) or None
+
+
+def points_dataframe(rows: list[dict]) -> pd.DataFrame:
+    """One row per configuration, its seeds pooled."""
+    recs = [{"method": plots.method_label(p.method), "n": p.n, "r": "" if p.r is None else p.r,
+             "trainable params": p.trainable_params, "accuracy (mean ± std)": aggregate.fmt_acc(p), "seeds": p.seeds,
+             "task": p.task} for p in aggregate.points(rows)]
+    return pd.DataFrame(recs, columns=POINT_COLUMNS)
 
 
 def build(ctx: AppContext):
@@ -22,33 +41,41 @@ def build(ctx: AppContext):
         model = gr.Dropdown([ALL], value=ALL, label="model", scale=1)
         n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1,
                               allow_custom_value=True)
+        show_ref = gr.Checkbox(True, label="show the reference sweep", scale=0, min_width=180,
+                               info=None if results_file.reference() else "no reference sweep file in this build",
+                               elem_id="lopt-show-reference")
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
+    ref0 = reference_rows(True)
     with gr.Row():
-        tradeoff = gr.Plot(plots.tradeoff_figure([]), label="Trade-off", elem_id="lopt-tradeoff")
-        by_r = gr.Plot(plots.accuracy_vs_r_figure([]), label="Accuracy vs r", elem_id="lopt-by-r")
+        tradeoff = gr.Plot(plots.tradeoff_figure([], reference=ref0), label="Trade-off", elem_id="lopt-tradeoff")
+        by_r = gr.Plot(plots.accuracy_vs_r_figure([], reference=ref0), label="Accuracy vs r", elem_id="lopt-by-r")
+    configs = gr.Dataframe(points_dataframe([]), label="Configurations (seeds pooled)", interactive=False,
+                           max_height=320, elem_id="lopt-configs-table")
     overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
                               elem_id="lopt-overlay-select")
     overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves", empty=OVERLAY_HINT), label="Overlay", elem_id="lopt-overlay")
 
-    def on_refresh(task_, model_, n_, sel):
+    def on_refresh(task_, model_, n_, sel, show_=True):
         rows = store.list()
         tasks = sorted({r["task"] for r in rows})
         models = sorted({r["model"] for r in rows})
         shown = _filter(rows, task_, model_)
+        ref = reference_rows(show_, task_, model_)
         ns = sorted({r["n"] for r in plots.scored(shown)})
         n_val = int(n_) if n_ not in (None, "") and int(n_) in ns else None
         ids = {r["run_id"] for r in rows}
         sel = [s for s in (sel or []) if s in ids]
         return (gr.update(choices=[ALL] + tasks), gr.update(choices=[ALL] + models),
-                gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown),
-                plots.accuracy_vs_r_figure(shown, n=n_val), gr.update(choices=run_choices(rows), value=sel))
+                gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
+                plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
+                points_dataframe(shown))
 
-    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel]
-    ins = [task, model, n_fixed, overlay_sel]
+    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs]
+    ins = [task, model, n_fixed, overlay_sel, show_ref]
     refresh.click(on_refresh, ins, outs, api_name="compare")
-    for c in (task, model, n_fixed):
+    for c in (task, model, n_fixed, show_ref):
         c.input(on_refresh, ins, outs, api_name=False)
 
     def on_overlay(sel):
