@@ -6,6 +6,8 @@ see the same batches in the same order, so each step draws ONE batch and runs it
 clipping, evaluations, events and artifact, and ends as an ordinary run: a configuration trained in a group
 gives the loss curve and prompt it gives alone, within float tolerance (tests/test_group.py).
 
+Rows are packed (every example of the batch behind each prompt); where the rows are so long that packing costs
+more attention work than it saves (the engine's own cost model), each prompt runs the solo path instead.
 prompts_per_pass bounds how many prompt rows share one forward/backward: activation memory grows with it,
 while a CPU already runs one batch near its matmul peak, so on CPU a small number keeps memory near one run's
 at the same speed; on a GPU all K go in one pass. A configuration that is stopped, or whose loss turns
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import artifacts, multi_prompt
+from . import artifacts, engine, multi_prompt
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .train import (BatchOrder, batch_tensors, build_method, evaluate, new_run_id, optimiser, prepare,
@@ -66,6 +68,7 @@ class Member:
     state: str = "running"          # running -> done | stopped | failed
     error: str | None = None
     step: int = 0
+    train_time: float = 0.0         # wall seconds of the group steps this configuration took part in
 
 
 def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_event=None, should_stop=None,
@@ -100,58 +103,73 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
         emit(rid, start_event(rid, trainable, cfg, m.folder, prep) | {"group_size": len(cfgs)})
 
     batches = BatchOrder(len(prep.train_set), lead.batch_size, lead.seed)
-    train_time, t0 = 0.0, time.time()
+    results: dict[str, dict] = {}
+
+    def finish(m: Member) -> None:
+        """A configuration's end, as soon as it leaves the group: final evaluation (done only), artifact, event."""
+        results[m.run_id] = _finish(m, lm, prep, store, len(members), per_pass, emit)
+
+    t0 = time.time()
     for step in range(1, lead.steps + 1):
         for m in members:
             if m.state == "running" and stop_asked(m.run_id):
                 m.state = "stopped"
+                finish(m)
         active = [m for m in members if m.state == "running"]
         if not active:
             break
         t_step = time.time()
-        ids, mask, _, labels = batch_tensors(prep, batches.next(), lm)
+        ids, mask, lengths, labels = batch_tensors(prep, batches.next(), lm)
         for m in active:
             m.opt.zero_grad(set_to_none=True)
-        for s in range(0, len(active), per_pass):
-            chunk = active[s: s + per_pass]
-            logits = multi_prompt.class_logits(lm, ids, mask, [m.method() for m in chunk], prep.label_ids)  # (k, B, C)
-            losses = [F.cross_entropy(logits[i], labels) for i in range(len(chunk))]
+        packed = multi_prompt.pays(lm, mask, max(m.cfg.n for m in active))
+        for s in range(0, len(active), per_pass if packed else 1):
+            chunk = active[s: s + (per_pass if packed else 1)]
+            if packed:  # one model pass for the chunk's prompts
+                logits = multi_prompt.class_logits(lm, ids, mask, [m.method() for m in chunk], prep.label_ids)
+                losses = [F.cross_entropy(logits[i], labels) for i in range(len(chunk))]  # (k, B, C) -> k losses
+            else:  # long rows: packing costs more attention than it saves; each prompt as its solo run would
+                losses = [engine.loss_on_batch(lm, ids, mask, lengths, labels, prep.label_ids, chunk[0].method)]
             finite = [loss for m, loss in zip(chunk, losses) if _keep(m, loss, step)]
             if finite:
                 torch.stack(finite).sum().backward()  # d loss_k / d prompt_j = 0 for j != k: one backward for all
         dt = time.time() - t_step
-        train_time += dt
         for m in active:
-            if m.state != "running":
+            if m.state == "failed":
+                finish(m)
                 continue
             lr_now = update(m.cfg, m.params, m.opt, m.sched)
-            m.step = step
+            m.step, m.train_time = step, m.train_time + dt
             emit(m.run_id, {"type": "step", "step": step, "loss": m.losses[-1], "lr": lr_now,
                             "examples_per_s": len(labels) / dt, "group_examples_per_s": len(labels) * len(active) / dt,
-                            "elapsed_s": time.time() - t0, "eta_s": train_time / step * (lead.steps - step)})
+                            "elapsed_s": time.time() - t0, "eta_s": m.train_time / step * (lead.steps - step)})
             if m.cfg.eval_every and step % m.cfg.eval_every == 0 and step < m.cfg.steps:
                 m.evals.append((step, evaluate(lm, prep, m.method, m.cfg)))
                 emit(m.run_id, {"type": "eval", "step": step, "accuracy": m.evals[-1][1]})
 
-    results = []
     for m in members:
         if m.state == "running":
             m.state = "done"
-        t_eval = time.time()
-        if m.state == "done" and (not m.evals or m.evals[-1][0] != m.step):
-            m.evals.append((m.step, evaluate(lm, prep, m.method, m.cfg)))
-            emit(m.run_id, {"type": "eval", "step": m.step, "accuracy": m.evals[-1][1]})
-        eval_time = time.time() - t_eval
-        zs = zero_shot(lm, m.cfg, prep, store, cached_only=m.state != "done")
-        result = result_record(m.run_id, m.cfg, lm, prep, m.trainable, m.evals, m.losses, m.step, m.state,
-                               train_time, zs, m.folder if m.state != "failed" else None,
-                               eval_seconds=round(eval_time, 2), group_size=len(members), prompts_per_pass=per_pass,
-                               error=m.error)
-        if m.folder and m.state != "failed":
-            artifacts.save(m.folder, m.cfg, m.method, result)
-        emit(m.run_id, {"type": "end", "state": m.state, "result": result})
-        results.append(result)
-    return results
+            finish(m)
+    return [results[m.run_id] for m in members]
+
+
+def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit) -> dict:
+    t_eval = time.time()
+    if m.state == "done" and (not m.evals or m.evals[-1][0] != m.step):
+        m.evals.append((m.step, evaluate(lm, prep, m.method, m.cfg)))
+        emit(m.run_id, {"type": "eval", "step": m.step, "accuracy": m.evals[-1][1]})
+    eval_time = time.time() - t_eval
+    zs = zero_shot(lm, m.cfg, prep, store, cached_only=m.state != "done")
+    failed = m.state == "failed"
+    result = result_record(m.run_id, m.cfg, lm, prep, m.trainable, [] if failed else m.evals, m.losses, m.step,
+                           m.state, m.train_time, zs, None if failed else m.folder,
+                           eval_seconds=round(eval_time, 2), group_size=group_size, prompts_per_pass=per_pass,
+                           error=m.error)
+    if m.folder and not failed:
+        artifacts.save(m.folder, m.cfg, m.method, result)
+    emit(m.run_id, {"type": "end", "state": m.state, "result": result})
+    return result
 
 
 def _keep(m: Member, loss: torch.Tensor, step: int) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .engine import autocast, decoder, label_head
+from .engine import _choose_pack, autocast, decoder, label_head
 from .models import LoadedModel
 
 PAD_SEG, PROMPT_SEG = -2, -1
@@ -26,6 +26,12 @@ def supported(lm: LoadedModel) -> bool:
     """Causal LMs whose attention takes a custom 4-D additive mask (sdpa, eager)."""
     impl = getattr(lm.model.config, "_attn_implementation", None)
     return not lm.is_seq2seq and impl in ("sdpa", "eager")
+
+
+def pays(lm: LoadedModel, mask: torch.Tensor, n: int) -> bool:
+    """Packing this batch behind a prompt of length n beats padding it (the engine's cost model, as solo runs)."""
+    B, L = mask.shape
+    return B == 1 or _choose_pack(lm, B, L, int(mask.sum()), n)
 
 
 def layout(mask: torch.Tensor, ns: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -71,14 +71,20 @@ def test_a_failing_or_stopped_member_leaves_the_others_alone(tiny_model_dir, sen
     def should_stop(rid):
         return rid == "c-run" and stop_after.get("steps", 0) >= 2
 
+    order = []
+
     def on_event(rid, ev):
         if rid == "a-run" and ev["type"] == "step":
             stop_after["steps"] = ev["step"]
+            order.append(("a-step", ev["step"]))
+        if ev["type"] == "end":
+            order.append((rid, "end"))
     a, b, c = train_group(cfgs, ids, on_event=on_event, should_stop=should_stop, save=False)
     assert a["state"] == "done" and a["steps_done"] == 6 and a["accuracy"] is not None
     assert c["state"] == "stopped" and c["steps_done"] == 2 and c["accuracy"] is None
+    assert order.index(("c-run", "end")) < order.index(("a-step", 3)), "a stopped member ends at once"
     if b["state"] == "failed":  # lr 10 may or may not diverge on a tiny model; when it does, only b fails
-        assert "loss became" in b["error"]
+        assert "loss became" in b["error"] and b["accuracy"] is None
     alone, _ = solo(cfgs[0])
     assert a["final_loss"] == pytest.approx(alone[-1], abs=2e-5)
 
@@ -91,3 +97,16 @@ def test_group_key_and_batchable(tiny_model_dir, sentiment_csv):
     assert group_key(a) != group_key(cfg(tiny_model_dir, sentiment_csv, "lopt1", 6, 2, batch_size=8))
     assert batchable(a) and not batchable(cfg(tiny_model_dir, sentiment_csv, "lopa", 4, 2))
     assert not batchable(cfg(tiny_model_dir, sentiment_csv, "lora", 4, 2))
+
+
+def test_long_rows_fall_back_to_each_prompts_solo_path(tiny_model_dir, sentiment_csv, monkeypatch):
+    """Where packing does not pay (forced here), a group trains each prompt by the solo path: still exact."""
+    monkeypatch.setattr(engine, "PACK", "never")
+    cfgs = [cfg(tiny_model_dir, sentiment_csv, m, n, r, eval_every=0) for m, n, r in MIXED[:3]]
+    curves = {}
+    results = train_group(cfgs, on_event=lambda rid, ev: ev["type"] == "step" and curves.setdefault(rid, []).append(
+        ev["loss"]), save=False)
+    for c, res in zip(cfgs, results):
+        alone = []
+        train(c, on_event=lambda ev: ev["type"] == "step" and alone.append(ev["loss"]), save=False)
+        assert curves[res["run_id"]] == pytest.approx(alone, abs=1e-6)
