@@ -238,13 +238,11 @@ def cmd_sweep(args) -> int:
         return 0
     store = Store()
     if args.resume:
-        new = sweep.resume(args.resume, store)
+        new = sweep.resume(args.resume, store, claim=True)
         print(f"sweep {args.resume}: {len(new)} configuration(s) queued again", file=sys.stderr)
         return _run_and_report(args, store, args.resume)
-    if args.preset and len(presets.get(args.preset).specs(model=args.model, quick=args.quick)) > 1 \
-            and not args.dry_run:
-        ids = sweep.create_preset(args.preset, store, args.model, args.quick)
-        return max(_run_and_report(args, store, sid) for sid in ids)
+    if args.preset and len(presets.get(args.preset).specs(model=args.model, quick=args.quick)) > 1:
+        return _multi_sweep_preset(args, store)
     spec = sweep_spec_from_args(args).validate()
     cfgs = spec.configs()
     est = estimate.sweep_seconds(cfgs, store)
@@ -255,9 +253,32 @@ def cmd_sweep(args) -> int:
         for c in cfgs:
             print(f"{sweep.describe(c):32s} {count_params(c.method, c.n, c.r, c.model, c.lopa_hidden):>10,} trainable")
         return 0
-    sweep_id = sweep.create(spec, store, preset=args.preset)
+    sweep_id = sweep.create(spec, store, preset=args.preset, claim=True)
     print(f"sweep {sweep_id}: {spec.command()}", file=sys.stderr)
     return _run_and_report(args, store, sweep_id)
+
+
+def _multi_sweep_preset(args, store) -> int:
+    """A guided experiment over several tasks: its own settings only; each sweep runs even if another fails."""
+    from . import presets, sweep
+    given = [f"--{k.replace('_', '-')}" for k, _ in KNOBS if k != "seed" and getattr(args, k) is not None]
+    given += [f for f, v in (("--methods", args.methods), ("--n", args.n), ("--r", args.r), ("--seeds", args.seeds),
+                             ("--data-file", args.data_file)) if v is not None]
+    if given:
+        raise ConfigError(f"preset {args.preset!r} runs one sweep per task with its own settings; "
+                          f"{', '.join(given)} cannot change it (run a custom sweep per task instead)")
+    if args.dry_run:
+        for spec in presets.get(args.preset).specs(model=args.model, quick=args.quick):
+            print(spec.command())
+        return 0
+    rc = 0
+    for sid in sweep.create_preset(args.preset, store, args.model, args.quick, claim=True):
+        try:
+            rc = max(rc, _run_and_report(args, store, sid))
+        except Exception as e:  # noqa: BLE001  recorded on that sweep; the next one still runs
+            print(f"error: sweep {sid}: {e}", file=sys.stderr)
+            rc = 1
+    return rc
 
 
 def _run_and_report(args, store, sweep_id: str) -> int:

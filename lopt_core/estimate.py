@@ -90,7 +90,11 @@ def sweep_seconds(cfgs, store=None, speed: Speed | None = None, startup_one_s: f
     if not cfgs:
         return Estimate(0.0, 0.0, "nothing to run")
     lead = cfgs[0]
-    device = None if lead.device == "auto" else lead.device
+    from .models import pick_device
+    try:
+        device = pick_device(lead.device).type  # "auto" is the device the run will really use
+    except Exception:  # noqa: BLE001  e.g. cuda asked for on a machine without one: the run will say so
+        device = None
     speed = speed or (measured_speed(store, lead.model, device) if store is not None else None) \
         or reference_speed(lead.model)
     if speed is None:

@@ -136,14 +136,23 @@ class JobManager:
 
     # ------------------------------------------------------------ lifecycle
     def _recover(self) -> dict[str, list[str]]:
-        """A new server owns no workers: what the store says is running or queued is left over."""
-        dead = self.store.mark_dead_runs(alive_pids=set(), reason=RESTART_REASON_RUNNING)
-        queued = []
-        for r in self.store.list(states=("queued",)):
-            self.store.update(r["run_id"], state="interrupted", error=RESTART_REASON_QUEUED)
-            queued.append(r["run_id"])
+        """A new server owns no workers: what the store says is running or queued is left over, except the
+        sweeps a live command-line process is training (`python -m lopt_core sweep` on the same store)."""
+        from .store import lopt_process_alive
+        live = {s["sweep_id"] for s in self.store.list_sweeps(states=("running",))
+                if s["pid"] != os.getpid() and lopt_process_alive(s["pid"])}
+        dead, queued = [], []
+        for r in self.store.list(states=("running", "queued")):
+            if r.get("sweep_id") in live:
+                continue
+            was = r["state"]
+            self.store.update(r["run_id"], state="interrupted",
+                              error=RESTART_REASON_RUNNING if was == "running" else RESTART_REASON_QUEUED)
+            (dead if was == "running" else queued).append(r["run_id"])
         sweeps = []
         for s in self.store.list_sweeps(states=("queued", "running")):
+            if s["sweep_id"] in live:
+                continue
             self.store.update_sweep(s["sweep_id"], state="interrupted", error=RESTART_REASON_RUNNING
                                     if s["state"] == "running" else RESTART_REASON_QUEUED)
             sweeps.append(s["sweep_id"])
@@ -192,7 +201,10 @@ class JobManager:
     def resume_sweep(self, sweep_id: str) -> list[str]:
         """Re-queue the configurations of a stopped or interrupted sweep that never finished."""
         from . import sweep
+        self.poll()  # reap a worker that has just finished
         with self._lock:
+            if SWEEP_PREFIX + sweep_id in self._procs:
+                raise sweep.SweepError(f"{sweep_id} is still finishing its current step; resume it in a moment")
             ids = sweep.resume(sweep_id, self.store)
         self.poll()
         return ids
@@ -278,7 +290,8 @@ class JobManager:
                 sid = row.get("sweep_id")
                 if sid is None:
                     self._start(row)
-                elif SWEEP_PREFIX + sid not in self._procs and sid not in started:
+                elif SWEEP_PREFIX + sid not in self._procs and sid not in started \
+                        and self.store.claim_sweep(sid, os.getpid()):  # a CLI's own sweep is never claimed here
                     self._start_sweep(sid)
                     started.add(sid)
                 else:
@@ -299,6 +312,7 @@ class JobManager:
         self.store.update(run_id, state="running", pid=p.pid)
 
     def _start_sweep(self, sweep_id: str) -> None:
+        """Start the worker of a sweep this scheduler has just claimed (queued -> running)."""
         key = SWEEP_PREFIX + sweep_id
         p = self._ctx.Process(target=_sweep_worker, name=f"lopt-{sweep_id}",
                               args=(sweep_id, self.store_path, os.getpid(), self.worker_threads), daemon=True)

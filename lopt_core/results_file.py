@@ -76,8 +76,13 @@ def import_sweep(store, path) -> str:
     artifacts (curves, accuracies and counts only). Returns the sweep id."""
     from .config import RunConfig
     from .store import RunNotFound
+    from .store import FINAL, STATES
     doc = read(path)
     sw = doc["sweep"]
+    bad = [r.get("state") for r in doc["runs"] if r.get("state") not in STATES]
+    if bad:
+        raise ConfigError(f"{Path(path).name}: unknown run state {bad[0]!r}")
+    final = lambda s: s if s in FINAL else "interrupted"  # noqa: E731  never import work into the queue
     sweep_id = _free(sw["sweep_id"], lambda s: store.get_sweep(s), RunNotFound)
     pairs, taken = [], {}
     for r in doc["runs"]:
@@ -85,11 +90,11 @@ def import_sweep(store, path) -> str:
         taken[r["run_id"]] = rid
         pairs.append((rid, RunConfig.from_dict(r["config"])))
     store.create_sweep(sweep_id, sw["spec"], pairs, command=sw.get("command") or "", preset=sw.get("preset"),
-                       state=sw.get("state") or "done")
+                       state=final(sw.get("state") or "done"))
     for r in doc["runs"]:
         rid = taken[r["run_id"]]
         res = {**(r.get("result") or {}), "run_id": rid, "imported_from": Path(path).name}
-        store.update(rid, state=r["state"], accuracy=r["accuracy"], trainable_params=r["trainable_params"],
+        store.update(rid, state=final(r["state"]), accuracy=r["accuracy"], trainable_params=r["trainable_params"],
                      zero_shot_accuracy=r["zero_shot_accuracy"], train_seconds=res.get("train_seconds"),
                      steps_done=res.get("steps_done") or 0, error=r.get("error"), result=res)
         store.add_metrics(rid, [(s, "loss", v, lr) for s, v, lr in r["curves"]["loss"]] +

@@ -141,14 +141,16 @@ class Store:
 
     # ---------------------------------------------------------------- sweeps
     def create_sweep(self, sweep_id: str, spec: dict, run_ids_cfgs: list, command: str = "", preset: str | None = None,
-                     state: str = "queued", launch_id: str | None = None) -> None:
+                     state: str = "queued", launch_id: str | None = None, claimed_by: int | None = None) -> None:
         """A sweep row and one run row per configuration, in one transaction (all or nothing is queued).
-        launch_id ties together the sweeps one click queued (a preset over two tasks)."""
+        launch_id ties together the sweeps one click queued (a preset over two tasks); claimed_by: the pid of
+        the process that will run it (the sweep is born running, so no scheduler sharing the store takes it)."""
         now = time.time()
         with self._conn() as c:
-            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset, launch_id) "
-                      "VALUES (?,?,?,?,?,?,?,?)", (sweep_id, now, now, state, json.dumps(spec), command, preset,
-                                                   launch_id or sweep_id))
+            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset, launch_id, pid) "
+                      "VALUES (?,?,?,?,?,?,?,?,?)", (sweep_id, now, now, "running" if claimed_by else state,
+                                                     json.dumps(spec), command, preset, launch_id or sweep_id,
+                                                     claimed_by))
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)  # created keeps the grid's order
 
@@ -157,6 +159,12 @@ class Store:
         with self._conn() as c:
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)
+
+    def claim_sweep(self, sweep_id: str, pid: int) -> bool:
+        """queued -> running for exactly one process (the app's scheduler or a CLI); False if already taken."""
+        with self._conn() as c:
+            return c.execute("UPDATE sweeps SET state='running', pid=?, updated=? WHERE sweep_id=? AND state='queued'",
+                             (pid, time.time(), sweep_id)).rowcount == 1
 
     def update_sweep(self, sweep_id: str, **fields) -> None:
         self._update("sweeps", "sweep_id", sweep_id, _SWEEP_COLUMNS, "reading", fields)
@@ -247,6 +255,16 @@ def _sweep_row(row: sqlite3.Row) -> dict:
     d["spec"] = json.loads(d["spec"]) if d.get("spec") else {}
     d["reading"] = json.loads(d["reading"]) if d.get("reading") else None
     return d
+
+
+def lopt_process_alive(pid: int | None) -> bool:
+    """A live process of LoPT Lab's command line (`python -m lopt_core ...`): not a recycled pid."""
+    if not pid or not _pid_alive(pid):
+        return False
+    try:
+        return b"lopt_core" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:

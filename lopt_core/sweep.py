@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import uuid
@@ -46,7 +47,7 @@ def parse_int_list(text, name: str) -> list[int]:
             v = float(t)
         except (TypeError, ValueError):
             raise SweepError(f"{name}: {t!r} is not a whole number") from None
-        if v != int(v):
+        if not math.isfinite(v) or v != int(v):
             raise SweepError(f"{name}: {t!r} is not a whole number")
         if int(v) not in out:
             out.append(int(v))
@@ -178,24 +179,27 @@ def new_sweep_id() -> str:
     return f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
-def create(spec: SweepSpec, store, preset: str | None = None, limits=None, launch_id: str | None = None) -> str:
-    """Validate the spec and queue all its runs (or none of them); returns the sweep id."""
+def create(spec: SweepSpec, store, preset: str | None = None, limits=None, launch_id: str | None = None,
+           claim: bool = False) -> str:
+    """Validate the spec and queue all its runs (or none of them); returns the sweep id. claim=True: this
+    process will run it (the CLI), so the sweep is born running and no app sharing the store picks it up."""
     from .train import new_run_id
     spec.validate(limits)
     sweep_id = new_sweep_id()
     pairs = [(new_run_id(c), c) for c in spec.configs()]
-    store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset, launch_id=launch_id)
+    store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset, launch_id=launch_id,
+                       claimed_by=os.getpid() if claim else None)
     return sweep_id
 
 
-def create_preset(key: str, store, model: str, quick: bool, limits=None) -> list[str]:
+def create_preset(key: str, store, model: str, quick: bool, limits=None, claim: bool = False) -> list[str]:
     """Queue a guided experiment: every one of its sweeps is validated before any is queued; they share one
     launch id (the sweep id of the first), so the app watches and reads them together."""
     from . import presets
     specs = [s.validate(limits) for s in presets.get(key).specs(model=model, quick=quick)]
     ids: list[str] = []
     for s in specs:
-        ids.append(create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None))
+        ids.append(create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None, claim=claim))
     return ids
 
 
@@ -232,7 +236,7 @@ def stop(sweep_id: str, store) -> str:
             f"they trained; {n_q} queued configuration(s) removed")
 
 
-def resume(sweep_id: str, store) -> list[str]:
+def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
     """Queue again, as new runs of the same sweep, every configuration that has no finished run yet (its
     runs were interrupted, failed or stopped); runs that finished are kept, and so is what the others trained.
     Returns the new run ids."""
@@ -251,19 +255,27 @@ def resume(sweep_id: str, store) -> list[str]:
             todo.append(RunConfig.from_dict(r["config"]))
     if not todo:
         raise SweepError(f"every configuration of {sweep_id} already finished: nothing to resume")
+    for r in runs:  # left queued or running by a failure: superseded by the new runs
+        if r["state"] in ("queued", "running"):
+            store.update(r["run_id"], state="interrupted", error=f"superseded when {sweep_id} was resumed")
     pairs = [(new_run_id(c), c) for c in todo]
     store.add_sweep_runs(sweep_id, pairs)
-    store.update_sweep(sweep_id, state="queued", stop_requested=0, error=None)
+    store.update_sweep(sweep_id, stop_requested=0, error=None,
+                       **({"state": "running", "pid": os.getpid()} if claim else {"state": "queued"}))
     return [rid for rid, _ in pairs]
 
 
 def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | None = None) -> dict:
-    """Train every still-queued run of the sweep on one loaded model; returns the sweep's summary."""
+    """Train every still-queued run of the sweep on one loaded model; returns the sweep's summary. The sweep
+    must be claimed by this process (created or resumed with claim=True, or claimed by the app's scheduler
+    for its worker) or still queued, in which case it is claimed here."""
     from . import multi_prompt, readings
     from .models import load_model
     from .runs import record_group, run_and_record
-    store.get_sweep(sweep_id)  # a missing sweep fails here, before anything is marked running
-    store.update_sweep(sweep_id, state="running", pid=os.getpid())
+    sw = store.get_sweep(sweep_id)  # a missing sweep fails here, before anything is marked running
+    if not store.claim_sweep(sweep_id, os.getpid()) and sw["state"] != "running":
+        raise SweepError(f"{sweep_id} is {sw['state']}: nothing to run")
+    store.update_sweep(sweep_id, pid=os.getpid())
     rows = [r for r in store.list(sweep_id=sweep_id) if r["state"] == "queued"]
     cfgs = [RunConfig.from_dict(r["config"]) for r in rows]
     ids = [r["run_id"] for r in rows]
@@ -292,7 +304,10 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
                 except Exception:  # noqa: BLE001  recorded as failed on that run; the sweep goes on
                     pass
     except BaseException as e:
-        store.update_sweep(sweep_id, state="failed", error=f"{type(e).__name__}: {e}")
+        why = f"{type(e).__name__}: {e}"
+        store.update_sweep(sweep_id, state="failed", error=why)
+        for r in store.list(states=("queued",), sweep_id=sweep_id):  # never left queued for someone to pick up
+            store.update(r["run_id"], state="failed", error=f"the sweep stopped before this run started: {why}")
         raise
     stopped = bool(store.get_sweep(sweep_id)["stop_requested"])
     runs = current_runs(store, sweep_id)
@@ -308,7 +323,7 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
 
 def summary(store, sweep_id: str) -> dict:
     sw = store.get_sweep(sweep_id)
-    runs = store.list(sweep_id=sweep_id)
+    runs = current_runs(store, sweep_id)
     keys = ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy", "zero_shot_accuracy",
             "train_seconds", "error")
     extra = ("final_loss", "eval_seconds", "group_size")

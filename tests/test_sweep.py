@@ -344,3 +344,49 @@ def test_a_two_task_preset_is_one_launch(tiny_model_dir):
     sweeps = sweep.launch_sweeps(store, ids[0])
     assert [s["sweep_id"] for s in sweeps] == ids and {s["spec"]["task"] for s in sweeps} == {"sst2", "rte"}
     assert all(s["preset"] == "task_difficulty" for s in sweeps)
+
+
+def test_a_cli_sweep_is_never_taken_by_an_app_on_the_same_store(tiny_model_dir, sentiment_csv, tmp_path):
+    """The command line claims its sweep at creation: a job manager polling the same store starts nothing,
+    and a restarting app leaves a sweep alone while its live command-line process trains it."""
+    store = Store(tmp_path / "shared.sqlite")
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv), store, claim=True)
+    assert store.get_sweep(sid)["state"] == "running" and store.get_sweep(sid)["pid"] == os.getpid()
+    jm = JobManager(store.path, start=False)       # this process: not a live *other* CLI, so recovered
+    assert sid in jm.recovered["sweeps"]
+    sid2 = sweep.create(spec_for(tiny_model_dir, sentiment_csv), store, claim=True)
+    jm.poll()
+    assert jm._procs == {} and {r["state"] for r in store.list(sweep_id=sid2)} == {"queued"}
+    assert store.claim_sweep(sid2, 1) is False, "a claimed sweep cannot be claimed twice"
+    out = sweep.run(sid2, store)  # the claiming process runs it
+    assert out["state"] == "done"
+    with pytest.raises(SweepError, match="is done: nothing to run"):
+        sweep.run(sid2, store)
+
+
+def test_bad_numbers_in_lists_are_named():
+    for text, bad in (("1, nan", "'nan'"), ("inf", "'inf'"), ("1e400", "'1e400'"), ("2.5", "'2.5'")):
+        with pytest.raises(SweepError, match=f"r list: {bad} is not a whole number"):
+            sweep.parse_int_list(text, "r list")
+
+
+def test_an_app_restart_leaves_a_live_cli_sweep_alone(tiny_model_dir, sentiment_csv, lopt_home):
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "lopt_core", "sweep", "--model", tiny_model_dir, "--task", "file", "--data-file",
+           str(sentiment_csv), "--methods", "lopt1", "--n", "4", "--r", "1", "--steps", "100000", "--batch-size", "2",
+           "--eval-size", "8", "--eval-every", "0", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, LOPT_HOME=str(lopt_home), OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = Store()
+        _until(lambda: store.list_sweeps() and all((r["steps_done"] or 0) >= 1 for r in store.list()), 90)
+        sid = store.list_sweeps()[0]["sweep_id"]
+        jm = JobManager(store.path, start=False)
+        assert jm.recovered == {"running": [], "queued": [], "sweeps": []}
+        assert store.get_sweep(sid)["state"] == "running" and store.list()[0]["state"] == "running"
+    finally:
+        proc.kill()
+        proc.wait()
+    jm = JobManager(store.path, start=False)  # now the process is gone: a leftover like any other
+    assert jm.recovered["sweeps"] == [sid] and store.list()[0]["state"] == "interrupted"
