@@ -142,13 +142,18 @@ def _packable(lm: LoadedModel) -> bool:
     return impl in ("sdpa", "eager")
 
 
-def _choose_pack(lm: LoadedModel, B: int, L_max: int, S: int, n: int) -> bool:
+def attention_weight(lm: LoadedModel) -> float:
+    """Cost of one (query, key) pair relative to one token through a layer's linears, for the packing choice."""
     cfg = lm.model.config
     d = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or lm.d
     inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
     # FLOP ratio of one (query, key) pair (4 d) to one token through a layer's linears (~2 (4 d^2 + 3 d inner))
     ratio = 4 * d / (2 * (4 * d * d + 3 * d * inner))
-    return packs(B, L_max, S, n, attn_weight=max(1e-3, 3 * ratio))
+    return max(1e-3, 3 * ratio)
+
+
+def _choose_pack(lm: LoadedModel, B: int, L_max: int, S: int, n: int) -> bool:
+    return packs(B, L_max, S, n, attn_weight=attention_weight(lm))
 
 
 def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = None,

@@ -30,11 +30,17 @@ def solo(c):
 
 
 @pytest.mark.parametrize("per_pass", [4, 1])
-def test_group_matches_solo_runs(tiny_model_dir, sentiment_csv, per_pass):
+def test_group_matches_solo_runs(tiny_model_dir, sentiment_csv, per_pass, monkeypatch):
     cfgs = [cfg(tiny_model_dir, sentiment_csv, m, n, r) for m, n, r in MIXED]
-    curves = {}
+    curves, passes = {}, []
+    real = multi_prompt.class_logits
+    monkeypatch.setattr(multi_prompt, "class_logits", lambda lm, ids, mask, prompts, label_ids: passes.append(
+        len(prompts)) or real(lm, ids, mask, prompts, label_ids))
+    monkeypatch.setattr(engine, "PACK", "always")  # the tiny model's cost model would pad its equal-length rows
     results = train_group(cfgs, on_event=lambda rid, ev: ev["type"] == "step" and curves.setdefault(rid, []).append(
         ev["loss"]), prompts_per_pass=per_pass)
+    assert passes == [per_pass] * (6 * 4 // per_pass), "every step ran the K-prompt pass"
+    monkeypatch.setattr(engine, "PACK", "auto")
     assert [r["state"] for r in results] == ["done"] * 4
     for c, res in zip(cfgs, results):
         alone, ref = solo(c)
@@ -110,3 +116,14 @@ def test_long_rows_fall_back_to_each_prompts_solo_path(tiny_model_dir, sentiment
         alone = []
         train(c, on_event=lambda ev: ev["type"] == "step" and alone.append(ev["loss"]), save=False)
         assert curves[res["run_id"]] == pytest.approx(alone, abs=1e-6)
+
+
+def test_packing_choice_guards_only_against_long_rows():
+    from types import SimpleNamespace
+    from transformers import LlamaConfig
+    smol = LlamaConfig(hidden_size=576, intermediate_size=1536)  # SmolLM2-135M's widths: no weights needed
+    lm = SimpleNamespace(model=SimpleNamespace(config=smol), d=576)
+    same = torch.ones(8, 75, dtype=torch.long)               # eight sentences of SST-2's longest length
+    assert multi_prompt.pays(lm, same, 20), "short texts always pack"
+    long = torch.ones(8, 400, dtype=torch.long)               # eight BoolQ-length passages
+    assert not multi_prompt.pays(lm, long, 20)
