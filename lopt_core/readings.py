@@ -16,7 +16,10 @@ def _points_gap(p: Point, ref: Point) -> str:
     diff = 100 * (p.mean - ref.mean)
     where = "the same as" if abs(diff) < 0.05 else (f"{abs(diff):.1f} points {'above' if diff > 0 else 'below'}")
     ratio = ref.trainable_params / p.trainable_params
-    size = f"{ratio:.1f}× fewer parameters" if ratio >= 1 else f"{1 / ratio:.1f}× more parameters"
+    if round(ratio, 1) == 1.0:
+        size = "the same number of parameters" if ratio == 1 else "about as many parameters"
+    else:
+        size = f"{ratio:.1f}× fewer parameters" if ratio > 1 else f"{1 / ratio:.1f}× more parameters"
     return f"{where} {ref.label.split(' n=')[0].lower()} with {size}"
 
 

@@ -239,6 +239,9 @@ def test_reading_is_computed_from_the_numbers():
     lines = readings.read_runs(rows)["lines"]
     assert ("Cheapest within noise of the best (Prompt tuning n=20, 0.870, 11,520 parameters): ULPT n=20 r=1 at "
             "0.860 with 1,172 (9.8× fewer).") in lines
+    same = readings.read_runs([_row("prompt_tuning", 20, 5, 11520, 0.870), _row("lopt2", 20, 10, 11520, 0.873)])
+    assert "LoPT-2 r=10 (0.873) is 0.3 points above prompt tuning with the same number of parameters" in \
+        same["lines"][0]
     # change a number: the reading follows
     rows[1]["accuracy"] = 0.850
     assert any("LoPT-1 r=5 (0.850) is 2.0 points below" in s for s in readings.read_runs(rows)["lines"])
