@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test chromium bench clean
+.PHONY: install run test chromium bench bench-sweep clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ test: install chromium
 
 bench: install
 	$(PY) -m lopt_core.bench
+
+bench-sweep: install
+	$(PY) -m lopt_core.bench --sweep
 
 clean:
 	rm -rf $(VENV) .cache test-artifacts
