@@ -201,7 +201,11 @@ class JobManager:
     def resume_sweep(self, sweep_id: str) -> list[str]:
         """Re-queue the configurations of a stopped or interrupted sweep that never finished."""
         from . import sweep
-        self.poll()  # reap a worker that has just finished
+        with self._lock:
+            proc = self._procs.get(SWEEP_PREFIX + sweep_id)
+        if proc is not None and self.store.get_sweep(sweep_id)["state"] in FINAL:
+            proc.join(timeout=15)  # its worker is exiting right after recording the end: let it, then reap it
+        self.poll()
         with self._lock:
             if SWEEP_PREFIX + sweep_id in self._procs:
                 raise sweep.SweepError(f"{sweep_id} is still finishing its current step; resume it in a moment")
