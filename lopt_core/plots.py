@@ -48,39 +48,62 @@ def run_name(row: dict) -> str:
     return f"{method_label(row['method'])} n={row['n']} r={row['r']} · {row['run_id'][-6:]}"
 
 
+FEW_POINTS = 5  # a curve with this many points or fewer gets markers: one point on a line alone is invisible
+
+
 def curves_figure(series: list[dict], title: str = "Training curves",
                   empty: str = "no curve yet: the first points appear after the first training step") -> go.Figure:
     """Loss (left) and evaluation accuracy (right) of one or several runs.
 
     series: [{"name": str, "loss": [(step, value)], "accuracy": [(step, value)], "total_steps": int | None,
-              "zero_shot": float | None}]
+              "zero_shot": float | None, "live": bool (optional: still training, so leave room ahead)}]
+    The step axis spans the steps done, not the steps planned, so a short or stopped run fills the plot; the
+    accuracy panel keeps its axes and no-prompt line before the first evaluation, so the layout never jumps.
     """
     if not series or not any(s["loss"] or s["accuracy"] for s in series):
         return empty_figure(empty, title)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "evaluation accuracy"),
                         horizontal_spacing=0.1)
-    total = max([s.get("total_steps") or 0 for s in series] + [1])
     for i, s in enumerate(series):
         color = s.get("color") or RUN_COLORS[i % len(RUN_COLORS)]
-        if s["loss"]:
-            x, y = zip(*s["loss"])
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=s["name"], legendgroup=s["name"],
-                                     line=dict(color=color, width=2),
-                                     hovertemplate="step %{x}<br>loss %{y:.4f}<extra>" + s["name"] + "</extra>"),
-                          row=1, col=1)
-        if s["accuracy"]:
-            x, y = zip(*s["accuracy"])
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=s["name"], legendgroup=s["name"],
-                                     showlegend=not s["loss"], line=dict(color=color, width=2),
-                                     hovertemplate="step %{x}<br>accuracy %{y:.3f}<extra>" + s["name"] + "</extra>"),
-                          row=1, col=2)
+        for key, col, fmt in (("loss", 1, ".4f"), ("accuracy", 2, ".3f")):
+            if s[key]:
+                _curve(fig, s, key, col, fmt, color, markers=key == "accuracy")
         if s.get("zero_shot") is not None and len(series) == 1:
             fig.add_hline(y=s["zero_shot"], line=dict(dash="dot", color="#888"), row=1, col=2,
-                          annotation_text=f"no prompt {s['zero_shot']:.2f}", annotation_position="bottom right")
-    fig.update_xaxes(title_text="step", range=[0, total * 1.02], row=1, col=1)
-    fig.update_xaxes(title_text="step", range=[0, total * 1.02], row=1, col=2)
+                          exclude_empty_subplots=False, annotation_text=f"no prompt {s['zero_shot']:.2f}",
+                          annotation_position="bottom right")
+    if not any(s["accuracy"] for s in series):
+        fig.add_annotation(text="accuracy appears after the first evaluation", showarrow=False, x=0.5, y=0.5,
+                           xref="x2 domain", yref="y2 domain", font=dict(size=12, color="#888"))
+    steps = _step_range(series)
+    fig.update_xaxes(title_text="step", range=steps, row=1, col=1)
+    fig.update_xaxes(title_text="step", range=steps, row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     return _layout(fig, title)
+
+
+def _curve(fig: go.Figure, s: dict, key: str, col: int, fmt: str, color: str, markers: bool) -> None:
+    """One run's loss or accuracy line; with a separate markers trace while the line has few points."""
+    x, y = zip(*s[key])
+    hover = "step %{x}<br>" + key + " %{y:" + fmt + "}<extra>" + s["name"] + "</extra>"
+    first = key == "loss" or not s["loss"]  # one legend entry per run
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if markers else "lines", name=s["name"],
+                             legendgroup=s["name"], showlegend=first, line=dict(color=color, width=2),
+                             hovertemplate=hover), row=1, col=col)
+    if not markers and len(x) <= FEW_POINTS:
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=s["name"], legendgroup=s["name"], showlegend=False,
+                                 marker=dict(color=color, size=7), hovertemplate=hover), row=1, col=col)
+
+
+def _step_range(series: list[dict]) -> list[float]:
+    """0 to the last step done; a live run gets a quarter more (at most up to its planned steps) to grow into."""
+    done = max(step for s in series for step, _ in s["loss"] + s["accuracy"])
+    right = done
+    planned = max([s.get("total_steps") or 0 for s in series if s.get("live")] + [0])
+    if planned > done:
+        right = min(planned, max(done + 2, math.ceil(done * 1.25)))
+    return [0, right + max(0.5, right * 0.02)]
 
 
 def series_from_store(store, run_ids: list[str]) -> list[dict]:

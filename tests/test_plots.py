@@ -43,5 +43,33 @@ def test_accuracy_vs_r_and_curves():
     series = [{"name": "A", "loss": [(1, 0.9), (2, 0.7)], "accuracy": [(2, 0.6)], "total_steps": 4, "zero_shot": 0.5},
               {"name": "B", "loss": [(1, 1.0)], "accuracy": [], "total_steps": 4}]
     fig = plots.curves_figure(series)
-    assert len([t for t in fig.data if t.mode == "lines"]) == 2 and fig.data[0].line.color != fig.data[2].line.color
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 2 and lines[0].line.color != lines[1].line.color
     assert "no curve yet" in plots.curves_figure([]).layout.annotations[0].text
+
+
+def _loss_only(points, total=150, live=False, zero_shot=None):
+    return [{"name": "A", "loss": points, "accuracy": [], "total_steps": total, "zero_shot": zero_shot, "live": live}]
+
+
+def test_curves_first_loss_point_is_visible():
+    fig = plots.curves_figure(_loss_only([(1, 0.9)]))
+    shown = [t for t in fig.data if list(t.x) == [1] and "markers" in (t.mode or "")]
+    assert shown, [(t.mode, t.x) for t in fig.data]
+
+
+def test_curves_x_axis_spans_the_steps_done():
+    stopped = plots.curves_figure(_loss_only([(s, 1 / s) for s in range(1, 13)]))
+    lo, hi = stopped.layout.xaxis.range
+    assert lo <= 1 and 12 <= hi <= 13, hi  # a stopped run at step 12 of 150 fills the axis
+    assert tuple(stopped.layout.xaxis2.range) == (lo, hi)
+    live = plots.curves_figure(_loss_only([(s, 1 / s) for s in range(1, 13)], live=True))
+    assert 12 < live.layout.xaxis.range[1] <= 150  # a running run gets some headroom, never the whole plan
+
+
+def test_curves_accuracy_panel_before_the_first_evaluation():
+    fig = plots.curves_figure(_loss_only([(1, 0.9), (2, 0.8)], zero_shot=0.5))
+    assert [t for t in fig.data if t.xaxis == "x"]  # the loss panel is drawn
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02) and fig.layout.xaxis2.range is not None
+    assert any(s.y0 == 0.5 and s.yref == "y2" for s in fig.layout.shapes), fig.layout.shapes  # the no-prompt line
+    assert any("first evaluation" in (a.text or "") for a in fig.layout.annotations)
