@@ -5,6 +5,7 @@ A soft-prompt method is an nn.Module built from a RunConfig and a PromptContext:
     num_trainable()       -> parameters that receive gradients
     param_groups(lr)      -> the optimiser's groups (a method may train some tensors at a multiple of lr)
     formula(n, r, d)      -> the same count from the method's formula, without building anything
+    max_rank(n, d)        -> the largest r the method accepts (the app's r slider stops there)
 Frozen random tensors (LoPT-2's X0, ULPT's P) are non-persistent buffers rebuilt from `seed`,
 so an artifact stores only what was trained.
 """
@@ -34,6 +35,9 @@ def seeded_generator(seed: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + salt)
 
 
+RANK_CAP = 64  # beyond this a "low-rank" prompt on these models is no longer low rank: the sliders stop here
+
+
 class SoftPrompt(nn.Module):
     name: str = ""
     label: str = ""                 # human name for tables and plots
@@ -57,6 +61,12 @@ class SoftPrompt(nn.Module):
     @classmethod
     def formula(cls, n: int, r: int, d: int, **model_info) -> int:
         raise NotImplementedError
+
+    @classmethod
+    def max_rank(cls, n: int, d: int) -> int:
+        """The largest rank r this method takes at prompt length n and model width d, so a form can offer
+        only possible ranks. A rank above the width adds nothing; past RANK_CAP it is not low rank any more."""
+        return min(d, RANK_CAP)
 
     def forward(self, summary: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

@@ -50,6 +50,11 @@ class LoPT1(SoftPrompt):
     def formula(cls, n, r, d, **_):
         return r * (n + d)
 
+    @classmethod
+    def max_rank(cls, n, d):
+        """U is (n, r) and V is (r, d): a rank above min(n, d) cannot exist (the assert in __init__)."""
+        return min(n, d)
+
     def forward(self, summary=None):
         return self.U @ self.V  # (n, r) @ (r, d) -> (n, d)
 
