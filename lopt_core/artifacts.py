@@ -56,6 +56,16 @@ def read_run(folder: Path) -> dict:
     return json.loads(p.read_text())
 
 
+def update_result(folder: Path, result: dict) -> None:
+    """Replace the result in a saved run.json (e.g. after a later evaluation), atomically."""
+    p = Path(folder) / RUN_FILE
+    doc = json.loads(p.read_text())
+    doc["result"] = result
+    tmp = p.with_name(RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, p)
+
+
 def load_method(folder: Path, lm):
     """Rebuild the trained method on a loaded model. Peft baselines come back wrapped around lm.model."""
     folder = Path(folder)

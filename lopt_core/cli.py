@@ -1,4 +1,5 @@
-"""Command line: python -m lopt_core {train,sweep,params,eval,list,tasks,generate,sweep-export,sweep-import} ...
+"""Command line: python -m lopt_core {train,sweep,params,eval,list,tasks,generate,sweep-export,sweep-import,
+spectrum,truncate,nearest} ...
 (the same functions as the app)."""
 from __future__ import annotations
 
@@ -84,7 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lopa-hidden", dest="lopa_hidden", type=int, default=d.lopa_hidden)
     e = sub.add_parser("eval", help="re-evaluate a stored run from its artifact")
     e.add_argument("--run", required=True)
+    e.add_argument("--record", action="store_true",
+                   help="write the accuracy into the store (a stopped run that was never evaluated then reaches "
+                        "the Compare plots)")
     e.add_argument("--json", action="store_true")
+    sp = sub.add_parser("spectrum", help="singular values, numerical and effective rank of runs' trained prompts")
+    sp.add_argument("--run", nargs="+", required=True)
+    sp.add_argument("--top", type=int, default=10, help="normalised singular values printed per run")
+    sp.add_argument("--json", action="store_true")
+    tr = sub.add_parser("truncate", help="accuracy of a run's prompt truncated to its top-k singular directions")
+    tr.add_argument("--run", required=True)
+    tr.add_argument("--ranks", default="", help="e.g. 1,2,5,10 (blank: 1,2,3,5,8,... up to min(n, d))")
+    tr.add_argument("--eval-size", dest="eval_size", type=int, default=300,
+                    help="the first N test examples (0 = all)")
+    tr.add_argument("--json", action="store_true")
+    ne = sub.add_parser("nearest", help="the vocabulary tokens nearest (cosine) to each row of a run's prompt")
+    ne.add_argument("--run", required=True)
+    ne.add_argument("--k", type=int, default=5)
+    ne.add_argument("--json", action="store_true")
     ls = sub.add_parser("list", help="stored runs")
     ls.add_argument("--json", action="store_true")
     sub.add_parser("tasks", help="tasks and whether they are available offline")
@@ -105,7 +123,8 @@ def main(argv=None) -> int:
     try:
         return {"train": cmd_train, "params": cmd_params, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
-                "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps}[args.cmd](args)
+                "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
+                "truncate": cmd_truncate, "nearest": cmd_nearest}[args.cmd](args)
     except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -151,8 +170,67 @@ def cmd_params(args) -> int:
 
 def cmd_eval(args) -> int:
     from .runs import evaluate_run
-    res = evaluate_run(args.run)
-    print(json.dumps(res) if args.json else f"{args.run}: accuracy {res['accuracy']:.4f} on {res['eval_examples']} examples")
+    from .store import Store
+    store = Store()
+    had = store.get(args.run)["accuracy"]
+    res = evaluate_run(args.run, store, record=args.record)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    note = " (recorded)" if args.record else (" (not recorded: the run has no accuracy yet; add --record)"
+                                              if had is None else "")
+    print(f"{args.run}: accuracy {res['accuracy']:.4f} on {res['eval_examples']} examples{note}")
+    return 0
+
+
+def cmd_spectrum(args) -> int:
+    from . import spectrum
+    from .store import Store
+    store = Store()
+    specs = [spectrum.of_run(store.get(rid)) for rid in args.run]
+    if args.json:
+        print(json.dumps([s.__dict__ | {"normalised": s.normalised} for s in specs]))
+        return 0
+    for s in specs:
+        top = " ".join(f"{v:.4f}" for v in s.normalised[: args.top])
+        print(f"{s.run_id}  {s.label}  ({s.n} x {s.d}): numerical rank {s.numerical_rank}, "
+              f"effective rank {s.effective_rank:.3f}\n  singular values / s1: {top}")
+    return 0
+
+
+def cmd_truncate(args) -> int:
+    from tqdm import tqdm
+    from . import analyses
+    from .store import Store
+    store = Store()
+    aid = analyses.create(store, "truncate", args.run, {"ranks": args.ranks, "eval_size": args.eval_size})
+    bar = tqdm(desc="evaluating truncations", unit="ex", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+    res = analyses.run(aid, store, on_progress=progress)
+    bar.close()
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"{args.run}  ({res['n']} x {res['d']} prompt, {res['eval_examples']} test examples; analysis {aid})")
+    print(f"  full prompt (rank {min(res['n'], res['d'])}): accuracy {res['full_accuracy']:.4f}, "
+          f"{res['prompt_params']:,} numbers")
+    for p in res["points"]:
+        print(f"  top-{p['k']:<3d} {p['params']:>9,} params (k(n+d))  accuracy {p['accuracy']:.4f}")
+    return 0
+
+
+def cmd_nearest(args) -> int:
+    from . import nearest
+    from .store import Store
+    rows = nearest.of_run(Store().get(args.run), k=args.k)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"row {r['row']:>3d}: " + "  ".join(f"{t!r} {c:.3f}" for t, c in r["tokens"]))
     return 0
 
 

@@ -278,9 +278,12 @@ class EvalResult:
 
 @torch.inference_mode()
 def evaluate(lm: LoadedModel, data: Encoded, label_ids: list[int], method=None, peft_model=None,
-             batch_size: int = 32, shared_prefix: bool = True) -> EvalResult:
-    """Accuracy over `data`, batches sorted by length (little padding), the prompt's cache computed once."""
+             batch_size: int = 32, shared_prefix: bool = True, on_progress=None) -> EvalResult:
+    """Accuracy over `data`, batches sorted by length (little padding), the prompt's cache computed once.
+    on_progress(done, total) is called before the first batch and after each one (it may raise to abort)."""
     assert len(data) > 0, "nothing to evaluate"
+    progress = on_progress or (lambda done, total: None)
+    progress(0, len(data))
     was_training = [m.training for m in (method,) if m is not None]
     if method is not None:
         method.eval()
@@ -296,6 +299,7 @@ def evaluate(lm: LoadedModel, data: Encoded, label_ids: list[int], method=None, 
         ids, mask, lengths = collate([data.ids[i] for i in idx], pad, lm.device)
         logits = class_logits(lm, ids, mask, lengths, label_ids, method, kv, peft_model, shared_prefix)
         probs[idx] = logits.softmax(-1).cpu()
+        progress(min(s + batch_size, len(order)), len(data))
     if method is not None and was_training[0]:
         method.train()
     preds = probs.argmax(-1).tolist()

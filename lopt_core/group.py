@@ -25,7 +25,7 @@ from . import artifacts, engine, multi_prompt
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .train import (BatchOrder, batch_tensors, build_method, evaluate, new_run_id, optimiser, prepare,
-                    result_record, start_event, update, zero_shot)
+                    progress_events, result_record, start_event, update, zero_shot)
 
 # fields that may differ inside a group: each configuration's own method and optimiser settings
 PER_CONFIG = ("method", "n", "r", "lr", "warmup", "weight_decay", "grad_clip", "eval_every", "init", "init_text",
@@ -144,7 +144,7 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
                             "examples_per_s": len(labels) / dt, "group_examples_per_s": len(labels) * len(active) / dt,
                             "elapsed_s": time.time() - t0, "eta_s": m.train_time / step * (lead.steps - step)})
             if m.cfg.eval_every and step % m.cfg.eval_every == 0 and step < m.cfg.steps:
-                m.evals.append((step, evaluate(lm, prep, m.method, m.cfg)))
+                m.evals.append((step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, step))))
                 emit(m.run_id, {"type": "eval", "step": step, "accuracy": m.evals[-1][1]})
 
     for m in members:
@@ -157,7 +157,7 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
 def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit) -> dict:
     t_eval = time.time()
     if m.state == "done" and (not m.evals or m.evals[-1][0] != m.step):
-        m.evals.append((m.step, evaluate(lm, prep, m.method, m.cfg)))
+        m.evals.append((m.step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, m.step))))
         emit(m.run_id, {"type": "eval", "step": m.step, "accuracy": m.evals[-1][1]})
     eval_time = time.time() - t_eval
     zs = zero_shot(lm, m.cfg, prep, store, cached_only=m.state != "done")
@@ -170,6 +170,10 @@ def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit) ->
         artifacts.save(m.folder, m.cfg, m.method, result)
     emit(m.run_id, {"type": "end", "state": m.state, "result": result})
     return result
+
+
+def _progress(emit, m: Member, step: int):
+    return progress_events(lambda ev: emit(m.run_id, ev), step)
 
 
 def _keep(m: Member, loss: torch.Tensor, step: int) -> bool:

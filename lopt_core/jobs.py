@@ -11,6 +11,8 @@ The store is the source of truth for every run's state; this module only decides
   submit_sweep(spec) -> a sweep row and one queued run per configuration; the whole sweep is ONE job: one
                   worker loads the model once and trains all its runs (sweep.run), batched where it can.
   stop_sweep(id)  -> queued runs of the sweep leave the queue, running ones end after their step.
+  submit_analysis(kind, run_id, params) -> an analysis of an ended run (evaluate now, truncation curve) in a
+                  worker of its own, queued like a run (analyses.py).
 On start (a new server), runs left "running" by a dead server become "interrupted", and runs left "queued"
 become "interrupted" too (never silently restarted: the user may not want them any more; one click re-queues);
 sweeps left queued or running likewise. Workers watch their parent and exit when the server dies, so no orphan
@@ -29,7 +31,8 @@ from .store import FINAL, Store
 
 RESTART_REASON_RUNNING = "the server stopped while this run was training"
 RESTART_REASON_QUEUED = "the server stopped before this queued run started"
-SWEEP_PREFIX = "sweep:"  # job keys: a run id, or SWEEP_PREFIX + sweep id
+SWEEP_PREFIX = "sweep:"  # job keys: a run id, SWEEP_PREFIX + sweep id, or ANALYSIS_PREFIX + analysis id
+ANALYSIS_PREFIX = "analysis:"
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -39,31 +42,41 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)  # the server is gone: stop writing into its store
 
 
-def _worker(cfg_dict: dict, store_path: str, run_id: str, parent_pid: int, threads: int | None) -> None:
-    """Entry point of a worker process (top level: picklable under spawn)."""
+def _in_worker(parent_pid: int, threads: int | None, job) -> None:
+    """What every worker process does around its job: watch the server, set threads, and exit non-zero
+    without a long traceback when the job raised (the job has recorded why in the store)."""
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     if threads:
         import torch
         torch.set_num_threads(threads)
-    from .runs import run_and_record
-    store = Store(store_path)
     try:
-        run_and_record(RunConfig.from_dict(cfg_dict), store=store, run_id=run_id)
-    except BaseException:  # recorded as failed by run_and_record; exit non-zero without a long traceback
+        job()
+    except BaseException:
         os._exit(1)
+
+
+def _worker(cfg_dict: dict, store_path: str, run_id: str, parent_pid: int, threads: int | None) -> None:
+    """Entry point of a run's worker process (top level: picklable under spawn)."""
+    def job():
+        from .runs import run_and_record
+        run_and_record(RunConfig.from_dict(cfg_dict), store=Store(store_path), run_id=run_id)
+    _in_worker(parent_pid, threads, job)
 
 
 def _sweep_worker(sweep_id: str, store_path: str, parent_pid: int, threads: int | None) -> None:
     """Entry point of a sweep's worker process: every queued run of the sweep, on one loaded model."""
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
-    from . import sweep
-    try:
+    def job():
+        from . import sweep
         sweep.run(sweep_id, Store(store_path))
-    except BaseException:  # recorded on the sweep and its runs; exit non-zero without a long traceback
-        os._exit(1)
+    _in_worker(parent_pid, threads, job)
+
+
+def _analysis_worker(analysis_id: str, store_path: str, parent_pid: int, threads: int | None) -> None:
+    """Entry point of an analysis's worker process (analyses.run records its result or failure)."""
+    def job():
+        from . import analyses
+        analyses.run(analysis_id, Store(store_path))
+    _in_worker(parent_pid, threads, job)
 
 
 def preflight(cfg: RunConfig, limits=None) -> RunConfig:
@@ -156,6 +169,9 @@ class JobManager:
             self.store.update_sweep(s["sweep_id"], state="interrupted", error=RESTART_REASON_RUNNING
                                     if s["state"] == "running" else RESTART_REASON_QUEUED)
             sweeps.append(s["sweep_id"])
+        for a in self.store.list_analyses(states=("queued", "running")):
+            self.store.update_analysis(a["analysis_id"], state="interrupted", error=RESTART_REASON_RUNNING
+                                       if a["state"] == "running" else RESTART_REASON_QUEUED)
         return {"running": dead, "queued": queued, "sweeps": sweeps}
 
     def close(self, timeout: float = 5.0) -> None:
@@ -168,6 +184,9 @@ class JobManager:
                 if key.startswith(SWEEP_PREFIX):
                     from . import sweep
                     sweep.stop(key[len(SWEEP_PREFIX):], self.store)
+                elif key.startswith(ANALYSIS_PREFIX):
+                    p = procs[key]
+                    p.terminate()
                 else:
                     self.store.request_stop(key)
             except Exception:
@@ -220,6 +239,24 @@ class JobManager:
         self.poll()
         return ids
 
+    def submit_analysis(self, kind: str, run_id: str, params: dict | None = None) -> str:
+        """Check and queue an analysis of an ended run ('evaluate' or 'truncate'); returns its id.
+        Raises analyses.AnalysisError with the reason; nothing is queued then."""
+        from . import analyses
+        aid = analyses.create(self.store, kind, run_id, params)
+        self.poll()
+        return aid
+
+    def wait_analysis(self, analysis_id: str, timeout: float = 300.0) -> dict:
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            self.poll()
+            a = self.store.get_analysis(analysis_id)
+            if a["state"] in FINAL and ANALYSIS_PREFIX + analysis_id not in self._procs:
+                return a
+            time.sleep(0.2)
+        raise TimeoutError(f"analysis {analysis_id} did not finish within {timeout} s")
+
     def stop_sweep(self, sweep_id: str) -> str:
         from . import sweep
         with self._lock:
@@ -244,8 +281,10 @@ class JobManager:
                 self.store.update(run_id, state="stopped", error=None, stop_requested=1)
                 return f"{run_id} removed from the queue"
             if row["state"] == "running":
-                self.store.request_stop(run_id)
-                return f"stop requested for {run_id}: it ends after the current step and keeps what it trained"
+                if self.store.request_stop(run_id) >= 2:
+                    return f"{run_id} ends without its closing evaluation (stop pressed twice)"
+                return (f"stop requested for {run_id}: it ends after the current step, keeps what it trained and "
+                        f"is evaluated on it (press Stop again to skip that evaluation)")
             return f"{run_id} is already {row['state']}"
 
     def queued(self) -> list[str]:
@@ -301,6 +340,23 @@ class JobManager:
                 else:
                     continue
                 room -= 1
+            for a in self.store.list_analyses(states=("queued",)):
+                if room <= 0:
+                    return
+                self._start_analysis(a["analysis_id"])
+                room -= 1
+
+    def _start_analysis(self, analysis_id: str) -> None:
+        p = self._ctx.Process(target=_analysis_worker, name=f"lopt-{analysis_id}",
+                              args=(analysis_id, self.store_path, os.getpid(), self.worker_threads), daemon=True)
+        try:
+            p.start()
+        except Exception as e:
+            self.store.update_analysis(analysis_id, state="failed",
+                                       error=f"could not start a worker: {type(e).__name__}: {e}")
+            return
+        self._procs[ANALYSIS_PREFIX + analysis_id] = p
+        self.store.update_analysis(analysis_id, state="running", pid=p.pid)
 
     def _start(self, row: dict) -> None:
         run_id = row["run_id"]
@@ -334,6 +390,14 @@ class JobManager:
     def _reap(self, key: str, exitcode) -> None:
         if key.startswith(SWEEP_PREFIX):
             return self._reap_sweep(key[len(SWEEP_PREFIX):], exitcode)
+        if key.startswith(ANALYSIS_PREFIX):
+            try:
+                a = self.store.get_analysis(key[len(ANALYSIS_PREFIX):])
+            except KeyError:
+                return
+            if a["state"] not in FINAL:
+                self.store.update_analysis(a["analysis_id"], state="interrupted", error=_death_reason(exitcode))
+            return
         try:
             row = self.store.get(key)
         except KeyError:
@@ -380,15 +444,24 @@ def run_progress(store: Store, run_id: str) -> dict:
         recent = loss[-10:]
         per_step = (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
         eta = per_step * max(0, total - done)
-    phase = row["state"]
-    if phase == "running" and row.get("stop_requested"):
+    phase, fraction = row["state"], (done / total) if total else 0.0
+    ev = row.get("eval_progress") if row["state"] == "running" else None
+    if ev:  # an evaluation is under way: its own progress and ETA
+        stopped = bool(row.get("stop_requested"))
+        phase = "evaluating the stopped prompt" if stopped else (
+            "final evaluation" if ev["step"] >= total else f"evaluating at step {ev['step']}")
+        fraction = ev["done"] / ev["total"] if ev["total"] else 0.0
+        spent = time.time() - ev["t0"]
+        eta = spent / ev["done"] * (ev["total"] - ev["done"]) if ev["done"] else None
+    elif phase == "running" and row.get("stop_requested"):
         phase = "stopping after this step"
     elif phase == "running" and not loss:
         phase = "loading model and data"
     elif phase == "running" and done >= total:
         phase = "final evaluation"
     return {"run_id": run_id, "state": row["state"], "phase": phase, "step": done, "total": total,
-            "fraction": (done / total) if total else 0.0, "examples_per_s": eps, "eta_s": eta,
+            "fraction": fraction, "examples_per_s": eps, "eta_s": eta,
+            "eval_done": ev["done"] if ev else None, "eval_total": ev["total"] if ev else None,
             "error": row.get("error"), "accuracy": row.get("accuracy")}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 from . import artifacts, engine
 from .config import RunConfig
@@ -28,7 +29,7 @@ def run_and_record(cfg: RunConfig, on_event=None, store: Store | None = None, ru
             on_event(ev)
     try:
         result = train(cfg, both, should_stop=lambda: store.stop_requested(run_id), lm=lm, run_id=run_id,
-                       store=store)
+                       store=store, should_skip_eval=lambda: store.stop_level(run_id) >= 2)
     except BaseException as e:  # noqa: BLE001 (recorded, then re-raised)
         store.update(run_id, state="failed", error=f"{type(e).__name__}: {e}",
                      result={"traceback": traceback.format_exc(limit=8)})
@@ -68,27 +69,52 @@ def _record_result(store: Store, run_id: str, result: dict) -> None:
                  artifact_dir=result["artifact_dir"], result=result, error=result.get("error"))
 
 
-def evaluate_run(run_id: str, store: Store | None = None, lm=None) -> dict:
-    """Reload a run's artifact and evaluate it on the same test examples."""
+def evaluate_run(run_id: str, store: Store | None = None, lm=None, record: bool = False, on_progress=None) -> dict:
+    """Reload a run's artifact and evaluate it on the same test examples. record=True writes the accuracy
+    into the store (and the artifact's run.json): how a stopped run that was never evaluated reaches the plots."""
     store = store or Store()
     row = store.get(run_id)
+    if row["state"] in ("queued", "running"):
+        raise ValueError(f"run {run_id} is {row['state']}; evaluate it once it has ended")
     folder = row["artifact_dir"] or str(artifacts.run_dir(run_id))
+    if not (Path(folder) / artifacts.RUN_FILE).is_file():
+        raise ValueError(f"run {run_id} ({row['state']}) saved nothing to evaluate")
     cfg = RunConfig.from_dict(artifacts.read_run(folder)["config"])
     lm = lm or load_model(cfg.model, cfg.device)
     cfg, method = artifacts.load_method(folder, lm)
     try:
-        data = load_for_config(cfg)
-        test = data.test[: cfg.eval_size] if cfg.eval_size else data.test
-        test_set = engine.encode_examples(lm.tokenizer, test, cfg.max_length)
-        label_ids = engine.label_token_ids(lm.tokenizer, data.task.label_words)
+        test_set, label_ids = test_data(cfg, lm)
         res = engine.evaluate(lm, test_set, label_ids, None if method.is_peft else method,
-                              method.peft_model if method.is_peft else None, cfg.eval_batch_size, cfg.shared_prefix)
+                              method.peft_model if method.is_peft else None, cfg.eval_batch_size, cfg.shared_prefix,
+                              on_progress)
     finally:
         if method.is_peft:
             restored = method.unwrap()
             if restored is not None:
                 lm.model = restored
-    return {"run_id": run_id, "accuracy": res.accuracy, "eval_examples": len(test_set)}
+    out = {"run_id": run_id, "accuracy": res.accuracy, "eval_examples": len(test_set)}
+    if record:
+        _record_evaluation(store, row, folder, out)
+    return out
+
+
+def _record_evaluation(store: Store, row: dict, folder: str, out: dict) -> None:
+    """A later evaluation becomes the run's accuracy (at the step it stopped), in the store and in run.json."""
+    step = row["steps_done"] or (row["result"] or {}).get("steps_done") or 0
+    result = dict(row["result"] or {}, accuracy=out["accuracy"], eval_examples=out["eval_examples"],
+                  evaluated_later=True)
+    store.add_metric(row["run_id"], step, "accuracy", out["accuracy"])
+    store.update(row["run_id"], accuracy=out["accuracy"], result=result)
+    artifacts.update_result(folder, result)
+
+
+def test_data(cfg: RunConfig, lm, eval_size: int | None = None):
+    """The run's test examples (the first `eval_size`, default the run's own), encoded, and the label word ids."""
+    data = load_for_config(cfg)
+    size = cfg.eval_size if eval_size is None else eval_size
+    test = data.test[:size] if size else data.test
+    return engine.encode_examples(lm.tokenizer, test, cfg.max_length), \
+        engine.label_token_ids(lm.tokenizer, data.task.label_words)
 
 
 def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", lopa_hidden: int = 16) -> int:

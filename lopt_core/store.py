@@ -30,17 +30,23 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 CREATE TABLE IF NOT EXISTS zero_shot (key TEXT PRIMARY KEY, accuracy REAL);
+CREATE TABLE IF NOT EXISTS analyses (
+  analysis_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL, created REAL, updated REAL,
+  state TEXT NOT NULL, params TEXT, progress TEXT, result TEXT, error TEXT, pid INTEGER
+);
 CREATE TABLE IF NOT EXISTS sweeps (
   sweep_id TEXT PRIMARY KEY, created REAL, updated REAL, state TEXT NOT NULL, spec TEXT NOT NULL,
   command TEXT, preset TEXT, reading TEXT, pid INTEGER, stop_requested INTEGER DEFAULT 0, error TEXT
 );
 """
 # columns added after the first release: (table, column, declaration); added to older files on open
-_MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT")]
+_MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT"), ("runs", "eval_progress", "TEXT")]
 
 _COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
             "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
-            "artifact_dir", "pid", "stop_requested", "result", "sweep_id")
+            "artifact_dir", "pid", "stop_requested", "result", "sweep_id", "eval_progress")
+_ANALYSIS_COLUMNS = ("analysis_id", "run_id", "kind", "created", "updated", "state", "params", "progress", "result",
+                     "error", "pid")
 _SWEEP_COLUMNS = ("sweep_id", "created", "updated", "state", "spec", "command", "preset", "reading", "pid",
                   "stop_requested", "error", "launch_id")
 
@@ -117,16 +123,24 @@ class Store:
     def delete(self, run_id: str) -> None:
         with self._conn() as c:
             c.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM analyses WHERE run_id=?", (run_id,))
             if c.execute("DELETE FROM runs WHERE run_id=?", (run_id,)).rowcount == 0:
                 raise RunNotFound(f"no run {run_id!r}")
 
-    def request_stop(self, run_id: str) -> None:
-        self.update(run_id, stop_requested=1)
+    def request_stop(self, run_id: str) -> int:
+        """Ask a running run to stop; asking again (level 2) also skips its closing evaluation."""
+        with self._conn() as c:
+            c.execute("UPDATE runs SET stop_requested=MIN(COALESCE(stop_requested, 0) + 1, 2), updated=? "
+                      "WHERE run_id=?", (time.time(), run_id))
+        return self.stop_level(run_id)
 
-    def stop_requested(self, run_id: str) -> bool:
+    def stop_level(self, run_id: str) -> int:
         with self._conn() as c:
             row = c.execute("SELECT stop_requested FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return bool(row and row[0])
+        return int(row[0] or 0) if row else 0
+
+    def stop_requested(self, run_id: str) -> bool:
+        return self.stop_level(run_id) > 0
 
     def mark_dead_runs(self, alive_pids: set[int] | None = None, reason: str = "the worker process died") -> list[str]:
         """Runs shown as running whose process is gone become interrupted. Returns their ids."""
@@ -191,6 +205,40 @@ class Store:
             if c.execute("DELETE FROM sweeps WHERE sweep_id=?", (sweep_id,)).rowcount == 0:
                 raise RunNotFound(f"no sweep {sweep_id!r}")
 
+    # ---------------------------------------------------------------- analyses (jobs over a finished run)
+    def create_analysis(self, analysis_id: str, run_id: str, kind: str, params: dict) -> None:
+        self.get(run_id)  # the run must exist
+        now = time.time()
+        with self._conn() as c:
+            c.execute("INSERT INTO analyses (analysis_id, run_id, kind, created, updated, state, params) "
+                      "VALUES (?,?,?,?,?,?,?)", (analysis_id, run_id, kind, now, now, "queued", json.dumps(params)))
+
+    def update_analysis(self, analysis_id: str, **fields) -> None:
+        for k in ("params", "progress", "result"):
+            if k in fields and fields[k] is not None and not isinstance(fields[k], str):
+                fields[k] = json.dumps(fields[k])
+        self._update("analyses", "analysis_id", analysis_id, _ANALYSIS_COLUMNS, "result", fields)
+
+    def get_analysis(self, analysis_id: str) -> dict:
+        with self._conn() as c:
+            row = c.execute("SELECT * FROM analyses WHERE analysis_id=?", (analysis_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no analysis {analysis_id!r}")
+        return _analysis_row(row)
+
+    def list_analyses(self, run_id: str | None = None, kind: str | None = None, states=None) -> list[dict]:
+        where, args = [], []
+        for col, val in (("run_id", run_id), ("kind", kind)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += list(states)
+        q = "SELECT * FROM analyses" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._conn() as c:
+            return [_analysis_row(r) for r in c.execute(q + " ORDER BY created, rowid", args).fetchall()]
+
     # ---------------------------------------------------------------- metrics
     def add_metric(self, run_id: str, step: int, kind: str, value: float, lr=None, examples_per_s=None) -> None:
         with self._conn() as c:
@@ -226,11 +274,20 @@ class Store:
 
     def recorder(self, run_id: str):
         """An on_event callback that writes training events into this store."""
+        progress = [None, None, time.time()]  # the evaluation under way: step, total, start time
+
         def on_event(ev: dict) -> None:
             if ev["type"] == "step":
                 self.add_metric(run_id, ev["step"], "loss", ev["loss"], ev.get("lr"), ev.get("examples_per_s"))
-            elif ev["type"] == "eval":
-                self.add_metric(run_id, ev["step"], "accuracy", ev["accuracy"])
+            elif ev["type"] == "eval_progress":
+                if ev["done"] == 0:
+                    progress[:] = [ev["step"], ev["total"], time.time()]
+                self.update(run_id, eval_progress=json.dumps({"step": ev["step"], "done": ev["done"],
+                                                              "total": ev["total"], "t0": progress[2]}))
+            elif ev["type"] in ("eval", "end"):
+                if ev["type"] == "eval":
+                    self.add_metric(run_id, ev["step"], "accuracy", ev["accuracy"])
+                self.update(run_id, eval_progress=None)
             elif ev["type"] == "start":
                 self.update(run_id, state="running", trainable_params=ev["trainable_params"], pid=os.getpid(),
                             zero_shot_accuracy=ev.get("zero_shot_accuracy"), artifact_dir=ev.get("artifact_dir"))
@@ -247,6 +304,14 @@ def _row(row: sqlite3.Row) -> dict:
     d = dict(row)
     d["config"] = json.loads(d["config"]) if d.get("config") else {}
     d["result"] = json.loads(d["result"]) if d.get("result") else None
+    d["eval_progress"] = json.loads(d["eval_progress"]) if d.get("eval_progress") else None
+    return d
+
+
+def _analysis_row(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    for k in ("params", "progress", "result"):
+        d[k] = json.loads(d[k]) if d.get(k) else None
     return d
 
 

@@ -2,7 +2,9 @@
 
 train(cfg, on_event) is what the CLI and the app's workers both call. Events are dicts:
   start {trainable_params, total_steps, artifact_dir, ...}   step {step, loss, lr, examples_per_s, eta_s}
-  eval {step, accuracy}   end {state, result}
+  eval_progress {step, done, total}   eval {step, accuracy}   end {state, result}
+A stopped run is evaluated on what it trained (its accuracy reaches the plots); asking to stop again while that
+evaluation runs (should_skip_eval) ends it without one.
 The pieces a run needs besides the loop itself (data, batch order, optimiser, result record) are functions
 here, so the sweep's group trainer (group.py) trains each configuration exactly as a solo run would.
 """
@@ -139,12 +141,17 @@ def _zero_shot_key(cfg: RunConfig, data) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
+class EvalSkipped(Exception):
+    """Raised from an evaluation's progress callback when the user asked for the run to end without it."""
+
+
 def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | None = None, run_id: str | None = None,
-          store=None, save: bool = True) -> dict:
+          store=None, save: bool = True, should_skip_eval=None) -> dict:
     """Train one run; returns the result dict (also written to the artifact's run.json)."""
     cfg.validate()
     emit = on_event or (lambda ev: None)
     should_stop = should_stop or (lambda: False)
+    should_skip_eval = should_skip_eval or (lambda: False)
     run_id = run_id or new_run_id(cfg)
     torch.manual_seed(cfg.seed)
 
@@ -180,18 +187,23 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
             emit({"type": "step", "step": step, "loss": losses[-1], "lr": lr_now, "examples_per_s": len(labels) / dt,
                   "elapsed_s": time.time() - t0, "eta_s": train_time / step * (cfg.steps - step)})
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                evals.append((step, evaluate(lm, prep, method, cfg)))
+                evals.append((step, evaluate(lm, prep, method, cfg, progress_events(emit, step))))
                 emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
 
-        # final evaluation; a stopped run ends now, keeping its last periodic evaluation (if any)
-        t_eval = time.time()
-        if state == "done" and (not evals or evals[-1][0] != step):
-            evals.append((step, evaluate(lm, prep, method, cfg)))
-            emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
+        # final evaluation, also of a stopped run's prompt (unless stopped before its first step, or asked twice)
+        t_eval, extra = time.time(), {}
+        if step > 0 and (not evals or evals[-1][0] != step):
+            skip = should_skip_eval if state == "stopped" else (lambda: False)
+            try:
+                evals.append((step, evaluate(lm, prep, method, cfg, progress_events(emit, step, skip))))
+                emit({"type": "eval", "step": step, "accuracy": evals[-1][1]})
+                extra = {"evaluated_after_stop": True} if state == "stopped" else {}
+            except EvalSkipped:
+                extra = {"evaluation_skipped": "stop was pressed again during the evaluation"}
         eval_time = time.time() - t_eval
         zs = zero_shot(lm, cfg, prep, store, cached_only=state != "done")
         result = result_record(run_id, cfg, lm, prep, trainable, evals, losses, step, state, train_time, zs, folder,
-                               eval_seconds=round(eval_time, 2))
+                               eval_seconds=round(eval_time, 2), **extra)
         if folder:
             artifacts.save(folder, cfg, method, result)
         emit({"type": "end", "state": state, "result": result})
@@ -203,10 +215,19 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 lm.model = restored
 
 
-def evaluate(lm, prep: Prepared, method, cfg) -> float:
+def evaluate(lm, prep: Prepared, method, cfg, on_progress=None) -> float:
     return engine.evaluate(lm, prep.test_set, prep.label_ids, None if method.is_peft else method,
                            method.peft_model if method.is_peft else None, cfg.eval_batch_size,
-                           cfg.shared_prefix).accuracy
+                           cfg.shared_prefix, on_progress).accuracy
+
+
+def progress_events(emit, step: int, skip=None):
+    """An evaluation progress callback that emits eval_progress events (and aborts when `skip()` turns true)."""
+    def on_progress(done: int, total: int) -> None:
+        emit({"type": "eval_progress", "step": step, "done": done, "total": total})
+        if skip is not None and done < total and skip():
+            raise EvalSkipped()
+    return on_progress
 
 
 def zero_shot(lm, cfg, prep: Prepared, store, cached_only: bool = False) -> float | None:
