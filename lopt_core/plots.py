@@ -9,7 +9,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .aggregate import Point, fmt_acc, points, scored  # noqa: F401  (scored: the runs a plot can place)
+from .aggregate import Point, fmt_acc, one_test_set, points, scored  # noqa: F401  (scored: the runs a plot can place)
 
 RUN_COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880"]
 REFERENCE_COLOR = "#A0A0A0"
@@ -180,13 +180,18 @@ def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parame
             fig.add_hline(y=zs[-1], line=dict(dash="dot", color="#888"), annotation_text="no prompt",
                           annotation_position="bottom right")
     elif len(sets) > 1:
-        fig.add_annotation(text=f"{len(sets)} different test sets shown: no frontier (choose one task)",
-                           showarrow=False, x=0.01, y=0.02, xref="paper", yref="paper", xanchor="left",
-                           font=dict(size=11, color="#a33"))
+        _note(fig, f"runs measured on {len(sets)} different sets of test examples: no frontier "
+                   f"(choose one task and model)")
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
     fig.update_yaxes(title_text="accuracy" + (" (mean ± std over seeds)" if any(p.seeds > 1 for p in pts) else ""),
                      range=[0, 1.02])
     return _layout(fig, title, height=420)
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    """A small red note in the figure's lower left: what the figure leaves out, and why."""
+    fig.add_annotation(text=text, showarrow=False, x=0.01, y=0.02, xref="paper", yref="paper", xanchor="left",
+                       font=dict(size=11, color="#a33"))
 
 
 def _reference_markers(fig: go.Figure, ref: list[Point]) -> None:
@@ -203,9 +208,14 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
                          reference: list[dict] | None = None) -> go.Figure:
     """Accuracy against rank r at a fixed prompt length n, one line per low-rank method (seeds pooled as
     mean ± std); the reference prompt (prompt tuning) at the same n as a horizontal line; a reference sweep's
-    lines in grey. n defaults to the most common n among the ranked runs."""
+    lines in grey. n defaults to the most common n among the ranked runs. Lines never join test sets: when
+    the runs span several, the newest run's test set is drawn and the figure says what it left out; the
+    reference sweep is drawn only beside runs of its own task and model."""
     from .methods import METHODS
-    pts, ref = points(rows), points(reference or [])
+    from .models import canonical
+    pts, hidden = one_test_set(points(rows))
+    ref = [p for p in points(reference or []) if not pts or (p.task, canonical(p.model)) ==
+           (pts[0].task, canonical(pts[0].model))]
     ranked = [p for p in pts if p.r is not None]
     if n is None:
         pool = ranked or [p for p in ref if p.r is not None]
@@ -215,6 +225,8 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
                 counts[p.n] = counts.get(p.n, 0) + 1
             n = max(counts, key=lambda k: (counts[k], k))
     title = title or (f"Accuracy vs rank r at n = {n}" if n is not None else "Accuracy vs rank r")
+    if hidden:
+        title += f" · {pts[0].task} on {pts[0].model}"
     ranked = [p for p in ranked if p.n == n]
     ref_ranked = [p for p in ref if p.r is not None and p.n == n]
     if not ranked and not ref_ranked:
@@ -239,6 +251,9 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
         fig.add_hline(y=best.mean, line=dict(dash="dash", color=method_color(best.method)),
                       annotation_text=f"{method_label(best.method)} (n={n}) {fmt_acc(best)}",
                       annotation_position="top left")
+    if hidden:
+        _note(fig, f"only runs on {pts[0].task} ({pts[0].model}); {hidden} other test set"
+                   f"{'s' if hidden > 1 else ''} left out: choose one task and model")
     rs = [p.r for p in ranked + ref_ranked]
     fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])

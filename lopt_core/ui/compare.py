@@ -1,5 +1,6 @@
 """Compare tab: the runs table, configurations with seeds pooled, overlaid curves, the rank trade-off plot and
-accuracy vs r, with the shipped reference sweep as a grey layer (when its file is present)."""
+accuracy vs r, with the shipped reference sweep as a grey layer beside runs of its own task and model.
+The task filter opens on one task (the newest scored run's); "(all)" stays a choice."""
 from __future__ import annotations
 
 import gradio as gr
@@ -8,21 +9,23 @@ import pandas as pd
 from .. import aggregate, plots, results_file
 from .common import AppContext, asset_text, run_choices, runs_dataframe
 
-ALL = "(all)"
+ALL = aggregate.ALL
 OVERLAY_HINT = "choose runs above to overlay their loss and accuracy curves"
 POINT_COLUMNS = ["method", "n", "r", "trainable params", "accuracy (mean ± std)", "seeds", "task"]
 
 
-def _filter(rows, task, model):
-    return [r for r in rows if (task in (None, ALL) or r["task"] == task) and (model in (None, ALL) or r["model"] == model)]
-
-
-def reference_rows(show: bool, task=ALL, model=ALL) -> list[dict] | None:
-    """The reference sweep's runs as store-like rows, within the task/model filter; None when hidden or missing."""
+def reference_rows(show: bool, task=ALL, model=ALL, shown=()) -> list[dict] | None:
+    """The reference sweep's runs as store-like rows when they belong beside `shown` (aggregate.matching_reference);
+    None when hidden, missing or about another task or model."""
     doc = results_file.reference() if show else None
     if doc is None:
         return None
-    return _filter(results_file.rows(doc), task, model) or None
+    return aggregate.matching_reference(results_file.rows(doc), task, model, list(shown))
+
+
+def _reference_task() -> str | None:
+    doc = results_file.reference()
+    return aggregate.task_label(results_file.rows(doc)[0]) if doc and doc.get("runs") else None
 
 
 def points_dataframe(rows: list[dict]) -> pd.DataFrame:
@@ -37,7 +40,7 @@ def build(ctx: AppContext):
     store = ctx.store
     gr.Markdown(asset_text("compare.md"))
     with gr.Row():
-        task = gr.Dropdown([ALL], value=ALL, label="task", scale=1)
+        task = gr.Dropdown([ALL], value=None, label="task", scale=1, elem_id="lopt-compare-task")
         model = gr.Dropdown([ALL], value=ALL, label="model", scale=1)
         n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1,
                               allow_custom_value=True)
@@ -47,7 +50,7 @@ def build(ctx: AppContext):
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
-    ref0 = reference_rows(True)
+    ref0 = reference_rows(True, _reference_task())
     with gr.Row():
         tradeoff = gr.Plot(plots.tradeoff_figure([], reference=ref0), label="Trade-off", elem_id="lopt-tradeoff")
         by_r = gr.Plot(plots.accuracy_vs_r_figure([], reference=ref0), label="Accuracy vs r", elem_id="lopt-by-r")
@@ -59,15 +62,18 @@ def build(ctx: AppContext):
 
     def on_refresh(task_, model_, n_, sel, show_=True):
         rows = store.list()
-        tasks = sorted({r["task"] for r in rows})
+        tasks = sorted({aggregate.task_label(r) for r in rows})
         models = sorted({r["model"] for r in rows})
-        shown = _filter(rows, task_, model_)
-        ref = reference_rows(show_, task_, model_)
+        if task_ != ALL and task_ not in tasks:  # first look, or its runs are gone: the newest scored run's task
+            task_ = aggregate.default_task(rows, fallback=_reference_task())
+        shown = aggregate.filter_rows(rows, task_, model_)
+        ref = reference_rows(show_, task_, model_, shown)
         ns = sorted({r["n"] for r in plots.scored(shown)})
         n_val = int(n_) if n_ not in (None, "") and int(n_) in ns else None
         ids = {r["run_id"] for r in rows}
         sel = [s for s in (sel or []) if s in ids]
-        return (gr.update(choices=[ALL] + tasks), gr.update(choices=[ALL] + models),
+        return (gr.update(choices=[ALL] + sorted(set(tasks) | ({task_} - {None, ALL})), value=task_),
+                gr.update(choices=[ALL] + models),
                 gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
                 plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
                 points_dataframe(shown))

@@ -1,0 +1,161 @@
+"""Compare, Runs and Generate as a classroom uses them (issue 9): one task at a time on the Compare plots,
+frontiers only across the same test examples, the reference sweep only beside its own task and model,
+stopped runs labelled honestly, readable run details. Fast: pure functions and the tabs' handlers, in-process."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pytest
+
+from lopt_core import aggregate, plots, results_file
+from lopt_core.config import RunConfig
+from lopt_core.methods import METHODS
+
+D = 576  # the offline default's width: parameter counts below follow the methods' formulas at this d
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from lopt_core.hosting import limits
+    from lopt_core.jobs import JobManager
+    from lopt_core.ui.common import AppContext
+    jobs = JobManager(tmp_path / "runs.db", start=False)
+    yield AppContext(jobs=jobs, limits=limits())
+    jobs.close()
+
+
+def add_run(store, rid, task="sst2", method="lopt1", n=4, r=2, acc=0.8, seed=0, data_file=None, state="done",
+            model="smollm2-135m", n_eval=8, steps_done=10, source=None) -> str:
+    cfg = RunConfig(model=model, task=task, method=method, n=n, r=r, seed=seed, data_file=data_file, eval_size=n_eval,
+                    steps=10)
+    store.create(rid, cfg, state="running")
+    src = source or (f"file: {data_file}" if task == "file" else "offline")
+    store.update(rid, state=state, accuracy=acc, trainable_params=METHODS[method].formula(n, r, D),
+                 zero_shot_accuracy=0.5, steps_done=steps_done, train_seconds=12.3,
+                 result={"eval_examples": n_eval if acc is not None else None, "data_source": src,
+                         "steps_done": steps_done, "lr": 0.03})
+    return rid
+
+
+def _row(rid, task="sst2", method="lopt1", n=4, r=2, acc=0.8, seed=0, created=0.0, **cfg):
+    return {"run_id": rid, "state": "done", "model": "m", "task": task, "method": method, "n": n, "r": r,
+            "trainable_params": METHODS[method].formula(n, r, D), "accuracy": acc, "zero_shot_accuracy": 0.5,
+            "created": created, "config": {"seed": seed, "steps": 10, **cfg},
+            "result": {"eval_examples": 8, "data_source": "file: data.csv" if task == "file" else "offline"}}
+
+
+def _traces(fig, pred):
+    return [t for t in fig.data if pred(t)]
+
+
+def _reference_traces(fig):
+    return _traces(fig, lambda t: t.legendgroup == "reference" or (t.name or "").startswith("reference"))
+
+
+# ---------------------------------------------------------------- 1. Compare: one task, one test set
+
+def test_file_runs_seeded_splits_are_different_test_sets():
+    """A user file's 60/40 split is drawn with the run's seed: seeds measure on different examples."""
+    a = _row("a", task="file", seed=0, data_file="/u/data.csv")
+    b = _row("b", task="file", seed=1, data_file="/u/data.csv")
+    assert aggregate.test_set_key(a) != aggregate.test_set_key(b)
+    assert aggregate.test_set_key(a) == aggregate.test_set_key({**b, "config": {**b["config"], "seed": 0}})
+    # the seeds still pool into one configuration (mean ± std) ...
+    pts = aggregate.points([a, b])
+    assert len(pts) == 1 and pts[0].seeds == 2
+    # ... but a configuration pooled over seeds 0 and 1 was not measured on seed 0's examples alone
+    c = _row("c", task="file", method="prompt_tuning", seed=0, data_file="/u/data.csv")
+    fig = plots.tradeoff_figure([a, b, c])
+    assert not _traces(fig, lambda t: t.name == "Pareto frontier")
+    # sst2's test set does not depend on the seed: seeds pool and the frontier stays
+    sst = [_row("s0", seed=0), _row("s1", seed=1, acc=0.7), _row("s2", method="prompt_tuning")]
+    assert _traces(plots.tradeoff_figure(sst), lambda t: t.name == "Pareto frontier")
+
+
+def test_task_label_and_default_task():
+    rows = [_row("a", created=1), _row("b", task="file", data_file="/u/x1-reviews.csv", created=2),
+            {**_row("c", task="rte", created=3), "accuracy": None, "state": "running"}]
+    assert aggregate.task_label(rows[1]) == "file:x1-reviews.csv"
+    assert aggregate.task_label(rows[0]) == "sst2"
+    assert aggregate.default_task(rows) == "file:x1-reviews.csv"  # the newest run with an accuracy
+    assert aggregate.default_task([]) is None
+    assert aggregate.default_task([], fallback="sst2") == "sst2"
+    assert [r["run_id"] for r in aggregate.filter_rows(rows, "sst2", aggregate.ALL)] == ["a"]
+    assert len(aggregate.filter_rows(rows, aggregate.ALL, aggregate.ALL)) == 3
+
+
+def test_accuracy_vs_r_never_mixes_test_sets():
+    rows = [_row("s1", r=1, acc=0.7, created=1), _row("s2", r=2, acc=0.8, created=2),
+            _row("f1", task="file", r=1, acc=0.6, created=3, data_file="/u/d.csv"),
+            _row("f2", task="file", r=2, acc=0.9, created=4, data_file="/u/d.csv")]
+    fig = plots.accuracy_vs_r_figure(rows)
+    lines = _traces(fig, lambda t: t.name == "LoPT-1")
+    assert len(lines) == 1 and list(lines[0].y) == [0.6, 0.9]  # the newest run's test set only
+    notes = " ".join(a.text or "" for a in fig.layout.annotations) + (fig.layout.title.text or "")
+    assert "file:d.csv" in notes and "other test set" in notes
+    # one test set: no note
+    fig = plots.accuracy_vs_r_figure(rows[:2])
+    assert not any("other test set" in (a.text or "") for a in fig.layout.annotations)
+
+
+def test_reference_only_beside_its_own_task_and_model():
+    ref = results_file.reference()
+    if ref is None:
+        pytest.skip("no reference sweep file in this build")
+    ref_rows = results_file.rows(ref)
+    task, model = ref_rows[0]["task"], ref_rows[0]["model"]
+    mine = [_row("a", task=task)]
+    mine[0]["model"] = model
+    assert aggregate.matching_reference(ref_rows, task, model, mine)
+    assert aggregate.matching_reference(ref_rows, task, aggregate.ALL, mine)  # every shown run is on its model
+    assert not aggregate.matching_reference(ref_rows, aggregate.ALL, aggregate.ALL, mine)
+    assert not aggregate.matching_reference(ref_rows, "file:d.csv", model, mine)
+    assert not aggregate.matching_reference(ref_rows, task, "other-model", [])
+    other = [{**mine[0], "model": "gpt2"}]
+    assert not aggregate.matching_reference(ref_rows, task, aggregate.ALL, other)
+
+
+def _compare(ctx):
+    from lopt_core.ui import compare
+    with gr.Blocks():
+        fn, ins, outs = compare.build(ctx)["refresh"]
+    return fn
+
+
+def _names(fig):
+    return {t.name for t in fig.data}
+
+
+def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
+    store = ctx.store
+    add_run(store, "s-pt", method="prompt_tuning", n=20, acc=0.80)
+    add_run(store, "s-l1", n=20, r=2, acc=0.78)  # n = 20: the reference sweep's, so its lines are on accuracy vs r
+    data = str(tmp_path / "ab12cd34-reviews.csv")
+    add_run(store, "f-l1", task="file", data_file=data, r=1, acc=0.60)
+    add_run(store, "f-l2", task="file", data_file=data, r=2, acc=0.70)
+    add_run(store, "f-run", task="file", data_file=data, acc=None, state="running")
+    on_refresh = _compare(ctx)
+
+    task, model, n_fixed, table, tradeoff, by_r, overlay, configs = on_refresh(None, aggregate.ALL, None, [], True)
+    assert task["value"] == "file:ab12cd34-reviews.csv"
+    assert aggregate.ALL in task["choices"] and "sst2" in task["choices"]
+    assert set(table["run"]) == {"f-l1", "f-l2", "f-run"}
+    pts = _traces(tradeoff, lambda t: t.mode == "markers")
+    assert sum(len(t.x) for t in pts) == 2
+    assert _traces(tradeoff, lambda t: t.name == "Pareto frontier")
+    assert not _reference_traces(tradeoff) and not _reference_traces(by_r)  # a file is not SST-2
+    assert set(configs["task"]) == {"file:ab12cd34-reviews.csv"}
+
+    # "(all)" stays a choice; two test sets: no frontier, and no reference sweep
+    out = on_refresh(aggregate.ALL, aggregate.ALL, None, [], True)
+    assert out[0]["value"] == aggregate.ALL
+    assert not _traces(out[4], lambda t: t.name == "Pareto frontier")
+    assert not _reference_traces(out[4]) and not _reference_traces(out[5])
+
+    # the reference's own task and model: the grey layer is back
+    if results_file.reference() is not None:
+        out = on_refresh("sst2", aggregate.ALL, None, [], True)
+        assert set(out[3]["run"]) == {"s-pt", "s-l1"}
+        assert _reference_traces(out[4]) and _reference_traces(out[5])
+        assert not _reference_traces(on_refresh("sst2", aggregate.ALL, None, [], False)[4])  # hidden on request
