@@ -100,3 +100,24 @@ def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, 
             "model": row["model"], "eval_examples": len(test_set), "prompt_params": n * d,
             "trainable_params": row.get("trainable_params"), "full_accuracy": full,
             "points": [p for p in points if p["k"] in ks], "seconds": round(time.time() - t0, 1)}
+
+
+def trained_beside(rows: list[dict], result: dict) -> list[dict]:
+    """The runs *trained* at a rank that the curve is drawn beside: same model, task and n, a method with a rank
+    and a single prompt (not input-dependent, not a peft adapter), scored."""
+    from .aggregate import scored
+    from .methods import METHODS
+
+    def low_rank(m: str) -> bool:
+        cls = METHODS.get(m)
+        return cls is not None and cls.has_rank and not cls.input_dependent and not cls.is_peft
+    return [r for r in scored(rows) if r["model"] == result["model"] and r["task"] == result["task"]
+            and r["n"] == result["n"] and low_rank(r["method"])]
+
+
+def prompt_runs(rows: list[dict]) -> list[dict]:
+    """Runs that have a single saved prompt matrix to analyse (ended, not peft, not input-dependent)."""
+    from .methods import METHODS
+    return [r for r in rows if r["state"] in ("done", "stopped") and r.get("artifact_dir")
+            and r["method"] in METHODS and not METHODS[r["method"]].is_peft
+            and not METHODS[r["method"]].input_dependent]

@@ -1,0 +1,65 @@
+"""The Rank tab through the running app (gradio_client): spectra of two finished runs, a truncation curve as a
+background job with its progress, nearest tokens, and the same numbers as the lopt_core functions the CLI
+prints; "evaluate now" gives a stopped run its accuracy."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from test_app_e2e import seed_home, start_app, stop_app
+
+
+@pytest.fixture(scope="module")
+def rank_app(tmp_path_factory, tiny_model_dir):
+    import os
+    from lopt_core.config import RunConfig
+    from lopt_core.runs import run_and_record
+    home = tmp_path_factory.mktemp("rankhome")
+    seed_home(home)
+    old = os.environ.get("LOPT_HOME")
+    os.environ["LOPT_HOME"] = str(home)
+    try:
+        ids = {}
+        for method in ("lopt1", "prompt_tuning"):
+            cfg = RunConfig(model=tiny_model_dir, task="sst2", method=method, n=6, r=2, steps=3, batch_size=2,
+                            eval_every=0, eval_size=16, eval_batch_size=8, max_length=64, device="cpu")
+            ids[method] = run_and_record(cfg)["run_id"]
+    finally:
+        os.environ["LOPT_HOME"] = old or ""
+    proc, url = start_app(home)
+    yield url, ids, home
+    stop_app(proc)
+
+
+def test_rank_views_through_the_app(rank_app):
+    from gradio_client import Client
+    from lopt_core import spectrum, store as store_mod, truncate
+    url, ids, home = rank_app
+    c = Client(url, verbose=False)
+    spec_runs, trunc_run, near_run = c.predict([], None, None, api_name="/rank_runs")
+    offered = {v for _, v in spec_runs["choices"]}
+    assert offered == set(ids.values())
+
+    fig, table, msg = c.predict([ids["lopt1"], ids["prompt_tuning"]], api_name="/spectrum")
+    got = {row[0]: row[3] for row in table["data"]}
+    assert got == {ids["lopt1"]: 2, ids["prompt_tuning"]: 6} and msg == ""
+    st = store_mod.Store(home / "runs.sqlite")
+    assert got[ids["lopt1"]] == spectrum.of_run(st.get(ids["lopt1"])).numerical_rank
+
+    status, fig = c.predict(ids["prompt_tuning"], "1,3", "8", api_name="/truncate")
+    assert "queued" in status or "running" in status or "done" in status
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        a = st.list_analyses(run_id=ids["prompt_tuning"], kind="truncate")[-1]
+        if a["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert a["state"] == "done", a
+    same = truncate.truncation_curve(st.get(ids["prompt_tuning"]), "1,3", eval_size=8)
+    assert a["result"]["points"] == same["points"]         # the job and the CLI's function agree
+    with pytest.raises(Exception, match="outside"):
+        c.predict(ids["prompt_tuning"], "9", "8", api_name="/truncate")
+
+    near = c.predict(ids["lopt1"], 3, api_name="/nearest")
+    assert len(near["data"]) == 6 and "cos 3" in near["headers"]
