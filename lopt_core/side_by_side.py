@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 
 from . import artifacts, engine
+from .aggregate import config_label
 from .methods import METHODS
 from .models import OFFLINE_DEFAULT, load_model
 from .plots import method_label
+from .run_summary import outcome
 from .store import Store
 from .tasks import TASKS, load_for_config
 
@@ -67,6 +69,11 @@ def task_view(cfg) -> tuple[str | None, list[str] | None]:
             return None, list(cfg.label_words) if cfg.label_words else None
     template = t.template if len(t.fields) == 1 else None
     return template, list(cfg.label_words or t.label_words)
+
+
+def column_title(row: dict) -> str:
+    """'LoPT-1 n=4 r=2 · done · acc 0.812 · 1a2b3c'; a stopped run without accuracy says so."""
+    return f"{config_label(row['method'], row['n'], row['r'])} · {outcome(row)} · {row['run_id'][-6:]}"
 
 
 def fill(template: str | None, text: str, use_template: bool) -> str:
@@ -132,9 +139,7 @@ def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template
             loaded.append((row, cfg, method, kv))
         first_view = task_view(loaded[0][1]) if loaded else (None, None)
         specs = [("No prompt (base model)", None, None, *first_view)] + \
-                [(f"{method_label(row['method'])} n={row['n']} r={row['r']} · acc "
-                  f"{row['accuracy'] if row['accuracy'] is None else round(row['accuracy'], 3)} · {row['run_id'][-6:]}",
-                  method, kv, *task_view(cfg)) for row, cfg, method, kv in loaded]
+                [(column_title(row), method, kv, *task_view(cfg)) for row, cfg, method, kv in loaded]
         for title, method, kv, template, words in specs:
             seen = fill(template, text.strip(), use_template)
             out = engine.generate(lm, seen, method=method, kv=kv, max_new_tokens=max_new_tokens,

@@ -159,3 +159,98 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
         assert set(out[3]["run"]) == {"s-pt", "s-l1"}
         assert _reference_traces(out[4]) and _reference_traces(out[5])
         assert not _reference_traces(on_refresh("sst2", aggregate.ALL, None, [], False)[4])  # hidden on request
+
+
+# ---------------------------------------------------------------- 2. stopped runs are labelled honestly
+
+def test_run_choices_label_a_stopped_run_without_accuracy():
+    from lopt_core.ui.common import run_choices
+    stopped = {**_row("s", method="prompt_tuning", n=20, r=5, created=1), "state": "stopped", "accuracy": None,
+               "steps_done": 12}
+    done = {**_row("d", created=2, acc=0.81234), "steps_done": 10}
+    labels = dict((v, k) for k, v in run_choices([stopped, done]))
+    assert "stopped at step 12 · not evaluated" in labels["s"] and "None" not in labels["s"]
+    assert "r=" not in labels["s"]  # prompt tuning has no rank
+    assert "done · acc 0.812" in labels["d"] and "r=2" in labels["d"]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, tiny_model_dir):
+    """Two short runs on the tiny model, in their own store: SST-2 (then marked stopped before any evaluation)
+    and a small CSV file task."""
+    import os
+    import random
+    from lopt_core.runs import run_and_record
+    from lopt_core.store import Store
+    from test_jobs import tiny_cfg
+    home = tmp_path_factory.mktemp("views-home")
+    rng, lines = random.Random(0), ["text,label"]
+    for i in range(40):
+        lab = i % 2
+        lines.append(f"\"this film is {rng.choice(['great', 'superb'] if lab else ['awful', 'dull'])}\","
+                     f"{'pos' if lab else 'neg'}")
+    csv = home / "reviews.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    old = os.environ.get("LOPT_HOME")
+    os.environ["LOPT_HOME"] = str(home)
+    try:
+        store = Store(home / "runs.sqlite")
+        sst = run_and_record(tiny_cfg(tiny_model_dir, steps=2), store=store)["run_id"]
+        store.update(sst, state="stopped", accuracy=None, steps_done=1)
+        f = run_and_record(tiny_cfg(tiny_model_dir, task="file", data_file=str(csv), steps=2), store=store)["run_id"]
+    finally:
+        if old is None:
+            os.environ.pop("LOPT_HOME", None)
+        else:
+            os.environ["LOPT_HOME"] = old
+    return store, sst, f
+
+
+def test_generate_titles_a_stopped_run_without_accuracy(tiny_runs):
+    from lopt_core.side_by_side import PromptBank, generate_columns
+    store, stopped, _ = tiny_runs
+    cols = generate_columns(store, PromptBank(), [stopped], "a fine film", True, 2)
+    title = cols[1]["title"]
+    assert "stopped at step 1 · not evaluated" in title and "None" not in title, title
+
+
+# ---------------------------------------------------------------- 4. run details read as a summary
+
+def test_run_summary_reads_as_a_summary():
+    from lopt_core.run_summary import summary_markdown, summary_text
+    lopt = {**_row("20250101-lopt1-abc", n=20, r=5, acc=0.812345), "steps_done": 150, "train_seconds": 125.4,
+            "zero_shot_accuracy": 0.786, "error": None, "sweep_id": "sweep-1",
+            "config": {"seed": 3, "steps": 150, "lr": None, "method": "lopt1", "n": 20, "r": 5},
+            "result": {"eval_examples": 300, "lr": 0.03, "steps_done": 150}}
+    md = summary_markdown(lopt)
+    assert "0.812 on 300 test examples" in md and "0.812345" not in md
+    assert "r·(n + d)" in md and "LoPT-1" in md and "| r | 5 |" in md
+    assert "150 / 150" in md and "sweep-1" in md and "0.786" in md and "2 min 05 s" in md and "| seed | 3 |" in md
+    assert "0.03" in md
+    pt = {**lopt, "method": "prompt_tuning", "r": 1, "trainable_params": 11520,
+          "config": {**lopt["config"], "method": "prompt_tuning"}}
+    assert "| r |" not in summary_markdown(pt) and "n·d" in summary_markdown(pt)
+    stopped = {**lopt, "state": "stopped", "accuracy": None, "steps_done": 12, "sweep_id": None,
+               "result": {"eval_examples": None, "steps_done": 12}}
+    md = summary_markdown(stopped)
+    assert "stopped at step 12 of 150" in md and "not evaluated" in md and "None" not in md and "sweep" not in md
+    failed = {**stopped, "state": "failed", "error": "RuntimeError: out of memory"}
+    assert "failed: RuntimeError: out of memory" in summary_markdown(failed)
+    text = summary_text(lopt)
+    assert "accuracy" in text and "0.812 on 300 test examples" in text and "|" not in text
+    file_run = {**lopt, "task": "file", "config": {**lopt["config"], "task": "file",
+                                                    "data_file": "/h/uploads/ab12cd34-reviews.csv"}}
+    assert "reviews.csv" in summary_markdown(file_run)
+
+
+def test_runs_tab_shows_the_summary_and_keeps_the_raw_record(ctx):
+    from lopt_core.ui import runs
+    add_run(ctx.store, "r-stopped", acc=None, state="stopped", steps_done=3)
+    with gr.Blocks():
+        parts = runs.build(ctx)
+    choice, details = parts["on_refresh"]("r-stopped")
+    assert isinstance(details, str) and "stopped at step 3" in details and "{" not in details
+    assert isinstance(parts["details"], gr.Markdown)
+    raw = parts["raw"]
+    assert isinstance(raw, gr.JSON)
+    assert json.loads(json.dumps(parts["on_raw"]("r-stopped")))["run_id"] == "r-stopped"

@@ -95,11 +95,12 @@ def runs_dataframe(rows: list[dict]) -> pd.DataFrame:
 
 
 def run_choices(rows: list[dict], states=None) -> list[tuple[str, str]]:
+    from ..aggregate import config_label, task_label
+    from ..run_summary import outcome
     out = []
     for r in sorted(rows, key=lambda r: r["created"], reverse=True):
         if states and r["state"] not in states:
             continue
-        acc = f" · acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else ""
-        out.append((f"{r['run_id']} · {method_label(r['method'])} n={r['n']} r={r['r']} · {r['task']} · "
-                    f"{r['state']}{acc}", r["run_id"]))
+        out.append((f"{r['run_id']} · {config_label(r['method'], r['n'], r['r'])} · {task_label(r)} · {outcome(r)}",
+                    r["run_id"]))
     return out

@@ -10,6 +10,7 @@ import gradio as gr
 from .. import artifacts
 from ..config import ConfigError, RunConfig
 from ..export import ExportError, export_peft
+from ..run_summary import summary_markdown
 from .common import AppContext, asset_text, run_choices
 
 
@@ -32,7 +33,9 @@ def build(ctx: AppContext, on_deleted=None):
         delete = gr.Button("Delete run", variant="stop")
     status = gr.Markdown("", elem_id="lopt-runs-status")
     file = gr.File(label="file", interactive=False, elem_id="lopt-runs-file")
-    details = gr.JSON(label="run details", elem_id="lopt-runs-details")
+    details = gr.Markdown("", elem_id="lopt-runs-details")
+    with gr.Accordion("Raw record (JSON)", open=False):
+        raw = gr.JSON(label="run record as stored", elem_id="lopt-runs-raw")
 
     def _row(run_id):
         if not run_id:
@@ -42,16 +45,21 @@ def build(ctx: AppContext, on_deleted=None):
         except KeyError:
             raise gr.Error(f"run {run_id} no longer exists; press Refresh") from None
 
-    def on_select(run_id):
-        if not run_id:
-            return None
+    def _get(run_id):
         try:
-            r = store.get(run_id)
+            return store.get(run_id) if run_id else None
         except KeyError:
             return None
-        return {k: r[k] for k in ("run_id", "state", "error", "model", "task", "method", "n", "r", "trainable_params",
-                                  "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir",
-                                  "config", "result")}
+
+    def on_select(run_id):
+        r = _get(run_id)
+        return summary_markdown(r) if r else ""
+
+    def on_raw(run_id):
+        r = _get(run_id)
+        return None if r is None else {k: r.get(k) for k in (
+            "run_id", "state", "error", "model", "task", "method", "n", "r", "trainable_params", "accuracy",
+            "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir", "sweep_id", "config", "result")}
 
     def on_refresh(run_id):
         rows = store.list()
@@ -61,6 +69,7 @@ def build(ctx: AppContext, on_deleted=None):
 
     refresh.click(on_refresh, run, [run, details], api_name="runs")
     run.change(on_select, run, details, api_name=False)
+    details.change(on_raw, run, raw, api_name=False)  # the raw record follows whatever the summary shows
 
     def on_download(run_id):
         r = _row(run_id)
@@ -105,4 +114,4 @@ def build(ctx: AppContext, on_deleted=None):
     export.click(on_export, run, [file, status], api_name="export")
     delete.click(on_delete, run, [run, details, status, file], api_name="delete")
     rerun.click(on_rerun, run, status, api_name="rerun")
-    return {"run": run, "on_refresh": on_refresh, "details": details}
+    return {"run": run, "on_refresh": on_refresh, "details": details, "raw": raw, "on_raw": on_raw}
