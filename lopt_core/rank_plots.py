@@ -43,10 +43,9 @@ def truncation_figure(result: dict | None, trained: list[dict] | None = None,
     fig.add_trace(go.Scatter(x=params, y=accs, mode="lines+markers", name=name, showlegend=False,
                              line=dict(color=color, width=2), customdata=ks, hovertemplate=hover), row=1, col=2)
     full = result["full_accuracy"]
-    for col in (1, 2):
-        fig.add_hline(y=full, line=dict(dash="dash", color="#444"), row=1, col=col,
-                      annotation_text=f"full prompt {full:.3f}" if col == 1 else None,
-                      annotation_position="bottom right")
+    fig.add_hline(y=full, line=dict(dash="dash", color="#444"), row=1, col=1,
+                  annotation_text=f"full prompt {full:.3f}", annotation_position="bottom right")
+    fig.add_hline(y=full, line=dict(dash="dash", color="#444"), row=1, col=2)
     fig.add_trace(go.Scatter(x=[result["prompt_params"]], y=[full], mode="markers", name="full prompt (n·d)",
                              marker=dict(size=11, symbol="star", color="#444")), row=1, col=2)
     for method in sorted({r["method"] for r in trained or []}):

@@ -10,23 +10,29 @@ import pytest
 from test_app_e2e import seed_home, start_app, stop_app
 
 
-@pytest.fixture(scope="module")
-def rank_app(tmp_path_factory, tiny_model_dir):
+def seed_runs(home, tiny: str) -> dict:
+    """A finished LoPT-1 (n=6, r=2) and prompt-tuning run on the tiny model, in `home`'s store."""
     import os
     from lopt_core.config import RunConfig
     from lopt_core.runs import run_and_record
-    home = tmp_path_factory.mktemp("rankhome")
-    seed_home(home)
     old = os.environ.get("LOPT_HOME")
     os.environ["LOPT_HOME"] = str(home)
     try:
         ids = {}
         for method in ("lopt1", "prompt_tuning"):
-            cfg = RunConfig(model=tiny_model_dir, task="sst2", method=method, n=6, r=2, steps=3, batch_size=2,
+            cfg = RunConfig(model=tiny, task="sst2", method=method, n=6, r=2, steps=3, batch_size=2,
                             eval_every=0, eval_size=16, eval_batch_size=8, max_length=64, device="cpu")
             ids[method] = run_and_record(cfg)["run_id"]
     finally:
         os.environ["LOPT_HOME"] = old or ""
+    return ids
+
+
+@pytest.fixture(scope="module")
+def rank_app(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("rankhome")
+    seed_home(home)
+    ids = seed_runs(home, tiny_model_dir)
     proc, url = start_app(home)
     yield url, ids, home
     stop_app(proc)
