@@ -84,13 +84,51 @@ def fill(template: str | None, text: str, use_template: bool) -> str:
     return text
 
 
+_TRAINED_FOR = (" The prompt was trained to rank the label words at this point (see the label probabilities), "
+                "not to write.")
+
+
+def _blank(text: str) -> str:
+    """'20 line breaks', '2 spaces', or 'whitespace' for a mix."""
+    for ch, name in (("\n", "line break"), (" ", "space"), ("\t", "tab")):
+        if set(text) == {ch}:
+            return f"{len(text)} {name}{'s' if len(text) > 1 else ''}"
+    return f"whitespace ({text!r})"
+
+
+def shown_output(out: str, first_token: int | None, tokenizer, trained: bool = False) -> str:
+    """The generated text as a column shows it: as is when it has anything visible, else what the model did
+    instead. first_token: the model's top first token (greedy decoding), None when sampled or unknown;
+    trained: a trained prompt with label words, whose training ranked only those words' logits."""
+    if out.strip():
+        return out
+    if out:
+        note = f"(only {_blank(out)}: nothing visible)"
+    elif first_token is not None and first_token == tokenizer.eos_token_id:
+        note = f"(the model ended at once: it produced the end-of-text token {tokenizer.eos_token})"
+    elif first_token is not None and first_token in tokenizer.all_special_ids:
+        note = (f"(the model produced only special tokens, which are not shown: it began with "
+                f"{tokenizer.convert_ids_to_tokens(first_token)})")
+    else:
+        note = "(nothing visible: the sampled tokens were the end-of-text token or special tokens)"
+    return note + (_TRAINED_FOR if trained else "")
+
+
 @torch.inference_mode()
-def label_probs(lm, text: str, words: list[str], method=None, kv=None) -> dict[str, float]:
+def _next_logits(lm, text: str, token_ids: list[int], method=None, kv=None) -> torch.Tensor:
+    """Logits of the given tokens as the first token after `text` (under a prompt), (len(token_ids),)."""
     ids = torch.tensor([engine.encode(lm.tokenizer, [text], 1024)[0]], device=lm.device)
     mask = torch.ones_like(ids)
-    label_ids = engine.label_token_ids(lm.tokenizer, words)
-    logits = engine.class_logits(lm, ids, mask, mask.sum(1), label_ids, method, kv)
-    p = logits.softmax(-1)[0].tolist()
+    return engine.class_logits(lm, ids, mask, mask.sum(1), token_ids, method, kv)[0]
+
+
+def first_token(lm, text: str, method=None, kv=None) -> int:
+    """The model's most likely first token after `text` (under a prompt), over the whole vocabulary."""
+    return int(_next_logits(lm, text, list(range(lm.embeddings.shape[0])), method, kv).argmax())
+
+
+def label_probs(lm, text: str, words: list[str], method=None, kv=None) -> dict[str, float]:
+    p = _next_logits(lm, text, engine.label_token_ids(lm.tokenizer, words), method, kv).softmax(-1).tolist()
     return {w.strip() or w: float(v) for w, v in zip(words, p)}
 
 
@@ -150,5 +188,7 @@ def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template
                     probs = label_probs(lm, seen, words, method, kv)
                 except Exception:  # e.g. label words that share a first token: show the text only
                     probs = None
+            first = first_token(lm, seen, method, kv) if not out and temperature == 0 else None
+            out = shown_output(out, first, lm.tokenizer, trained=method is not None and bool(probs))
             cols.append({"title": title, "input": seen, "output": out, "probs": probs})
     return cols

@@ -254,3 +254,42 @@ def test_runs_tab_shows_the_summary_and_keeps_the_raw_record(ctx):
     raw = parts["raw"]
     assert isinstance(raw, gr.JSON)
     assert json.loads(json.dumps(parts["on_raw"]("r-stopped")))["run_id"] == "r-stopped"
+
+
+# ---------------------------------------------------------------- 3. generation under a file's template
+
+def test_generate_under_a_files_template_shows_what_the_model_did(tiny_runs, monkeypatch):
+    """Measured on the offline default: a prompt trained 12 steps on a small review CSV makes greedy decoding
+    under the file's template 'Text: …\\nAnswer:' give twenty line breaks, which the output box shows as empty
+    (training ranks only the label words' logits, so the most likely token overall can be a line break or
+    the end of the text). The column must say what happened instead of showing a blank box."""
+    from lopt_core import engine, side_by_side
+    store, _, file_run = tiny_runs
+    bank = side_by_side.PromptBank()
+    cols = side_by_side.generate_columns(store, bank, [file_run], "a fine film", True, 3)
+    assert [c["input"] for c in cols] == ["Text: a fine film\nAnswer:"] * 2  # the file's own template
+    assert set(cols[1]["probs"]) == {"neg", "pos"}
+    assert all(c["output"].strip() for c in cols)
+
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: "\n" * 20)
+    cols = side_by_side.generate_columns(store, bank, [file_run], "a fine film", True, 20)
+    out = cols[1]["output"]
+    assert out.strip() and "20 line breaks" in out and "label words" in out, out
+
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: "")
+    out = side_by_side.generate_columns(store, bank, [file_run], "a fine film", True, 20)[1]["output"]
+    assert out.startswith("(") and ("ended at once" in out or "special tokens" in out), out
+
+
+def test_blank_output_notes(smol_tokenizer):
+    from lopt_core.side_by_side import shown_output
+    tok = smol_tokenizer
+    assert shown_output("good", None, tok) == "good"
+    assert "ended at once" in shown_output("", tok.eos_token_id, tok) and tok.eos_token in \
+        shown_output("", tok.eos_token_id, tok)
+    special = next(i for i in tok.all_special_ids if i != tok.eos_token_id)
+    assert "only special tokens" in shown_output("", special, tok)
+    assert "2 spaces" in shown_output("  ", None, tok)
+    assert "label words" in shown_output("", tok.eos_token_id, tok, trained=True)
+    assert "label words" not in shown_output("", tok.eos_token_id, tok, trained=False)
+    assert "sampled" in shown_output("", None, tok)
