@@ -68,18 +68,51 @@ def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name:
     pc.save_pretrained(str(tmp))
     save_file({"prompt_embeddings": prompt.detach().to(torch.float32).contiguous()},
               str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
-    (tmp / "README.md").write_text(
-        f"# Soft prompt exported from LoPT Lab\n\n"
-        f"Run `{result.get('run_id', run_folder.name)}`: method {METHODS[method].label}, n={cfg['n']}, r={cfg['r']}, "
-        f"task {result.get('task', cfg.get('task'))}, accuracy {result.get('accuracy')}.\n\n"
-        f"The prompt is stored as PEFT prompt tuning (an {n}x{d} `prompt_embeddings` table), so it loads with\n\n"
-        f"```python\nfrom peft import PeftModel\nmodel = PeftModel.from_pretrained(base_model, \"{out.name}\")\n```\n\n"
-        f"The task template the prompt was trained with matters: put your text in the same template.\n")
+    (tmp / "README.md").write_text(readme(run, n, d, out.name, run_folder.name))
     (tmp / "lopt_run.json").write_text(json.dumps(run, indent=2))
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)
     return out
+
+
+def indefinite_article(number: int) -> str:
+    """'a' or 'an' before a number read aloud: an 8, an 11, an 18, an 80, an 11000; a 20, a 110, a 1100."""
+    s = str(abs(int(number)))
+    return "an" if s[0] == "8" or (len(s) % 3 == 2 and s[:2] in ("11", "18")) else "a"
+
+
+def readme(run: dict, n: int, d: int, folder_name: str, default_id: str) -> str:
+    """The adapter's README: what was trained, how well, the n × d shape, how to load it, and the input format
+    (task template and label words) the prompt expects."""
+    from .aggregate import config_label
+    from .run_summary import accuracy_text, run_task
+    cfg, result = run["config"], run.get("result") or {}
+    task = run_task(cfg)
+    row = {"accuracy": result.get("accuracy"), "state": result.get("state"), "result": result}
+    zs = result.get("zero_shot_accuracy")
+    lines = [
+        "# Soft prompt exported from LoPT Lab", "",
+        f"Run `{result.get('run_id', default_id)}`: {config_label(cfg['method'], cfg['n'], cfg['r'])} on "
+        f"{result.get('model', cfg['model'])}, task {result.get('task', cfg.get('task'))}; accuracy "
+        f"{accuracy_text(row)}" + (f" (no prompt: {zs:.3f})" if zs is not None else "") + ".", "",
+        f"The prompt is stored as PEFT prompt tuning ({indefinite_article(n)} {n} × {d} `prompt_embeddings` table: "
+        f"{n} virtual tokens of the model's width {d}), so it loads with", "",
+        "```python\nfrom peft import PeftModel\n"
+        f"model = PeftModel.from_pretrained(base_model, \"{folder_name}\")\n```", "",
+        "## Input format", ""]
+    if task is None:
+        lines.append(f"The prompt was trained on task {cfg.get('task')} (its template could not be recovered: its data "
+                     f"file is gone). Inputs must be formatted the same way as in training.")
+    else:
+        words = ", ".join(repr(w) for w in task.label_words)
+        lines += ["The prompt was trained on inputs written in this template (fields in braces):", "",
+                  "```text", task.template, "```", "",
+                  f"and scored by the first token of each label word right after it: {words} (one word per "
+                  f"class, in class order).", "",
+                  "Inputs must be formatted the same way, ending at the answer cue, for the prompt to work as "
+                  "measured; other text gets a prompt it was never trained for."]
+    return "\n".join(lines) + "\n"
 
 
 def _config_of(model: str):

@@ -17,9 +17,8 @@ from .aggregate import config_label
 from .methods import METHODS
 from .models import OFFLINE_DEFAULT, load_model
 from .plots import method_label
-from .run_summary import outcome
+from .run_summary import outcome, run_task
 from .store import Store
-from .tasks import TASKS, load_for_config
 
 MAX_PROMPTS = 4
 
@@ -58,17 +57,10 @@ class PromptBank:
 
 def task_view(cfg) -> tuple[str | None, list[str] | None]:
     """(template with one field, label words) of a run's task when they can be known without its data."""
-    t = TASKS.get(cfg.task)
+    t = run_task(cfg)
     if t is None:
-        if cfg.task == "file" and cfg.data_file and Path(cfg.data_file).is_file():
-            try:
-                t = load_for_config(cfg).task
-            except Exception:
-                return None, list(cfg.label_words) if cfg.label_words else None
-        else:
-            return None, list(cfg.label_words) if cfg.label_words else None
-    template = t.template if len(t.fields) == 1 else None
-    return template, list(cfg.label_words or t.label_words)
+        return None, list(cfg.label_words) if cfg.label_words else None
+    return (t.template if len(t.fields) == 1 else None), list(t.label_words)
 
 
 def column_title(row: dict) -> str:

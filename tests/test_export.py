@@ -69,3 +69,21 @@ def test_export_refuses_input_dependent(trained, tmp_path):
         export_peft(runs["lopa"]["artifact_dir"], tmp_path / "x")
     with pytest.raises(ExportError, match="no saved artifact"):
         export_peft(tmp_path / "nothing-here", tmp_path / "y")
+
+
+def test_export_readme_states_shape_accuracy_and_template(trained, tmp_path):
+    """Issue 9: the README read 'an 4x32', printed the accuracy unrounded and did not state the template."""
+    _, runs = trained
+    run = runs["lopt1"]
+    readme = (export_peft(run["artifact_dir"], tmp_path / "adapter") / "README.md").read_text()
+    assert "a 4 × 32 `prompt_embeddings` table" in readme and "an 4" not in readme and "4x32" not in readme
+    acc = f"{run['accuracy']:.3f} on {run['eval_examples']} test examples"
+    assert f"accuracy {acc}" in readme and repr(run["accuracy"]) not in readme.replace(f"{run['accuracy']:.3f}", "")
+    assert "Review: {sentence}\nSentiment:" in readme and "' negative', ' positive'" in readme
+    assert "same way" in readme
+
+
+def test_indefinite_article_for_numbers():
+    from lopt_core.export import indefinite_article
+    assert [indefinite_article(n) for n in (4, 8, 11, 18, 20, 80, 110, 800, 1100, 11000, 18576)] == \
+        ["a", "an", "an", "an", "a", "an", "a", "an", "a", "an", "an"]
