@@ -20,7 +20,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         gr.Markdown(asset_text("intro.md"), elem_classes=["lopt-intro"])
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
-                train.build(ctx)
+                trn = train.build(ctx)
             with gr.Tab("Sweep", id="sweep"):
                 swp = sweep.build(ctx)
             with gr.Tab("Compare", id="compare") as t_compare:
@@ -33,6 +33,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         t_compare.select(fn, ins, outs, api_name=False)
         t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
         t_runs.select(rn["on_refresh"], rn["run"], [rn["run"], rn["details"]], api_name=False)
+        demo.load(*trn["load"], api_name=False)  # a reload or second tab shows the live run; a link's settings
         demo.load(*swp["load"], api_name=False)  # every page load lists the sweeps already in the store
     return demo
 

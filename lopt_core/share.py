@@ -27,7 +27,8 @@ class IntField:
 
 
 # The ranges the Train form offers (n and r as its sliders do; RunConfig.validate has the wider ones).
-INT_FIELDS = {"n": IntField("prompt length n", 1, 100), "r": IntField("rank r", 1, 1024),
+# No method takes a rank above n's largest value (LoPT-1: r <= n; the others stop at RANK_CAP).
+INT_FIELDS = {"n": IntField("prompt length n", 1, 100), "r": IntField("rank r", 1, 100),
               "steps": IntField("steps", 1, 100_000), "batch_size": IntField("batch size", 1, 1024),
               "eval_every": IntField("eval every", 0, None), "eval_size": IntField("eval examples", 0, None),
               "seed": IntField("seed", 0, None)}
@@ -89,8 +90,13 @@ def rank_limit(method: str, n: int, model: str | None = None, width=None) -> int
 
 
 def settings_to_query(settings: dict) -> str:
-    """The settings as a URL query (no leading '?'), in KEYS order; a blank learning rate is left out."""
-    return urlencode([(k, settings[k]) for k in KEYS if k in settings and settings[k] not in (None, "")])
+    """The settings as a URL query (no leading '?'), in KEYS order; a blank learning rate is left out and a
+    whole float (a slider's 4.0) is written as 4."""
+    return urlencode([(k, _plain(settings[k])) for k in KEYS if k in settings and settings[k] not in (None, "")])
+
+
+def _plain(v):
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def settings_from_query(params, defaults: dict, allowed_models=None, max_steps: int | None = None,

@@ -23,6 +23,10 @@ def test_round_trip_keeps_every_setting_in_order():
     assert errors == [] and got == {**s, "lr": "0.05"}
 
 
+def test_a_sliders_whole_float_is_written_as_an_int():
+    assert "n=4&r=2&" in share.settings_to_query({**DEFAULTS, "n": 4.0, "r": 2.0})
+
+
 def test_blank_lr_is_left_out_and_means_the_default():
     q = share.settings_to_query(DEFAULTS)
     assert "lr=" not in q

@@ -1,66 +1,126 @@
 """Train tab: pick model/task/method/n/r and knobs, see the parameter count live, queue runs, watch curves."""
 from __future__ import annotations
 
+import html
+import json
 import shutil
 import uuid
 from pathlib import Path
 
 import gradio as gr
 
-from .. import paths, plots
+from .. import paths, plots, share
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
-from ..jobs import run_progress
-from ..runs import count_params
+from ..jobs import preflight_method, run_progress
 from ..methods import METHODS
+from ..runs import count_params
+from ..store import FINAL
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
     runs_dataframe, task_choices
 
 
+# ---------------------------------------------------------------- pure helpers (tested in tests/test_ui_train.py)
 
-# ---------------------------------------------------------------- pure helpers (tested through the app)
+_int = share.whole_number  # the Sweep tab reads its boxes the same way
+parse_lr = share.parse_lr
+REFERENCE = next(name for name, cls in METHODS.items() if cls.reference)  # counts are read against it
 
-def param_readout(model: str, method: str, n, r) -> str:
+
+def param_readout(model: str, method: str, n: int, r: int) -> str:
+    """Trainable parameters beside prompt tuning's; for an impossible shape (LoPT-1 with r > n) the message the
+    run itself would fail with, from the method's own shape check, instead of a count for a run that cannot be."""
     try:
         n, r = int(n), int(r)
+        preflight_method(RunConfig(model=str(model).strip(), method=method, n=n, r=r))
         k = count_params(method, n, r, model)
-        pt = count_params("prompt_tuning", n, r, model)
-    except Exception as e:  # an unavailable model or an impossible shape: say so, never crash
-        return f"<div class='lopt-readout'>parameter count unavailable: {e}</div>"
-    label = METHODS[method].label
-    if method == "prompt_tuning":
+        pt = count_params(REFERENCE, n, r, model)
+    except ConfigError as e:
+        return f"<div class='lopt-readout'>⚠️ {html.escape(str(e))}</div>"
+    except Exception as e:  # an unavailable model: say so, never crash
+        return f"<div class='lopt-readout'>parameter count unavailable: {html.escape(str(e))}</div>"
+    cls = METHODS[method]
+    if cls.reference:
         rel = "the reference: one trainable vector per prompt token"
     elif k < pt:
-        rel = f"<b>{pt / k:.1f}× fewer</b> than prompt tuning ({pt:,})"
+        rel = f"<b>{pt / k:.1f}× fewer</b> than {METHODS[REFERENCE].label.lower()} ({pt:,})"
     else:
-        rel = f"<b>{k / pt:.1f}× more</b> than prompt tuning ({pt:,})"
+        rel = f"<b>{k / pt:.1f}× more</b> than {METHODS[REFERENCE].label.lower()} ({pt:,})"
     return (f"<div class='lopt-readout'><span class='lopt-big'>{k:,}</span> trainable · {rel}"
-            f"<br><small>{label}: {METHODS[method].formula_text}, n={n}" + (f", r={r}" if METHODS[method].has_rank else "")
+            f"<br><small>{cls.label}: {cls.formula_text}, n={n}" + (f", r={r}" if cls.has_rank else "")
             + "</small></div>")
 
 
-def _int(v, name: str, required: bool = True):
-    if v is None or (isinstance(v, str) and v.strip() == ""):
-        if required:
-            raise ConfigError(f"{name} is required")
-        return None
+def rank_slider(model: str, method: str, n, r) -> dict:
+    """The r slider for this method and n: hidden where r plays no part, its maximum the method's own bound on
+    this model (LoPT-1: r <= n), its value kept inside that bound."""
+    cls = METHODS[method]
     try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a whole number, got {v!r}") from None
-    if f != int(f):
-        raise ConfigError(f"{name} must be a whole number, got {v!r}")
-    return int(f)
+        top = share.rank_limit(method, int(n), model)
+        value = min(max(1, int(r)), top)
+    except (TypeError, ValueError):  # a half-typed n: leave the slider be
+        return gr.update(visible=cls.has_rank)
+    return gr.update(visible=cls.has_rank, maximum=top, value=value)
 
 
-def parse_lr(text) -> float | None:
-    if text is None or str(text).strip() == "":
+def active_run(rows: list[dict]) -> str | None:
+    """The run a freshly opened page shows: the one training now, else the newest queued, else the latest."""
+    for wanted in (("running",), ("queued",), None):
+        pool = [r for r in rows if wanted is None or r["state"] in wanted]
+        if pool:
+            return max(pool, key=lambda r: r["created"])["run_id"]
+    return None
+
+
+def run_outcome(p: dict) -> str | None:
+    """What the status line says about a run it spoke of (queued it, asked it to stop) once the run has moved
+    on: how it ended, or that a stopped run's prompt is being evaluated; None while there is nothing new."""
+    rid, at = p["run_id"], f"step {p['step']}/{p['total']}"
+    if p["state"] == "running":
+        return f"**{rid}** stopped at {at}; evaluating what it trained…" \
+            if str(p["phase"]).startswith("evaluating the stopped") else None
+    if p["state"] not in FINAL:
         return None
-    try:
-        return float(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"learning rate must be a number such as 0.03, or blank for the method's default; "
-                          f"got {text!r}") from None
+    if p["state"] in ("failed", "interrupted"):
+        return f"**{rid}** {p['state']} at {at}: {p['error'] or 'no reason was recorded'}"
+    acc = f"accuracy {p['accuracy']:.3f}" if p["accuracy"] is not None else "no accuracy (it ended before an evaluation)"
+    return f"**{rid}** {'finished' if p['state'] == 'done' else 'stopped'} at {at}; {acc}"
+
+
+def share_outputs(*values) -> tuple[str, str]:
+    """The settings (in share.KEYS order) as a link's query, and the 'Link to these settings' line."""
+    query = share.settings_to_query(dict(zip(share.KEYS, values)))
+    return query, f"[Link to these settings](?{query}) · the address bar holds it too"
+
+
+def link_settings(query, defaults: dict, limits) -> tuple[dict | None, str]:
+    """The settings a page link asks for (None when it names none), and a status line naming its bad parameters."""
+    if not any(k in share.KEYS for k in dict(query)):
+        return None, ""
+    settings, errors = share.settings_from_query(query, defaults, allowed_models=limits.allowed_models,
+                                                 max_steps=limits.max_steps)
+    if not errors:
+        return settings, ""
+    return settings, ("⚠️ **This link has settings that cannot be used**; their defaults are shown instead: "
+                      + "; ".join(errors))
+
+
+def follow(values: dict) -> tuple:
+    """What the settings (share.KEYS names) imply elsewhere in the form: the r slider (bound, visibility, value
+    clamped), the learning rate's hint, the parameter readout, the link's query and its line."""
+    bound = rank_slider(values["model"], values["method"], values["n"], values["r"])
+    values = {**values, "r": bound.get("value", values["r"])}
+    hint = gr.update(placeholder=f"blank = method default ({METHODS[values['method']].default_lr:g})")
+    return (bound, hint, param_readout(values["model"], values["method"], values["n"], values["r"]),
+            *share_outputs(*(values[k] for k in share.KEYS)))
+
+
+def form_defaults(limits) -> dict:
+    """The Train form's first values, by share.KEYS name."""
+    d = RunConfig()
+    return dict(model=default_model(limits), task="sst2", method="lopt1", n=d.n, r=d.r,
+                steps=min(d.steps, limits.max_steps or d.steps), batch_size=d.batch_size, lr="",
+                eval_every=d.eval_every, eval_size=d.eval_size, seed=d.seed)
 
 
 def keep_upload(path: str, limits) -> str:
@@ -72,18 +132,20 @@ def keep_upload(path: str, limits) -> str:
     return str(dst)
 
 
-def build_config(ctx: AppContext, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
-                 upload, text_col, text_b_col, label_col) -> RunConfig:
+def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
+                 eval_size, upload, text_col, text_b_col, label_col) -> RunConfig:
+    """The form as a RunConfig; every number checked here, so a bad one is named as the form names it."""
     if not model:
         raise ConfigError("choose a model")
     if not task:
         raise ConfigError("choose a task")
     if method not in METHODS:
         raise ConfigError(f"choose a method ({', '.join(METHODS)})")
-    kw = dict(model=str(model).strip(), task=task, method=method, n=_int(n, "prompt length n"),
-              r=_int(r, "rank r"), steps=_int(steps, "steps"), batch_size=_int(batch_size, "batch size"),
-              lr=parse_lr(lr), eval_every=_int(eval_every, "eval every"), seed=_int(seed, "seed"),
-              eval_size=_int(eval_size, "eval examples"))
+    max_steps = ctx.limits.max_steps if ctx else None
+    numbers = dict(n=n, r=r, steps=steps, batch_size=batch_size, eval_every=eval_every, seed=seed,
+                   eval_size=eval_size)
+    kw = dict(model=str(model).strip(), task=task, method=method, lr=parse_lr(lr),
+              **{k: share.check_int(k, v, max_steps) for k, v in numbers.items()})
     if task == "file":
         if not upload:
             raise ConfigError("upload a CSV or JSONL file first (task 'Upload your own CSV/JSONL')")
@@ -94,12 +156,18 @@ def build_config(ctx: AppContext, model, task, method, n, r, steps, batch_size, 
 
 
 def progress_html(p: dict | None) -> str:
+    """The progress bar and its line: training steps, or, while an evaluation runs, its examples (the bar then
+    fills with the evaluation and the ETA is the evaluation's)."""
     if not p:
         return "<div class='lopt-progress-text'>No run yet. Press <b>Train</b>.</div>"
     pct = 100 * p["fraction"]
-    bits = [f"<b>{p['phase']}</b>", f"step {p['step']}/{p['total']}"]
-    if p["examples_per_s"]:
-        bits.append(f"{p['examples_per_s']:.1f} examples/s")
+    bits = [f"<b>{p['phase']}</b>"]
+    if p.get("eval_total"):
+        bits.append(f"evaluating {p['eval_done'] or 0}/{p['eval_total']} examples")
+    else:
+        bits.append(f"step {p['step']}/{p['total']}")
+        if p["examples_per_s"]:
+            bits.append(f"{p['examples_per_s']:.1f} examples/s")
     if p["eta_s"] is not None:
         bits.append(f"ETA {fmt_seconds(p['eta_s'])}")
     if p["accuracy"] is not None:
@@ -109,17 +177,40 @@ def progress_html(p: dict | None) -> str:
             f"<div class='lopt-progress-text' id='lopt-progress-text'>{p['run_id']} · {' · '.join(bits)}</div>")
 
 
+def queue_table(rows: list[dict]):
+    """The newest dozen runs, for the table under the curves."""
+    return runs_dataframe(rows[-12:])
+
+
+def run_curves(store, run_id: str, row: dict | None, live: bool):
+    """The shown run's loss and accuracy; a live run's step axis leaves room ahead."""
+    series = plots.series_from_store(store, [run_id])
+    for s in series:
+        s["live"] = live
+    return plots.curves_figure(series, title=plots.run_name(row) if row else "")
+
+
 # ---------------------------------------------------------------- the tab
+
+# keeps the address bar on the shown settings (other query parameters, such as Gradio's ?view=api, stay)
+SYNC_URL_JS = """(query) => {
+  const keys = %s;
+  const url = new URL(window.location.href);
+  const next = new URLSearchParams(query || "");
+  for (const [k, v] of url.searchParams) if (!keys.includes(k)) next.set(k, v);
+  history.replaceState(history.state, "", url.pathname + "?" + next.toString() + url.hash);
+}""" % json.dumps(list(share.KEYS))
+
 
 def build(ctx: AppContext):
     store, jobs = ctx.store, ctx.jobs
-    d = RunConfig()
+    first = form_defaults(ctx.limits)
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
-            model = gr.Dropdown(model_choices(ctx.limits), value=default_model(ctx.limits), label="Model",
+            model = gr.Dropdown(model_choices(ctx.limits), value=first["model"], label="Model",
                                 allow_custom_value=ctx.limits.allowed_models is None,
                                 info="offline ✓ = works with no network; or type a local model folder")
-            task = gr.Dropdown(task_choices(), value="sst2", label="Task")
+            task = gr.Dropdown(task_choices(), value=first["task"], label="Task")
             with gr.Group(visible=False) as file_box:
                 upload = gr.File(label="CSV / TSV / JSONL file", file_types=[".csv", ".tsv", ".jsonl", ".json"],
                                  type="filepath")
@@ -127,26 +218,32 @@ def build(ctx: AppContext):
                     text_col = gr.Textbox("text", label="text column")
                     text_b_col = gr.Textbox("", label="second text column (pairs, optional)")
                     label_col = gr.Textbox("label", label="label column")
-            method = gr.Dropdown(method_choices(), value="lopt1", label="Method")
-            n = gr.Slider(1, 100, value=d.n, step=1, label="prompt length n (virtual tokens)")
-            r = gr.Slider(1, 64, value=d.r, step=1, label="rank r")
-            readout = gr.HTML(param_readout(default_model(ctx.limits), "lopt1", d.n, d.r), elem_id="lopt-readout")
+            method = gr.Dropdown(method_choices(), value=first["method"], label="Method")
+            n = gr.Slider(share.INT_FIELDS["n"].lo, share.INT_FIELDS["n"].hi, value=first["n"], step=1,
+                          label="prompt length n (virtual tokens)", elem_id="lopt-n")
+            # the widest bound here (an API call has no page load); each page load narrows it to the method's
+            r = gr.Slider(1, share.INT_FIELDS["r"].hi, value=first["r"], step=1, label="rank r", elem_id="lopt-r",
+                          visible=METHODS[first["method"]].has_rank)
+            readout = gr.HTML(param_readout(first["model"], first["method"], first["n"], first["r"]),
+                              elem_id="lopt-readout")
             with gr.Accordion("Training settings", open=False):
+                with gr.Row():  # no minimum= on the boxes: build_config names the field of a bad number
+                    steps = gr.Number(first["steps"], label="steps", precision=0)
+                    batch_size = gr.Number(first["batch_size"], label="batch size", precision=0)
+                    lr = gr.Textbox(first["lr"], label="learning rate", placeholder=f"blank = method default "
+                                    f"({METHODS[first['method']].default_lr:g})")
                 with gr.Row():
-                    steps = gr.Number(min(d.steps, ctx.limits.max_steps or d.steps), label="steps", precision=0,
-                                      minimum=1, maximum=ctx.limits.max_steps)
-                    batch_size = gr.Number(d.batch_size, label="batch size", precision=0, minimum=1)
-                    lr = gr.Textbox("", label="learning rate", placeholder=f"blank = method default "
-                                    f"({METHODS['lopt1'].default_lr:g})")
-                with gr.Row():
-                    eval_every = gr.Number(d.eval_every, label="evaluate every (steps, 0 = end only)", precision=0,
-                                           minimum=0)
-                    eval_size = gr.Number(d.eval_size, label="eval examples (0 = all)", precision=0, minimum=0)
-                    seed = gr.Number(d.seed, label="seed", precision=0, minimum=0)
+                    eval_every = gr.Number(first["eval_every"], label="evaluate every (steps, 0 = end only)",
+                                           precision=0)
+                    eval_size = gr.Number(first["eval_size"], label="eval examples (0 = all)", precision=0)
+                    seed = gr.Number(first["seed"], label="seed", precision=0)
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary", elem_id="lopt-train")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="lopt-stop")
             status = gr.Markdown("", elem_id="lopt-status")
+            query0, line0 = share_outputs(*(first[k] for k in share.KEYS))
+            link = gr.Markdown(line0, elem_id="lopt-share-link")
+            share_query = gr.Textbox(query0, visible="hidden", elem_id="lopt-share-query")  # read by SYNC_URL_JS
         with gr.Column(scale=3, min_width=420):
             watch = gr.Dropdown(run_choices(store.list()), value=None, label="Run shown", elem_id="lopt-watch",
                                 allow_custom_value=True)
@@ -157,18 +254,22 @@ def build(ctx: AppContext):
                                  elem_id="lopt-queue")
     last = gr.State(None)
     timer = gr.Timer(1.0)
+    settings = dict(zip(share.KEYS, (model, task, method, n, r, steps, batch_size, lr, eval_every, eval_size, seed)))
 
-    # ---- callbacks
-    def on_method(m, model_, n_, r_):
-        return (gr.update(interactive=METHODS[m].has_rank),
-                gr.update(placeholder=f"blank = method default ({METHODS[m].default_lr:g})"),
-                param_readout(model_, m, n_, r_))
+    # ---- the form: a user's edit moves the r slider's bound, the readout and the link, and makes the status
+    # line (which spoke of the last action) old news. On .input, not .change: the page load sets many
+    # settings at once, and a .change fired half-way would carry the others' old values.
+    def on_edit(*values):
+        return (*follow(dict(zip(share.KEYS, values))), "")
 
-    method.change(on_method, [method, model, n, r], [r, lr, readout], api_name=False)
-    for i, comp in enumerate((model, n, r)):
-        comp.change(param_readout, [model, method, n, r], readout, api_name="params" if i == 0 else False,
-                    show_progress="hidden")
+    # preprocess=False: an edit sent before the r slider's new bound reached the page must not fail on it
+    # (Gradio's 'Value 10 is greater than maximum value 9'); follow() clamps r itself
+    gr.on([c.input for c in (*settings.values(), text_col, text_b_col, label_col)], on_edit, list(settings.values()),
+          [r, lr, readout, share_query, link, status], api_name=False, show_progress="hidden", preprocess=False)
+    watch.input(lambda: "", None, status, api_name=False, show_progress="hidden")
+    gr.api(param_readout, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
+    share_query.change(None, share_query, None, js=SYNC_URL_JS)
 
     def on_train(model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size, upload, text_column,
                  text_b_column, label_column):
@@ -197,30 +298,51 @@ def build(ctx: AppContext):
 
     stop_btn.click(on_stop, watch, status, api_name="stop")
 
-    def on_tick(run_id, last_sig):
+    # ---- watching: every second the shown run's curves and progress, the table, and the picker's list
+    def on_tick(run_id, last_sig, status_text=""):
         rows = store.list()
-        table = runs_dataframe(rows[-12:])
-        if not run_id:
-            return gr.skip(), progress_html(None), "", table, last_sig, gr.skip()
+        listed = tuple((x["run_id"], x["state"]) for x in rows)
+        new_list = last_sig is not None and last_sig[-1] != listed
+        choices = gr.update(choices=run_choices(rows)) if new_list else gr.skip()
+        if not run_id:  # nothing shown (no run when the page opened): show the first run that appears
+            rid = active_run(rows)
+            pick = gr.update(choices=run_choices(rows), value=rid) if rid else gr.skip()
+            return gr.skip(), progress_html(None), "", queue_table(rows), last_sig, pick, gr.skip()
         try:
             p = run_progress(store, run_id)
         except KeyError:
-            return plots.curves_figure([]), progress_html(None), "", table, None, gr.skip()
+            return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), None,
+                    gr.update(choices=run_choices(rows)), gr.skip())
         row = next((x for x in rows if x["run_id"] == run_id), None)
-        n_acc = len(store.metrics(run_id, "accuracy"))
-        sig = (run_id, p["step"], n_acc, p["state"])
-        fig = gr.skip() if sig == last_sig else plots.curves_figure(plots.series_from_store(store, [run_id]),
-                                                                     title=plots.run_name(row) if row else "")
+        sig = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"], listed)
+        same = last_sig is not None and sig[:4] == last_sig[:4]
+        fig = gr.skip() if same else run_curves(store, run_id, row, live=p["state"] in ("queued", "running"))
         err = ""
         if p["state"] in ("failed", "interrupted") and p["error"]:
             err = f"**Run {p['state']}:** {p['error']}"
-        # the run list's labels carry each run's state: relabel when the shown run's state changes
-        relabel = last_sig is not None and last_sig[0] == run_id and last_sig[3] != p["state"]
-        choices = gr.update(choices=run_choices(rows)) if relabel else gr.skip()
-        return fig, progress_html(p), err, table, sig, choices
+        said = run_outcome(p) if run_id in (status_text or "") else None  # the status spoke of this run
+        news = gr.update(value=said) if said and said != status_text else gr.skip()
+        return fig, progress_html(p), err, queue_table(rows), sig, choices, news
 
-    timer.tick(on_tick, [watch, last], [curves, progress, error, queue, last, watch], api_name=False,
+    timer.tick(on_tick, [watch, last, status], [curves, progress, error, queue, last, watch, status], api_name=False,
                show_progress="hidden")
     watch.change(lambda rid: on_tick(rid, None)[:5], watch, [curves, progress, error, queue, last], api_name="watch",
                  show_progress="hidden")
-    return {"watch": watch}
+
+    # ---- every page load (a reload, a second tab, a shared link) shows the runs as they are now
+    def on_load(request: gr.Request):
+        rows = store.list()
+        chosen, message = link_settings(dict(request.query_params) if request else {}, first, ctx.limits)
+        r_upd, lr_upd, readout_html, query, line = follow(chosen or first)
+        if chosen:
+            form = [gr.update(value=chosen[k]) for k in rest]
+            lr_upd["value"] = chosen["lr"]
+        else:  # the page's first values stand; r's slider narrows to the method's bound
+            form, lr_upd, readout_html = [gr.skip()] * len(rest), gr.skip(), gr.skip()
+        return (gr.update(choices=run_choices(rows), value=active_run(rows)), queue_table(rows), message, *form,
+                r_upd, lr_upd, readout_html, query, line)
+
+    rest = [k for k in share.KEYS if k not in ("r", "lr")]  # r and lr also get their bound and hint
+    return {"watch": watch, "queue": queue, "status": status, "settings": settings, "share_query": share_query,
+            "readout": readout, "load": (on_load, [], [watch, queue, status, *[settings[k] for k in rest], r, lr,
+                                                       readout, share_query, link])}
