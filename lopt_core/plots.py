@@ -73,8 +73,9 @@ def curves_figure(series: list[dict], title: str = "Training curves",
             fig.add_hline(y=s["zero_shot"], line=dict(dash="dot", color="#888"), row=1, col=2,
                           exclude_empty_subplots=False, annotation_text=f"no prompt {s['zero_shot']:.2f}",
                           annotation_position="bottom right")
-    if not any(s["accuracy"] for s in series):
-        fig.add_annotation(text="accuracy appears after the first evaluation", showarrow=False, x=0.5, y=0.5,
+    if not any(s["accuracy"] for s in series):  # an empty trace makes plotly draw the panel's axes
+        fig.add_trace(go.Scatter(x=[], y=[], showlegend=False, hoverinfo="skip"), row=1, col=2)
+        fig.add_annotation(text="accuracy appears after the first evaluation", showarrow=False, x=0.5, y=0.12,
                            xref="x2 domain", yref="y2 domain", font=dict(size=12, color="#888"))
     steps = _step_range(series)
     fig.update_xaxes(title_text="step", range=steps, row=1, col=1)

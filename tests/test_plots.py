@@ -70,6 +70,7 @@ def test_curves_x_axis_spans_the_steps_done():
 def test_curves_accuracy_panel_before_the_first_evaluation():
     fig = plots.curves_figure(_loss_only([(1, 0.9), (2, 0.8)], zero_shot=0.5))
     assert [t for t in fig.data if t.xaxis == "x"]  # the loss panel is drawn
+    assert [t for t in fig.data if t.xaxis == "x2"]  # plotly.js draws a panel's axes only with a trace in it
     assert tuple(fig.layout.yaxis2.range) == (0, 1.02) and fig.layout.xaxis2.range is not None
     assert any(s.y0 == 0.5 and s.yref == "y2" for s in fig.layout.shapes), fig.layout.shapes  # the no-prompt line
     assert any("first evaluation" in (a.text or "") for a in fig.layout.annotations)
