@@ -8,7 +8,7 @@ import gradio as gr
 
 from lopt_core import hosting
 from lopt_core.jobs import JobManager
-from lopt_core.ui import compare, generate, runs, sweep, train
+from lopt_core.ui import compare, generate, learn, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text
 
 TITLE = "LoPT Lab · low-rank soft prompts"
@@ -29,6 +29,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 gen = generate.build(ctx)
             with gr.Tab("Runs", id="runs") as t_runs:
                 rn = runs.build(ctx, on_deleted=gen["bank"].forget)
+            with gr.Tab("Learn", id="learn") as t_learn:
+                learn.build(ctx, tab=t_learn)
         fn, ins, outs = cmp["refresh"]
         t_compare.select(fn, ins, outs, api_name=False)
         t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
