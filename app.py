@@ -8,7 +8,7 @@ import gradio as gr
 
 from lopt_core import hosting
 from lopt_core.jobs import JobManager
-from lopt_core.ui import compare, generate, learn, runs, sweep, train
+from lopt_core.ui import compare, generate, learn, rank, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text
 
 TITLE = "LoPT Lab · low-rank soft prompts"
@@ -27,6 +27,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 cmp = compare.build(ctx)
             with gr.Tab("Generate", id="generate") as t_generate:
                 gen = generate.build(ctx)
+            with gr.Tab("Rank", id="rank") as t_rank:
+                rk = rank.build(ctx)
             with gr.Tab("Runs", id="runs") as t_runs:
                 rn = runs.build(ctx, on_deleted=gen["bank"].forget)
             with gr.Tab("Learn", id="learn") as t_learn:
@@ -34,6 +36,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         fn, ins, outs = cmp["refresh"]
         t_compare.select(fn, ins, outs, api_name=False)
         t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
+        t_rank.select(*rk["refresh"], api_name=False)
         t_runs.select(rn["on_refresh"], rn["run"], [rn["run"], rn["details"]], api_name=False)
         demo.load(*trn["load"], api_name=False)  # a reload or second tab shows the live run; a link's settings
         demo.load(*swp["load"], api_name=False)  # every page load lists the sweeps already in the store
