@@ -116,6 +116,15 @@ def crossover_rule(cls) -> Rule | None:
     return Rule(f"r < {sympy.sstr(bound).replace('*', '·')}", bound)
 
 
+def ratio_text(ratio: float | None) -> str:
+    """'3.9× fewer', '2.0× more', 'as many' (than the reference), '' when unknown."""
+    if not ratio:
+        return ""
+    if abs(ratio - 1) < 1e-9:
+        return "as many"
+    return f"{ratio:.1f}× fewer" if ratio > 1 else f"{1 / ratio:.1f}× more"
+
+
 def _fmt(c: int | None) -> str:
     return "–" if c is None else f"{c:,}"
 
@@ -136,7 +145,7 @@ def summary_markdown(n: int, r: int, d: int, model: str | None = None) -> str:
             continue
         head += f" = **{_fmt(row['count'])}**"
         if row["ratio"]:
-            head += f" ({row['ratio']:.1f}× fewer)" if row["ratio"] >= 1 else f" ({1 / row['ratio']:.1f}× more)"
+            head += f" ({ratio_text(row['ratio'])})"
         if cls.has_rank and not cls.is_peft:
             x, rule = crossover(cls, n, d), crossover_rule(cls)
             if x is None:

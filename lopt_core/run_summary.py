@@ -143,7 +143,7 @@ def summary_markdown(row: dict) -> str:
     """The run as a Markdown table under a one-line heading."""
     def cell(v: str) -> str:
         return v.replace("|", "\\|").replace("\n", " ")
-    lines = [f"**Run `{row.get('run_id')}`** · {_title(row)}", "", "| | |", "|---|---|"]
+    lines = [f"**Run `{row.get('run_id')}`** · {_title(row)}", "", "| what | value |", "|---|---|"]
     lines += [f"| {k} | {cell(v)} |" for k, v in summary_fields(row)]
     return "\n".join(lines)
 

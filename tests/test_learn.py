@@ -118,3 +118,10 @@ def test_app_has_the_learn_tab():
             jobs.close()
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert "Learn" in [t.label for t in tabs]
+
+
+def test_ratio_text():
+    assert learn.ratio_text(3.94) == "3.9× fewer" and learn.ratio_text(0.5) == "2.0× more"
+    assert learn.ratio_text(1.0) == "as many" and learn.ratio_text(None) == ""
+    md = learn.summary_markdown(10, 5, 576)  # LoPT-2 at r = n/2 trains exactly n·d
+    assert "(as many)" in md and "1.0×" not in md

@@ -15,9 +15,7 @@ COLUMNS = ["method", "formula", "with these numbers", "trainable params", "vs re
 def table_dataframe(rows: list[dict]) -> pd.DataFrame:
     recs = [{"method": r["label"], "formula": r["formula"], "with these numbers": r["live"],
              "trainable params": "–" if r["count"] is None else f"{r['count']:,}",
-             "vs reference": "reference" if r["reference"] else
-             ("" if r["ratio"] is None else (f"{r['ratio']:.1f}× fewer" if r["ratio"] >= 1 else
-                                             f"{1 / r['ratio']:.1f}× more")),
+             "vs reference": "reference" if r["reference"] else learn.ratio_text(r["ratio"]),
              "note": r["note"]} for r in rows]
     return pd.DataFrame(recs, columns=COLUMNS)
 
