@@ -61,6 +61,8 @@ def has_rank(method: str) -> bool:
 def config_key(row: dict) -> str:
     c = {k: v for k, v in (row.get("config") or {}).items() if k not in _NOT_IDENTITY}
     c.update(method=row["method"], n=row["n"], r=row["r"] if has_rank(row["method"]) else None)
+    if row.get("state") == "stopped":  # a run stopped early trained less: never pooled with finished ones
+        c["stopped_at_step"] = row.get("steps_done")
     return json.dumps(c, sort_keys=True) + "|" + test_set_key(row, pooled=True)
 
 
@@ -85,6 +87,7 @@ class Point:
     zero_shot: float | None = None
     config: dict = field(default_factory=dict)
     latest: float = 0.0            # creation time of its newest run
+    stopped_at: int | None = None  # runs stopped early: the step they stopped at
 
     @property
     def test_set(self) -> str:
@@ -109,7 +112,8 @@ class Point:
 
     @property
     def label(self) -> str:
-        return config_label(self.method, self.n, self.r)
+        stop = f" (stopped at step {self.stopped_at})" if self.stopped_at is not None else ""
+        return config_label(self.method, self.n, self.r) + stop
 
 
 def points(rows: list[dict]) -> list[Point]:
@@ -121,7 +125,8 @@ def points(rows: list[dict]) -> list[Point]:
         if p is None:
             p = out[k] = Point(row["model"], task_label(row), row["method"], row["n"],
                                row["r"] if has_rank(row["method"]) else None, row["trainable_params"], [], [],
-                               set(), row.get("zero_shot_accuracy"), row.get("config") or {})
+                               set(), row.get("zero_shot_accuracy"), row.get("config") or {},
+                               stopped_at=row.get("steps_done") if row.get("state") == "stopped" else None)
         p.accuracies.append(float(row["accuracy"]))
         p.run_ids.append(row["run_id"])
         p.test_sets.add(test_set_key(row))

@@ -1,5 +1,5 @@
 """Command line: python -m lopt_core {train,sweep,params,eval,list,tasks,generate,sweep-export,sweep-import,
-spectrum,truncate,nearest} ...
+spectrum,truncate,nearest,show} ...
 (the same functions as the app)."""
 from __future__ import annotations
 
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the accuracy into the store (a stopped run that was never evaluated then reaches "
                         "the Compare plots)")
     e.add_argument("--json", action="store_true")
+    sh = sub.add_parser("show", help="a readable summary of one stored run (the Runs tab's)")
+    sh.add_argument("--run", required=True)
     sp = sub.add_parser("spectrum", help="singular values, numerical and effective rank of runs' trained prompts")
     sp.add_argument("--run", nargs="+", required=True)
     sp.add_argument("--top", type=int, default=10, help="normalised singular values printed per run")
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
         return {"train": cmd_train, "params": cmd_params, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
-                "truncate": cmd_truncate, "nearest": cmd_nearest}[args.cmd](args)
+                "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show}[args.cmd](args)
     except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -180,6 +182,13 @@ def cmd_eval(args) -> int:
     note = " (recorded)" if args.record else (" (not recorded: the run has no accuracy yet; add --record)"
                                               if had is None else "")
     print(f"{args.run}: accuracy {res['accuracy']:.4f} on {res['eval_examples']} examples{note}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .run_summary import summary_text
+    from .store import Store
+    print(summary_text(Store().get(args.run)))
     return 0
 
 

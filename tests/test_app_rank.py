@@ -10,7 +10,7 @@ import pytest
 from test_app_e2e import seed_home, start_app, stop_app
 
 
-def seed_runs(home, tiny: str) -> dict:
+def seed_runs(home, tiny: str, stopped: bool = False) -> dict:
     """A finished LoPT-1 (n=6, r=2) and prompt-tuning run on the tiny model, in `home`'s store."""
     import os
     from lopt_core.config import RunConfig
@@ -23,6 +23,17 @@ def seed_runs(home, tiny: str) -> dict:
             cfg = RunConfig(model=tiny, task="sst2", method=method, n=6, r=2, steps=3, batch_size=2,
                             eval_every=0, eval_size=16, eval_batch_size=8, max_length=64, device="cpu")
             ids[method] = run_and_record(cfg)["run_id"]
+        if stopped:  # a run stopped twice at step 1: it ended without its closing evaluation
+            from lopt_core.store import Store
+            store = Store()
+            store.create("stopped-1", cfg, state="running")
+
+            def stop_twice(ev):
+                if ev["type"] == "step":
+                    store.request_stop("stopped-1")
+                    store.request_stop("stopped-1")
+            run_and_record(cfg, stop_twice, store=store, run_id="stopped-1")
+            ids["stopped"] = "stopped-1"
     finally:
         os.environ["LOPT_HOME"] = old or ""
     return ids
@@ -32,7 +43,7 @@ def seed_runs(home, tiny: str) -> dict:
 def rank_app(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("rankhome")
     seed_home(home)
-    ids = seed_runs(home, tiny_model_dir)
+    ids = seed_runs(home, tiny_model_dir, stopped=True)
     proc, url = start_app(home)
     yield url, ids, home
     stop_app(proc)
@@ -69,3 +80,20 @@ def test_rank_views_through_the_app(rank_app):
 
     near = c.predict(ids["lopt1"], 3, api_name="/nearest")
     assert len(near["data"]) == 6 and "cos 3" in near["headers"]
+
+
+def test_evaluate_now_gives_a_stopped_run_its_accuracy(rank_app):
+    from gradio_client import Client
+    from lopt_core import store as store_mod
+    url, ids, home = rank_app
+    st = store_mod.Store(home / "runs.sqlite")
+    assert st.get(ids["stopped"])["accuracy"] is None
+    c = Client(url, verbose=False)
+    assert "Evaluating" in c.predict(ids["stopped"], api_name="/evaluate")
+    t0 = time.time()
+    while st.get(ids["stopped"])["accuracy"] is None and time.time() - t0 < 120:
+        time.sleep(0.5)
+    row = st.get(ids["stopped"])
+    assert row["accuracy"] is not None and row["result"]["evaluated_later"]
+    with pytest.raises(Exception, match="no longer exists"):
+        c.predict("no-such-run", api_name="/evaluate")

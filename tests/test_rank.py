@@ -195,3 +195,30 @@ def test_peft_and_input_dependent_runs_are_refused_with_the_reason():
         row = {"run_id": "x", "method": method, "state": "done", "artifact_dir": "/nowhere", "n": 4, "r": 2}
         with pytest.raises(spectrum.AnalysisError, match=why):
             spectrum.of_run(row)
+
+
+def test_evaluate_now_through_the_job_manager_and_show(tiny_model_dir, capsys):
+    """A stopped run that skipped its evaluation gets one from the Runs tab's job; a stopped run is its own point
+    on the plots (never pooled with finished runs of the same settings); `show` prints its summary."""
+    from lopt_core import aggregate
+    store = Store()
+    cfg = tiny_cfg(tiny_model_dir, steps=50)
+    store.create("s1", cfg, state="running")
+
+    def on_event(ev):
+        if ev["type"] == "step" and ev["step"] == 2:
+            store.request_stop("s1")
+            store.request_stop("s1")  # twice: no closing evaluation
+    run_and_record(cfg, on_event, store=store, run_id="s1")
+    assert store.get("s1")["accuracy"] is None
+    jm = JobManager(store.path, max_concurrent=1, poll_s=0.2, worker_threads=1)
+    try:
+        a = jm.wait_analysis(jm.submit_analysis("evaluate", "s1"), timeout=120)
+    finally:
+        jm.close()
+    assert a["state"] == "done" and store.get("s1")["accuracy"] == a["result"]["accuracy"]
+    done = dict(store.get("s1"), run_id="d1", state="done", steps_done=50)
+    pts = aggregate.points([store.get("s1"), done])
+    assert len(pts) == 2 and pts[0].label == "LoPT-1 n=6 r=2 (stopped at step 2)" and pts[1].stopped_at is None
+    assert cli.main(["show", "--run", "s1"]) == 0
+    assert "stopped" in capsys.readouterr().out

@@ -1,17 +1,19 @@
-"""Runs tab: details of one run, delete it, download its artifact folder, export a PEFT adapter, run it again."""
+"""Runs tab: details of one run, evaluate it now, delete it, download its artifact folder, export a PEFT adapter,
+run it again."""
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 
-from .. import artifacts
+from .. import analyses, artifacts
 from ..config import ConfigError, RunConfig
 from ..export import ExportError, export_peft
 from ..run_summary import summary_markdown
-from .common import AppContext, asset_text, run_choices
+from .common import AppContext, asset_text, fmt_seconds, run_choices
 
 
 def _zip(folder: Path, name: str) -> str:
@@ -29,6 +31,7 @@ def build(ctx: AppContext, on_deleted=None):
     with gr.Row():
         download = gr.Button("Download artifact folder (.zip)")
         export = gr.Button("Export PEFT prompt-tuning adapter (.zip)")
+        evaluate = gr.Button("Evaluate now", elem_id="lopt-runs-evaluate")
         rerun = gr.Button("Run again with the same settings")
         delete = gr.Button("Delete run", variant="stop")
     status = gr.Markdown("", elem_id="lopt-runs-status")
@@ -110,6 +113,32 @@ def build(ctx: AppContext, on_deleted=None):
             raise gr.Error(str(e)) from None
         return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
 
+    def on_evaluate(run_id):
+        _row(run_id)
+        try:
+            aid = jobs.submit_analysis("evaluate", run_id)
+        except (analyses.AnalysisError, KeyError) as e:
+            raise gr.Error(str(e)) from None
+        return f"Evaluating {run_id} in the background ({aid}); its accuracy appears here when it is done."
+
+    def evaluation_status(run_id):
+        """While an 'evaluate now' job of the shown run is under way: its progress; when it ends: the summary."""
+        found = store.list_analyses(run_id=run_id, kind="evaluate") if run_id else []
+        if not found or found[-1]["state"] not in ("queued", "running") and found[-1]["updated"] < time.time() - 3:
+            return gr.skip(), gr.skip()
+        a, p = found[-1], analyses.progress(found[-1])
+        if a["state"] == "queued":
+            return f"Evaluation of {run_id} queued: it starts when no other job is running.", gr.skip()
+        if a["state"] == "running":
+            eta = f" · ETA {fmt_seconds(p['eta_s'])}" if p["eta_s"] is not None else ""
+            return f"Evaluating {run_id}: {p['done']}/{p['total'] or '?'} test examples{eta}", gr.skip()
+        if a["state"] == "done":
+            return (f"Evaluated {run_id}: accuracy {a['result']['accuracy']:.3f} on "
+                    f"{a['result']['eval_examples']} examples (recorded)."), on_select(run_id)
+        return f"⚠️ Evaluation of {run_id} {a['state']}: {a.get('error') or ''}", gr.skip()
+
+    evaluate.click(on_evaluate, run, status, api_name="evaluate")
+    gr.Timer(1.0).tick(evaluation_status, run, [status, details], api_name=False, show_progress="hidden")
     download.click(on_download, run, [file, status], api_name="download")
     export.click(on_export, run, [file, status], api_name="export")
     delete.click(on_delete, run, [run, details, status, file], api_name="delete")
