@@ -79,7 +79,29 @@ def load_method(folder: Path, lm):
         tensors = load_file(str(folder / PROMPT_FILE))
         wanted = method.state_dict().keys()  # "prompt" is also prompt tuning's own parameter name
         method.load_state_dict({k: tensors[k] for k in wanted if k in tensors}, strict=True)
+        if "prompt" in tensors and not method.input_dependent:
+            check_rebuilt(folder, method, tensors["prompt"])
     return cfg, method.to(lm.device).eval()
+
+
+class ArtifactMismatch(ValueError):
+    """A saved run whose rebuilt prompt is not the prompt it was trained to."""
+
+
+def check_rebuilt(folder: Path, method, saved: torch.Tensor, tol: float = 1e-5) -> None:
+    """The prompt rebuilt from the saved factors and the seeded frozen tensors must equal the materialised prompt
+    saved at the end of training; otherwise (another version's seeding, an edited file) refuse to use it."""
+    with torch.no_grad():
+        rebuilt = method().detach().float().cpu()                      # (n, d)
+    if rebuilt.shape != saved.shape:
+        raise ArtifactMismatch(f"{Path(folder).name}: the rebuilt prompt has shape {tuple(rebuilt.shape)} but the "
+                               f"saved one {tuple(saved.shape)}; refusing to use a prompt it was not trained to")
+    err = (rebuilt - saved.float()).abs().max().item()
+    scale = max(saved.abs().max().item(), 1e-12)
+    if err > tol * max(1.0, scale):
+        raise ArtifactMismatch(f"{Path(folder).name}: the prompt rebuilt from its factors and seeded frozen tensors "
+                               f"differs from the saved prompt by {err:.3g} (max |x| {scale:.3g}); it was saved by "
+                               f"another version or edited. Refusing to use a prompt it was not trained to.")
 
 
 def load_prompt_matrix(folder: Path) -> torch.Tensor:

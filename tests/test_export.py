@@ -87,3 +87,68 @@ def test_indefinite_article_for_numbers():
     from lopt_core.export import indefinite_article
     assert [indefinite_article(n) for n in (4, 8, 11, 18, 20, 80, 110, 800, 1100, 11000, 18576)] == \
         ["a", "an", "an", "an", "a", "an", "a", "an", "a", "an", "an"]
+
+
+PLAIN_PEFT_SCORER = r'''
+import json, sys
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model_dir, adapter, texts, words = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+tok = AutoTokenizer.from_pretrained(model_dir)
+base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+pm = PeftModel.from_pretrained(base, adapter).eval()
+label_ids = [tok(w, add_special_tokens=False)["input_ids"][0] for w in words]
+out = []
+with torch.no_grad():
+    for t in texts:
+        ids = tok(t, return_tensors="pt")
+        logits = pm(**ids).logits[0, -1, label_ids]
+        out.append(logits.softmax(-1).tolist())
+assert not any(m.startswith("lopt_core") for m in sys.modules), "lopt_core on the scoring path"
+print(json.dumps(out))
+'''
+
+
+def test_exported_prompt_scores_the_same_in_plain_peft(trained, tmp_path):
+    """Issue 10: an exported prompt, loaded by PeftModel.from_pretrained in a process with no lopt_core code,
+    gives the label probabilities LoPT Lab's evaluation gives on the same sentences (tolerance 1e-4)."""
+    import subprocess
+    import sys
+    from lopt_core import artifacts, engine
+    from lopt_core.models import load_model
+    from lopt_core.tasks import load_for_config
+    model, runs = trained
+    folder = export_peft(runs["lopt1"]["artifact_dir"], tmp_path / "adapter")
+    lm = load_model(model, "cpu")
+    cfg, method = artifacts.load_method(runs["lopt1"]["artifact_dir"], lm)
+    data = load_for_config(cfg)
+    examples = data.test[:24]
+    ours = engine.evaluate(lm, engine.encode_examples(lm.tokenizer, examples, cfg.max_length),
+                           engine.label_token_ids(lm.tokenizer, data.task.label_words), method, batch_size=8).probs
+    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_SCORER, model, str(folder),
+                           json.dumps([e.text for e in examples]), json.dumps(list(data.task.label_words))],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = torch.tensor(json.loads(proc.stdout))
+    diff = (ours - theirs).abs().max().item()
+    assert diff < 1e-4, diff
+    assert ours.argmax(-1).tolist() == theirs.argmax(-1).tolist()
+
+
+def test_a_reloaded_run_must_rebuild_the_prompt_it_was_trained_to(trained, tmp_path):
+    """Issue 10: the prompt rebuilt on load (factors + seeded frozen tensors) is checked against the saved
+    materialised prompt; a run whose frozen random tensors would come out differently is refused, clearly."""
+    import shutil
+    from lopt_core import artifacts
+    from lopt_core.models import load_model
+    model, runs = trained
+    lm = load_model(model, "cpu")
+    artifacts.load_method(runs["ulpt"]["artifact_dir"], lm)  # ULPT's frozen projection is seeded: it rebuilds
+    bad = tmp_path / "tampered"
+    shutil.copytree(runs["ulpt"]["artifact_dir"], bad)
+    doc = json.loads((bad / "run.json").read_text())
+    doc["config"]["seed"] += 1  # another seed: another frozen projection, another prompt
+    (bad / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(artifacts.ArtifactMismatch, match="differs from the saved prompt"):
+        artifacts.load_method(bad, lm)
