@@ -42,8 +42,11 @@ def test_set_key(row: dict, pooled: bool = False) -> str:
     c = row.get("config") or {}
     res = row.get("result") or {}
     n_eval = res.get("eval_examples") or c.get("eval_size")
+    if res.get("test_fingerprint"):  # recorded since the split became fixed per task: the exact test examples
+        return "|".join([canonical(str(row.get("model"))), task_label(row), f"test {res['test_fingerprint']}",
+                         str(n_eval)])
     source = str(res.get("data_source") or c.get("data_source"))
-    unseeded = re.sub(r"\s*\(seed \d+\)", "", source)
+    unseeded = re.sub(r"\s*\((split )?seed \d+\)", "", source)
     parts = [canonical(str(row.get("model"))), task_label(row)]
     if row.get("task") == "file":
         parts += [c.get("data_file") or "", f"{c.get('text_column')}/{c.get('text_b_column') or ''}/"

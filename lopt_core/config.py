@@ -26,7 +26,7 @@ class RunConfig:
     warmup: float = 0.1              # fraction of steps with linear warm-up
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    seed: int = 0
+    seed: int = 0                    # initialisation and batch order; never the data split
     # evaluation
     eval_every: int = 50             # evaluate on the held-out set every K steps (0: only at the end)
     eval_size: int = 300             # test examples used for accuracy (0: all)
@@ -38,6 +38,7 @@ class RunConfig:
     lopa_hidden: int = 16            # LoPA heads' hidden width
     # data
     data_source: str = "auto"        # auto: offline pack when installed, else the hub | offline | hub
+    split_seed: int = 0              # the task's fixed train/test split: every run of a task sees the same test set
     data_file: str | None = None     # user CSV/JSONL when task == "file"
     text_column: str = "text"
     text_b_column: str | None = None
@@ -62,7 +63,7 @@ class RunConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
             need(lo <= v <= hi, f"{name} must be between {lo} and {hi}, got {v}")
-        for name in ("eval_every", "eval_size", "seed"):
+        for name in ("eval_every", "eval_size", "seed", "split_seed"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
         if self.lr is not None:

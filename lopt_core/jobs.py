@@ -98,7 +98,7 @@ def preflight_shared(cfg: RunConfig, limits=None) -> None:
         from .tasks import TaskError, load_user_file
         try:
             load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.label_words,
-                           cfg.seed)
+                           cfg.split_seed)
         except TaskError as e:
             raise ConfigError(str(e)) from None
     else:

