@@ -1,10 +1,11 @@
 """Running a frozen LM under a soft prompt: answer-only class scores, evaluation and generation.
 
-Shared prefix (causal LMs, input-independent prompts): a prompt at the front never attends to the tokens
-after it, so its keys/values are the same for every example. They are computed once per batch with batch
-size 1 and broadcast, which is exact and saves n positions of work per example; gradients flow back through
-the shared cache into the prompt. Answer-only scoring: only the hidden state at the answer position is
-projected, and only onto the label words' rows of the output matrix, never the full vocabulary.
+Shared prefix (input-independent prompts, on models where fast_path.py proves it exact): a prompt at the front
+never attends to the tokens after it, so its keys/values are the same for every example. They are computed once
+per batch with batch size 1 and broadcast, which is exact and saves n positions of work per example; gradients
+flow back through the shared cache into the prompt. Answer-only scoring: only the hidden state at the answer position is
+projected, and only onto the label words' rows of the output matrix, never the full vocabulary, followed by
+what the model's own head applies after that matrix (fast_path.head: softcapping, logit scales).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from . import fast_path
 from .models import LoadedModel
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: key, value (1, heads, n, head_dim)
@@ -94,9 +96,16 @@ def label_head(model, label_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor 
     return head.weight[idx], bias
 
 
+def label_logits(lm: LoadedModel, h: torch.Tensor, label_ids: list[int], model=None) -> torch.Tensor:
+    """Label-word logits (..., C) from answer hidden states h (..., d), as the model's own head gives them."""
+    W, b = label_head(model if model is not None else lm.model, label_ids)             # (C, d), (C,)
+    logits = h @ W.t()
+    return fast_path.head(lm)((logits + b if b is not None else logits).float())
+
+
 def uses_shared_prefix(lm: LoadedModel, method) -> bool:
-    return (method is not None and not lm.is_seq2seq and not getattr(method, "input_dependent", False)
-            and not getattr(method, "is_peft", False))
+    """The prompt's cache is computed once and shared: the method allows it and fast_path proves it exact."""
+    return method is not None and fast_path.for_run(lm, method)["shared_prefix"]
 
 
 def input_summary(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -109,9 +118,14 @@ def input_summary(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> tor
 def prefix_kv(lm: LoadedModel, prompt: torch.Tensor) -> KV:
     """Keys/values of the prompt alone, batch 1: computed once, shared by every example."""
     assert prompt.dim() == 2 and prompt.shape[1] == lm.d, f"prompt must be (n, {lm.d}), got {tuple(prompt.shape)}"
-    out = decoder(lm.model)(inputs_embeds=prompt.unsqueeze(0), use_cache=True)  # (1, n, d)
-    cache = out.past_key_values
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    # a cache without the model's config keeps every layer whole: a sliding-window layer's own cache would cut
+    # the prompt at the window, while the model's mask builder applies the window to a whole cache exactly
+    out = decoder(lm.model)(inputs_embeds=prompt.unsqueeze(0), past_key_values=DynamicCache(), use_cache=True)
+    kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+    if any(k.shape[-2] != prompt.shape[0] for k, _ in kv):
+        raise EngineError(f"the prompt cache of {lm.model.config.model_type} does not hold all "
+                          f"{prompt.shape[0]} prompt positions")
+    return kv
 
 
 def broadcast_cache(kv: KV, B: int) -> DynamicCache:
@@ -138,8 +152,7 @@ def packs(B: int, L_max: int, S: int, n: int, attn_weight: float = 1e-3) -> bool
 
 
 def _packable(lm: LoadedModel) -> bool:
-    impl = getattr(lm.model.config, "_attn_implementation", None)
-    return impl in ("sdpa", "eager")
+    return fast_path.decide(lm).packed
 
 
 def attention_weight(lm: LoadedModel) -> float:
@@ -246,9 +259,7 @@ def class_logits(lm: LoadedModel, ids, mask, lengths, label_ids: list[int], meth
         if lm.is_seq2seq:
             return _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model)
         h = answer_hidden(lm, ids, mask, lengths, method, kv, peft_model, shared_prefix)   # (B, d)
-        W, b = label_head(peft_model if peft_model is not None else lm.model, label_ids)   # (C, d)
-        logits = h @ W.t()                                                                  # (B, C)
-        return (logits + b if b is not None else logits).float()
+        return label_logits(lm, h, label_ids, peft_model)                                   # (B, C)
 
 
 def _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model):
@@ -327,26 +338,29 @@ def generate(lm: LoadedModel, text: str, method=None, kv: KV | None = None, max_
     if lm.is_seq2seq:
         return _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g)
     with autocast(lm):
+        step = {"input_ids": ids}
         if method is not None and kv is None:
             if method.input_dependent:
                 P = method(input_summary(lm, ids, torch.ones_like(ids)))[0]  # (n, d)
             else:
                 P = method()
-            kv = prefix_kv(lm, P)
-        cache = broadcast_cache(kv, 1) if kv is not None else DynamicCache()
+            if fast_path.decide(lm).shared_prefix:
+                kv = prefix_kv(lm, P)
+            else:  # plain path: the prompt's embeddings lead the text, the model keeps its own cache
+                emb = lm.model.get_input_embeddings()(ids)
+                step = {"inputs_embeds": torch.cat([P.unsqueeze(0).to(emb.dtype), emb], 1)}   # (1, n + L, d)
+        cache = broadcast_cache(kv, 1) if kv is not None else None
         past = kv[0][0].shape[-2] if kv is not None else 0
-        mask = torch.ones(1, past + ids.shape[1], dtype=torch.long, device=lm.device)
+        mask = torch.ones(1, past + next(iter(step.values())).shape[1], dtype=torch.long, device=lm.device)
         out_ids: list[int] = []
-        step_ids = ids
         for _ in range(max_new_tokens):
-            out = lm.model(input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
-                           logits_to_keep=1)
+            out = lm.model(**step, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1)
             cache = out.past_key_values
             nxt = _sample(out.logits[0, -1].float(), temperature, top_p, g)
             if nxt == tok.eos_token_id:
                 break
             out_ids.append(nxt)
-            step_ids = torch.tensor([[nxt]], device=lm.device)
+            step = {"input_ids": torch.tensor([[nxt]], device=lm.device)}
             mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
     return tok.decode(out_ids, skip_special_tokens=True)
 

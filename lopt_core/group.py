@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import artifacts, engine, multi_prompt
+from . import artifacts, engine, fast_path, multi_prompt
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .train import (BatchOrder, batch_tensors, build_method, evaluate, new_run_id, optimiser, prepare,
@@ -122,7 +122,8 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
         ids, mask, lengths, labels = batch_tensors(prep, batches.next(), lm)
         for m in active:
             m.opt.zero_grad(set_to_none=True)
-        packed = multi_prompt.pays(lm, mask, max(m.cfg.n for m in active))
+        # the K-prompt pass where packed rows are proven exact on this model (fast_path) and pay
+        packed = fast_path.decide(lm).packed and multi_prompt.pays(lm, mask, max(m.cfg.n for m in active))
         for s in range(0, len(active), per_pass if packed else 1):
             chunk = active[s: s + (per_pass if packed else 1)]
             if packed:  # one model pass for the chunk's prompts

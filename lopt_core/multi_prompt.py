@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import engine
-from .engine import autocast, decoder, label_head
+from . import engine, fast_path
+from .engine import autocast, decoder
 from .models import LoadedModel
 
 PAD_SEG, PROMPT_SEG = -2, -1
@@ -70,6 +70,9 @@ def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts
     """Label-word logits of one batch under each of K prompts, (K, B, C), from one model pass."""
     assert prompts and all(p.dim() == 2 and p.shape[1] == lm.d for p in prompts), \
         f"prompts must be (n_k, {lm.d}) matrices"
+    fp = fast_path.decide(lm)
+    if not fp.packed:
+        raise engine.EngineError(f"K prompts in one pass are not exact here: {fp.reason}")
     ns = [int(p.shape[0]) for p in prompts]
     N = max(ns)
     with autocast(lm):
@@ -82,6 +85,4 @@ def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts
         x = torch.cat([lead, tokens.unsqueeze(0).expand(len(prompts), -1, -1)], 1)  # (K, N + S, d)
         h = decoder(lm.model)(inputs_embeds=x, attention_mask=att, position_ids=positions,
                               use_cache=False).last_hidden_state              # (K, T, d)
-        W, b = label_head(lm.model, label_ids)                                 # (C, d), (C,)
-        logits = h[:, ends] @ W.t()                                            # (K, B, C)
-        return (logits + b if b is not None else logits).float()
+        return engine.label_logits(lm, h[:, ends], label_ids)                 # (K, B, C)
