@@ -18,7 +18,7 @@ from datetime import datetime
 
 import torch
 
-from . import artifacts, engine
+from . import artifacts, engine, fast_path
 from .config import RunConfig
 from .methods import PromptContext, get_method
 from .models import LoadedModel, load_model
@@ -135,7 +135,8 @@ def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, ste
             "eval_examples": len(prep.test_set), "data_source": prep.data.source,
             "split_seed": cfg.split_seed, "test_fingerprint": prep.test_fingerprint,
             "artifact_dir": str(folder) if folder else None, "device": str(lm.device),
-            "torch_threads": torch.get_num_threads(), **extra}
+            "torch_threads": torch.get_num_threads(),
+            "fast_path": fast_path.for_run(lm, get_method(cfg.method), cfg.shared_prefix), **extra}
 
 
 def _zero_shot_key(cfg: RunConfig, data) -> str:
