@@ -6,9 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-
-class ConfigError(ValueError):
-    """A run configuration that cannot be trained; the message says what to change."""
+from .errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as everywhere imports it)
 
 
 @dataclass
@@ -16,7 +14,7 @@ class RunConfig:
     # what to train
     model: str = "smollm2-135m"      # offline default alias, a hub id, or a local folder
     task: str = "sst2"               # a registered task, or "file" with data_file set
-    method: str = "prompt_tuning"    # a registered method (lopt_core.methods.METHODS)
+    method: str = "prompt_tuning"    # a registered method (lopt_core.methods.METHODS); this one is the reference
     n: int = 20                      # prompt length (virtual tokens)
     r: int = 5                       # rank (low-rank methods, LoRA)
     # optimisation
@@ -32,10 +30,13 @@ class RunConfig:
     eval_size: int = 300             # test examples used for accuracy (0: all)
     eval_batch_size: int = 32
     # method details
-    init: str | None = None          # prompt tuning: "vocab" | "text" | "random"
+    init: str | None = None          # prompt init of the methods that start from a prompt: "vocab" | "text" | "random"
     init_text: str = ""
-    activation: str = "elu"          # LoPT-2: elu | relu | gelu
-    lopa_hidden: int = 16            # LoPA heads' hidden width
+    # two methods' knobs kept as fields of their own (stored runs have them); what they mean and which values
+    # they take is declared on the method (methods/*.py, Knob(..., field=True)) and checked there
+    activation: str = "elu"
+    lopa_hidden: int = 16
+    method_knobs: dict = field(default_factory=dict)  # every other method knob by name (Knob on the method class)
     # data
     data_source: str = "auto"        # auto: offline pack when installed, else the hub | offline | hub
     split_seed: int = 0              # the task's fixed train/test split: every run of a task sees the same test set
@@ -50,7 +51,7 @@ class RunConfig:
     shared_prefix: bool = True       # shared prompt keys/values (exact; causal LMs, input-independent prompts)
 
     def validate(self) -> "RunConfig":
-        from .methods import METHODS  # late import: methods import config
+        from .methods import METHODS, check_knobs  # late import: config stays importable without torch
 
         def need(ok: bool, msg: str):
             if not ok:
@@ -59,7 +60,7 @@ class RunConfig:
         need(isinstance(self.model, str) and self.model.strip() != "", "model must be a non-empty name or folder")
         need(self.method in METHODS, f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         for name, lo, hi in [("n", 1, 512), ("r", 1, 1024), ("steps", 1, 100_000), ("batch_size", 1, 1024),
-                             ("eval_batch_size", 1, 4096), ("max_length", 8, 32_768), ("lopa_hidden", 1, 4096)]:
+                             ("eval_batch_size", 1, 4096), ("max_length", 8, 32_768)]:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
             need(lo <= v <= hi, f"{name} must be between {lo} and {hi}, got {v}")
@@ -74,7 +75,6 @@ class RunConfig:
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         need(self.init in (None, "vocab", "text", "random"), f"init must be vocab, text or random, got {self.init!r}")
         need(self.init != "text" or self.init_text.strip() != "", "init='text' needs init_text")
-        need(self.activation in ("elu", "relu", "gelu"), f"activation must be elu, relu or gelu, got {self.activation!r}")
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
         need(self.data_source in ("auto", "offline", "hub"),
              f"data_source must be auto, offline or hub, got {self.data_source!r}")
@@ -82,11 +82,12 @@ class RunConfig:
         if self.label_words is not None:
             need(len(self.label_words) >= 2 and all(isinstance(w, str) and w.strip() for w in self.label_words),
                  "label_words needs at least two non-empty words")
+        check_knobs(self)
         return self
 
     def resolved_lr(self) -> float:
-        from .methods import METHODS
-        return float(self.lr) if self.lr is not None else METHODS[self.method].default_lr
+        from .methods import get_method
+        return float(self.lr) if self.lr is not None else get_method(self.method).default_lr
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

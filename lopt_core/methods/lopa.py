@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from . import register
-from .base import PromptContext, SoftPrompt
+from .base import Knob, PromptContext, SoftPrompt
 from .prompt_tuning import init_prompt
 
 
@@ -26,10 +27,15 @@ class LoPA(SoftPrompt):
     formula_text = "n·d + two small heads"
     default_lr = 1e-2
     input_dependent = True
+    exportable = False
+    export_refusal = "its prompt depends on each input"
+    knobs = (Knob("lopa_hidden", int, 16, "the hidden width of its two heads (Linear-tanh-Linear)", low=1, high=4096,
+                  field=True),)
 
     def __init__(self, n: int, d: int, r: int, hidden: int = 16, init: torch.Tensor | None = None):
         super().__init__(n, d)
-        assert r >= 1 and hidden >= 1, f"LoPA needs r >= 1 and hidden >= 1, got r={r}, hidden={hidden}"
+        if r < 1 or hidden < 1:
+            raise ConfigError(f"LoPA needs r >= 1 and hidden >= 1, got r={r}, hidden={hidden}")
         self.r = r
         self.Z_S = nn.Parameter(torch.zeros(n, d) if init is None else init.detach().clone().float())  # (n, d)
         self.u_head = _head(d, hidden, n * r)
@@ -37,11 +43,13 @@ class LoPA(SoftPrompt):
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext):
-        return cls(cfg.n, ctx.d, cfg.r, hidden=cfg.lopa_hidden,
+        return cls(cfg.n, ctx.d, cfg.r, hidden=cls.knob_values(cfg)["lopa_hidden"],
                    init=init_prompt(cfg.init or "vocab", cfg.n, ctx, cfg.init_text))
 
     @classmethod
-    def formula(cls, n, r, d, hidden=16, **_):
+    def formula(cls, n, r, d, lopa_hidden=16, hidden=None, **_):
+        """Knobs come by knob name (lopa_hidden); `hidden` is the older keyword runs.count_params still passes."""
+        hidden = lopa_hidden if hidden is None else hidden
         return n * d + (d * hidden + hidden + hidden * n * r + n * r) + (d * hidden + hidden + hidden * d * r + d * r)
 
     def forward(self, summary=None):

@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from . import register
-from .base import PromptContext, SoftPrompt, seeded_generator
+from .base import Knob, PromptContext, SoftPrompt, seeded_generator
 
 ACTIVATIONS = {"elu": F.elu, "relu": F.relu, "gelu": F.gelu}
 
@@ -32,10 +33,14 @@ class LoPT1(SoftPrompt):
     color = "#EF553B"
     formula_text = "r·(n + d)"
     default_lr = 3e-2
+    default = True
+    sweep_default = True
 
     def __init__(self, n: int, d: int, r: int, seed: int = 0, token_norm: float = 1.0):
         super().__init__(n, d)
-        assert 1 <= r <= min(n, d), f"LoPT-1 rank r must be in [1, min(n, d)] = [1, {min(n, d)}], got {r}"
+        if not 1 <= r <= min(n, d):
+            raise ConfigError(f"LoPT-1 rank r must be in [1, min(n, d)] = [1, {min(n, d)}], got {r} "
+                              f"(n={n}, d={d}: U is n x r, so r <= n)")
         g = seeded_generator(seed, 11)
         U, V = _uniform((n, r), g), _uniform((r, d), g)
         c = _rescale(U @ V, token_norm) ** 0.5  # split the scale evenly between the factors
@@ -52,7 +57,7 @@ class LoPT1(SoftPrompt):
 
     @classmethod
     def max_rank(cls, n, d):
-        """U is (n, r) and V is (r, d): a rank above min(n, d) cannot exist (the assert in __init__)."""
+        """U is (n, r) and V is (r, d): a rank above min(n, d) cannot exist (the check in __init__)."""
         return min(n, d)
 
     def forward(self, summary=None):
@@ -66,11 +71,15 @@ class LoPT2(SoftPrompt):
     color = "#00CC96"
     formula_text = "2·r·d"
     default_lr = 3e-2
+    sweep_default = True
+    knobs = (Knob("activation", str, "elu", "the nonlinearity in X = act(X0 U) V", choices=tuple(ACTIVATIONS),
+                  field=True),)
 
     def __init__(self, n: int, d: int, r: int, activation: str = "elu", seed: int = 0, token_norm: float = 1.0):
         super().__init__(n, d)
-        assert 1 <= r <= d, f"LoPT-2 rank r must be in [1, d] = [1, {d}], got {r}"
-        assert activation in ACTIVATIONS, f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}"
+        if not 1 <= r <= d:
+            raise ConfigError(f"LoPT-2 rank r must be in [1, d] = [1, {d}], got {r}")
+        self.knobs[0].check(activation)
         self.activation, self.seed, self.token_norm = activation, seed, token_norm
         # X0: fixed random input, rows at token scale; rebuilt from the seed, never saved
         self.register_buffer("X0", self._make_x0(n, d, seed, token_norm), persistent=False)  # (n, d)
@@ -88,7 +97,7 @@ class LoPT2(SoftPrompt):
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext):
-        return cls(cfg.n, ctx.d, cfg.r, activation=cfg.activation, seed=ctx.seed, token_norm=ctx.token_norm)
+        return cls(cfg.n, ctx.d, cfg.r, **cls.knob_values(cfg), seed=ctx.seed, token_norm=ctx.token_norm)
 
     @classmethod
     def formula(cls, n, r, d, **_):

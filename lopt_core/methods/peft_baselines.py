@@ -8,12 +8,14 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .base import PromptContext, SoftPrompt
+from .base import Knob, PromptContext, SoftPrompt
 
 
 class PeftBaseline(SoftPrompt):
     is_peft = True
     default_lr = 1e-3
+    exportable = False
+    export_refusal = "it is not a prompt in front of the input"
 
     def __init__(self, n: int, d: int, r: int):
         super().__init__(n, d)
@@ -22,7 +24,7 @@ class PeftBaseline(SoftPrompt):
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext):
-        return cls(cfg.n, ctx.d, cfg.r)
+        return cls(cfg.n, ctx.d, cfg.r, **cls.knob_values(cfg))
 
     def peft_config(self, model_config):
         raise NotImplementedError
@@ -55,7 +57,8 @@ class PeftBaseline(SoftPrompt):
     @classmethod
     def formula(cls, n, r, d, model_config=None, **_):
         """Exact count: build the architecture on the meta device (no weights) and wrap it."""
-        assert model_config is not None, f"{cls.name} needs the model config to count its parameters"
+        if model_config is None:
+            raise TypeError(f"{cls.name} needs the model config to count its parameters")
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
         auto = AutoModelForSeq2SeqLM if getattr(model_config, "is_encoder_decoder", False) else AutoModelForCausalLM
         with torch.device("meta"):
@@ -80,11 +83,19 @@ class LoRABaseline(PeftBaseline):
     color = "#19D3F3"
     formula_text = "LoRA on the attention projections"
     default_lr = 1e-3
+    knobs = (Knob("lora_alpha", float, None, "the scaling alpha (the update is scaled by alpha/r); "
+                  "blank: 2·r, so alpha/r = 2", low=0.01, high=100_000.0),)
+
+    def __init__(self, n: int, d: int, r: int, lora_alpha: float | None = None):
+        super().__init__(n, d, r)
+        self.knobs[0].check(lora_alpha)
+        self.lora_alpha = 2 * r if lora_alpha is None else lora_alpha
 
     def peft_config(self, model_config):
         from peft import LoraConfig
         # target_modules=None: peft's per-architecture default attention projections (q_proj, v_proj for Llama)
-        return LoraConfig(task_type=self.task_type(model_config), r=self.r, lora_alpha=2 * self.r, lora_dropout=0.0)
+        return LoraConfig(task_type=self.task_type(model_config), r=self.r, lora_alpha=self.lora_alpha,
+                          lora_dropout=0.0)
 
 
 @register

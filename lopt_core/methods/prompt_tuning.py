@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from . import register
 from .base import PromptContext, SoftPrompt, seeded_generator
 
@@ -16,12 +17,14 @@ class PromptTuning(SoftPrompt):
     formula_text = "n·d"
     has_rank = False
     reference = True
+    sweep_default = True
     default_lr = 1e-2
 
     def __init__(self, n: int, d: int, init: torch.Tensor | None = None):
         super().__init__(n, d)
         init = torch.zeros(n, d) if init is None else init
-        assert init.shape == (n, d), f"init prompt must be ({n}, {d}), got {tuple(init.shape)}"
+        if tuple(init.shape) != (n, d):
+            raise ConfigError(f"init prompt must be ({n}, {d}), got {tuple(init.shape)}")
         self.prompt = nn.Parameter(init.detach().clone().float())  # (n, d)
 
     @classmethod
@@ -47,10 +50,11 @@ def init_prompt(kind: str, n: int, ctx: PromptContext, text: str = "") -> torch.
     if kind == "text":
         assert ctx.tokenizer is not None, "init from text needs the tokenizer"
         ids = ctx.tokenizer(text, add_special_tokens=False)["input_ids"]
-        assert len(ids) > 0, f"init_text {text!r} has no tokens"
+        if not ids:
+            raise ConfigError(f"init_text {text!r} has no tokens")
         ids = torch.tensor([ids[i % len(ids)] for i in range(n)])
         return E[ids].clone()
     if kind == "random":
         x = torch.rand(n, ctx.d, generator=g) * 2 - 1  # U(-1, 1)
         return x * (ctx.token_norm / x.norm(dim=-1, keepdim=True))
-    raise ValueError(f"unknown prompt init {kind!r}")
+    raise ConfigError(f"unknown prompt init {kind!r}; choose vocab, text or random")

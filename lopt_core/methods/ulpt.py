@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from . import register
-from .base import PromptContext, SoftPrompt, seeded_generator
+from .base import Knob, PromptContext, SoftPrompt, seeded_generator
 
 
 @register
@@ -23,17 +24,23 @@ class ULPT(SoftPrompt):
     color = "#AB63FA"
     formula_text = "n·r + 2·d"
     default_lr = 1e-2
+    sweep_default = True
     z_lr_scale = 30.0  # Z's learning rate, as a multiple of the run's (which s and b train at)
+    knobs = (Knob("z_lr_scale", float, z_lr_scale, "the learning-rate split: Z trains at this multiple of the "
+                  "run's learning rate, s and b at the run's own (measured on SST-2, README)", low=0.01, high=1000.0),)
 
-    def __init__(self, n: int, d: int, r: int, seed: int = 0, shift: torch.Tensor | None = None):
+    def __init__(self, n: int, d: int, r: int, seed: int = 0, shift: torch.Tensor | None = None,
+                 z_lr_scale: float = z_lr_scale):
         super().__init__(n, d)
-        assert 1 <= r <= d, f"ULPT rank r must be in [1, d] = [1, {d}], got {r}"
-        self.seed = seed
+        if not 1 <= r <= d:
+            raise ConfigError(f"ULPT rank r must be in [1, d] = [1, {d}], got {r}")
+        self.knobs[0].check(z_lr_scale)
+        self.seed, self.z_lr_scale = seed, float(z_lr_scale)
         self.register_buffer("P", self._make_projection(r, d, seed), persistent=False)  # (r, d) frozen
         self.Z = nn.Parameter(torch.randn(n, r, generator=seeded_generator(seed, 31)))  # (n, r)
         self.s = nn.Parameter(torch.ones(d))   # (d,)
-        if shift is not None:
-            assert shift.shape == (d,), f"ULPT shift must have shape ({d},), got {tuple(shift.shape)}"
+        if shift is not None and tuple(shift.shape) != (d,):
+            raise ConfigError(f"ULPT shift must have shape ({d},), got {tuple(shift.shape)}")
         self.b = nn.Parameter(torch.zeros(d) if shift is None else shift.detach().float().clone())  # (d,)
 
     @staticmethod
@@ -43,7 +50,8 @@ class ULPT(SoftPrompt):
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext):
-        return cls(cfg.n, ctx.d, cfg.r, seed=ctx.seed, shift=ctx.embeddings.detach().float().mean(0))  # (d,)
+        return cls(cfg.n, ctx.d, cfg.r, seed=ctx.seed, shift=ctx.embeddings.detach().float().mean(0),  # (d,)
+                   **cls.knob_values(cfg))
 
     @classmethod
     def formula(cls, n, r, d, **_):
