@@ -1,6 +1,6 @@
 """Export a trained input-independent prompt as a PEFT prompt-tuning adapter folder.
 
-Every input-independent method here (prompt tuning, LoPT-1, LoPT-2, ULPT) ends as one (n, d) matrix placed in
+Every method whose class says `exportable` (each input-independent prompt) ends as one (n, d) matrix placed in
 front of the input embeddings, which is exactly what PEFT's prompt tuning does with its `prompt_embeddings`
 table. So the export is: adapter_config.json (a PromptTuningConfig with num_virtual_tokens=n, token_dim=d) +
 adapter_model.safetensors holding {"prompt_embeddings": the materialised (n, d) prompt}. Low-rank structure is
@@ -19,7 +19,6 @@ from . import artifacts
 from .methods import METHODS
 from .models import OFFLINE_DEFAULT, canonical
 
-EXPORTABLE = ("prompt_tuning", "lopt1", "lopt2", "ulpt")
 HUB_ID = {OFFLINE_DEFAULT: "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
@@ -44,12 +43,9 @@ def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name:
         raise ExportError(f"this run has no saved artifact to export ({e})") from None
     cfg, result = run["config"], run.get("result") or {}
     method = cfg.get("method")
-    if method not in EXPORTABLE:
-        label = METHODS[method].label if method in METHODS else method
-        why = ("its prompt depends on each input" if method in METHODS and METHODS[method].input_dependent
-               else "it is not a prompt in front of the input")
-        raise ExportError(f"{label} cannot be exported as a prompt-tuning adapter: {why}. Exportable methods: "
-                          f"{', '.join(METHODS[m].label for m in EXPORTABLE)}")
+    refusal = export_refusal(method)
+    if refusal:
+        raise ExportError(refusal)
     try:
         prompt = artifacts.load_prompt_matrix(run_folder)
     except (ValueError, FileNotFoundError) as e:
@@ -74,6 +70,16 @@ def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name:
         shutil.rmtree(out)
     tmp.replace(out)
     return out
+
+
+def export_refusal(method: str) -> str | None:
+    """Why a run of `method` cannot be exported as a prompt-tuning adapter (the method's own reason), or None."""
+    cls = METHODS.get(method)
+    if cls is not None and cls.exportable:
+        return None
+    why = cls.export_refusal if cls is not None else "it is not a registered method"
+    return (f"{cls.label if cls is not None else method} cannot be exported as a prompt-tuning adapter: {why}. "
+            f"Exportable methods: {', '.join(c.label for c in METHODS.values() if c.exportable)}")
 
 
 def indefinite_article(number: int) -> str:

@@ -112,7 +112,7 @@ def preflight_method(cfg: RunConfig, d: int | None = None) -> int | None:
     width d (read from the model's config when not given); returns d for the next configuration."""
     from .methods import PromptContext, get_method
     cls = get_method(cfg.method)
-    if cls.is_peft or cfg.init == "text":
+    if cfg.init == "text":  # needs the tokenizer: the run itself checks it
         return d
     if d is None:
         from .models import model_width
@@ -121,10 +121,10 @@ def preflight_method(cfg: RunConfig, d: int | None = None) -> int | None:
         except Exception:  # the config cannot be read here: the run itself will report why
             return None
     import torch
-    try:  # build the method on a stand-in embedding table: catches its own shape checks
+    try:  # build the method on a stand-in embedding table: its own checks raise ConfigError with their message
         cls.from_config(cfg, PromptContext(d, torch.ones(16, d), None, cfg.seed))
-    except AssertionError as e:
-        raise ConfigError(str(e)) from None
+    except ConfigError as e:
+        raise ConfigError(str(e)) from None  # the message alone: no chain through the method's constructor
     return d
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .config import ConfigError, RunConfig
-from .methods import METHODS, get_method
+from .methods import METHODS, default_sweep_methods, get_method
 
 # RunConfig fields a sweep sets per configuration; every other field is shared and lives in `knobs`
 GRID_FIELDS = ("method", "n", "r", "seed")
-DEFAULT_METHODS = ["prompt_tuning", "lopt1", "lopt2", "ulpt"]
+DEFAULT_METHODS = default_sweep_methods()  # the classes with sweep_default = True, as registered at import
 
 
 class SweepError(ConfigError):
@@ -58,7 +58,7 @@ def parse_int_list(text, name: str) -> list[int]:
 class SweepSpec:
     model: str = "smollm2-135m"
     task: str = "sst2"
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    methods: list[str] = field(default_factory=default_sweep_methods)
     n: list[int] = field(default_factory=lambda: [20])
     r: list[int] = field(default_factory=lambda: [1, 2, 5, 10])
     seeds: list[int] = field(default_factory=lambda: [0])

@@ -13,7 +13,7 @@ from .. import paths, plots, share
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
 from ..jobs import preflight_method, run_progress
-from ..methods import METHODS
+from ..methods import METHODS, default_method
 from ..runs import count_params
 from ..store import FINAL
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
@@ -118,7 +118,7 @@ def follow(values: dict) -> tuple:
 def form_defaults(limits) -> dict:
     """The Train form's first values, by share.KEYS name."""
     d = RunConfig()
-    return dict(model=default_model(limits), task="sst2", method="lopt1", n=d.n, r=d.r,
+    return dict(model=default_model(limits), task="sst2", method=default_method(), n=d.n, r=d.r,
                 steps=min(d.steps, limits.max_steps or d.steps), batch_size=d.batch_size, lr="",
                 eval_every=d.eval_every, eval_size=d.eval_size, seed=d.seed)
 
