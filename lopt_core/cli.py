@@ -1,4 +1,4 @@
-"""Command line: python -m lopt_core {train,sweep,params,eval,list,tasks,generate,sweep-export,sweep-import,
+"""Command line: python -m lopt_core {train,sweep,params,methods,eval,list,tasks,generate,sweep-export,sweep-import,
 spectrum,truncate,nearest,show} ...
 (the same functions as the app)."""
 from __future__ import annotations
@@ -14,21 +14,43 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     p.add_argument("--model", default=d.model, help="offline default alias, hub id or local folder")
     p.add_argument("--task", default=d.task)
-    p.add_argument("--method", default=d.method)
+    p.add_argument("--method", default=d.method, help="a registered method (see the `methods` command)")
     p.add_argument("--n", type=int, default=d.n)
     p.add_argument("--r", type=int, default=d.r)
 
 
 KNOBS = [("steps", int), ("batch_size", int), ("lr", float), ("warmup", float), ("seed", int), ("eval_every", int),
          ("eval_size", int), ("eval_batch_size", int), ("max_length", int), ("weight_decay", float),
-         ("grad_clip", float), ("lopa_hidden", int)]
+         ("grad_clip", float)]
+KNOB_COMMANDS = ("train", "sweep", "params")  # the commands that take the methods' own knobs (--<knob>)
+
+
+def _add_method_knob_args(p: argparse.ArgumentParser) -> None:
+    """Every registered method's own knobs, as declared on its class; None when not given (the knob's default)."""
+    from .methods import all_knobs
+    for name, (cls, k) in all_knobs().items():
+        default = "blank" if k.default is None else k.default
+        p.add_argument(k.flag, dest=name, type=k.type, choices=list(k.choices) or None, default=None,
+                       help=f"{cls.label} only: {k.help} (default {default})".replace("%", "%%"))
+
+
+def _knob_settings(args, methods: list[str]) -> dict:
+    """The knob flags given, as RunConfig keyword arguments; ConfigError for a knob none of `methods` takes."""
+    from .methods import all_knobs, knob_settings
+    known = all_knobs()
+    given = {name: getattr(args, name) for name in known if getattr(args, name, None) is not None}
+    for name in given:
+        owner, knob = known[name]
+        if owner.name not in methods:
+            raise ConfigError(f"{knob.flag} is a knob of {owner.label} ({owner.name}); "
+                              f"{', '.join(methods) or 'no method'} does not take it")
+    return knob_settings(given)
 
 
 def _add_data_args(t: argparse.ArgumentParser) -> None:
     d = RunConfig()
     t.add_argument("--init", choices=["vocab", "text", "random"], default=None)
     t.add_argument("--init-text", dest="init_text", default="")
-    t.add_argument("--activation", choices=["elu", "relu", "gelu"], default=d.activation)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     t.add_argument("--data-source", dest="data_source", choices=["auto", "offline", "hub"], default=d.data_source,
                    help="auto: the offline pack when installed, else the hub")
@@ -40,7 +62,8 @@ def _add_data_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--no-shared-prefix", dest="shared_prefix", action="store_false")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
+    """`method_knobs=False` leaves out the methods' knob flags, so commands without them never import torch."""
     ap = argparse.ArgumentParser(prog="python -m lopt_core", description="LoPT Lab: low-rank soft-prompt tuning")
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train one run and store it")
@@ -50,11 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=getattr(d, name))
     _add_data_args(t)
     t.add_argument("--json", action="store_true", help="print one final JSON object")
+    knob_parsers = [t]
 
     s = sub.add_parser("sweep", help="train a grid of methods x n x r x seeds as one job (batched where it can)")
     s.add_argument("--model", default=d.model, help="offline default alias, hub id or local folder")
     s.add_argument("--task", default=d.task)
-    s.add_argument("--methods", default=None, help="comma-separated, e.g. prompt_tuning,lopt1,lopt2,ulpt")
+    s.add_argument("--methods", default=None,
+                   help="comma-separated registered methods (see the `methods` command); blank: the sweep defaults")
     s.add_argument("--n", default=None, help="prompt lengths, e.g. 20 or 10,20")
     s.add_argument("--r", default=None, help="ranks, e.g. 1,2,5,10")
     s.add_argument("--seeds", default=None, help="e.g. 0,1,2")
@@ -65,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         if name != "seed":
             s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None)
     _add_data_args(s)
+    knob_parsers.append(s)
     s.add_argument("--prompts-per-pass", dest="prompts_per_pass", type=int, default=None,
                    help="prompt rows per model pass (default: all on a GPU, 2 on a CPU)")
     s.add_argument("--dry-run", action="store_true", help="list the configurations and the time estimate only")
@@ -82,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="trainable-parameter count without training")
     _add_run_args(p)
-    p.add_argument("--lopa-hidden", dest="lopa_hidden", type=int, default=d.lopa_hidden)
+    knob_parsers.append(p)
+    if method_knobs:
+        for kp in knob_parsers:
+            _add_method_knob_args(kp)
+    mt = sub.add_parser("methods", help="the registered methods: label, formula, rank, input-dependence, export, knobs")
+    mt.add_argument("--json", action="store_true")
     e = sub.add_parser("eval", help="re-evaluate a stored run from its artifact")
     e.add_argument("--run", required=True)
     e.add_argument("--record", action="store_true",
@@ -121,9 +152,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(method_knobs=not argv or argv[0] in KNOB_COMMANDS).parse_args(argv)
     try:
-        return {"train": cmd_train, "params": cmd_params, "eval": cmd_eval, "list": cmd_list,
+        return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show}[args.cmd](args)
@@ -137,11 +169,14 @@ def _label_words(text):
 
 
 def cmd_train(args) -> int:
+    from .jobs import preflight
+    from .methods import all_knobs, get_method
+    get_method(args.method)
+    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "json") and k not in all_knobs()}
+    fields["label_words"] = _label_words(fields.get("label_words"))
+    cfg = preflight(RunConfig(**fields, **_knob_settings(args, [args.method])))  # the app's checks, model unloaded
     from tqdm import tqdm
     from . import runs
-    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "json")}
-    fields["label_words"] = _label_words(fields.get("label_words"))
-    cfg = RunConfig(**fields).validate()
     bar = tqdm(total=cfg.steps, desc=f"{cfg.method} n={cfg.n} r={cfg.r}", file=sys.stderr, dynamic_ncols=True)
 
     def show(ev):
@@ -164,9 +199,33 @@ def cmd_train(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .runs import count_params
-    n = count_params(args.method, args.n, args.r, args.model, lopa_hidden=args.lopa_hidden)
-    print(n)
+    from .jobs import preflight_method
+    from .methods import count_trainable, get_method
+    get_method(args.method)
+    cfg = RunConfig(model=args.model, task=args.task, method=args.method, n=args.n, r=args.r,
+                    **_knob_settings(args, [args.method])).validate()
+    preflight_method(cfg)  # an impossible shape (LoPT-1 with r > n) is an error, not a count
+    print(count_trainable(cfg))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .methods import METHODS
+    facts = [cls.facts() for cls in METHODS.values()]
+    if args.json:
+        print(json.dumps(facts))
+        return 0
+    yes = {True: "yes", False: "no"}
+    for f in facts:
+        export = "yes" if f["exportable"] else f"no ({f['export_refusal']})"
+        ref = "  (the reference)" if f["reference"] else ""
+        print(f"{f['name']:14s} {f['label']:22s} trainable: {f['formula']}{ref}")
+        print(f"{'':14s} has rank: {yes[f['has_rank']]} · input-dependent: {yes[f['input_dependent']]} · "
+              f"exportable: {export} · default lr {f['default_lr']:g}")
+        for k in f["knobs"]:
+            values = "{" + ",".join(k["choices"]) + "}" if k["choices"] else k["type"]
+            print(f"{'':14s} {k['flag']} {values} (default {'blank' if k['default'] is None else k['default']}): "
+                  f"{k['help']}")
     return 0
 
 
@@ -282,7 +341,8 @@ def cmd_generate(args) -> int:
 def sweep_spec_from_args(args):
     """A SweepSpec from the sweep command's flags (a preset first, when named; flags override it)."""
     from . import presets
-    from .sweep import DEFAULT_METHODS, SweepSpec
+    from .methods import default_sweep_methods
+    from .sweep import SweepSpec
     d = RunConfig()
     if args.preset:
         specs = presets.get(args.preset).specs(model=args.model, quick=args.quick)
@@ -291,7 +351,7 @@ def sweep_spec_from_args(args):
                               f"other grid flags, or run each: " + " ; ".join(s.command() for s in specs))
         spec = specs[0]
     else:
-        spec = SweepSpec(model=args.model, task=args.task, methods=list(DEFAULT_METHODS))
+        spec = SweepSpec(model=args.model, task=args.task, methods=default_sweep_methods())
     if args.methods is not None:
         spec.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name, flag in (("n", args.n), ("r", args.r), ("seeds", args.seeds)):
@@ -306,10 +366,13 @@ def sweep_spec_from_args(args):
     for name in ("init", "data_file", "text_b_column"):
         if getattr(args, name) is not None:
             knobs[name] = getattr(args, name)
-    for name in ("init_text", "activation", "device", "data_source", "text_column", "label_column",
-                 "shared_prefix"):
+    for name in ("init_text", "device", "data_source", "text_column", "label_column", "shared_prefix"):
         if getattr(args, name) != getattr(d, name):
             knobs[name] = getattr(args, name)
+    method_settings = _knob_settings(args, spec.methods)
+    if "method_knobs" in method_settings:
+        method_settings["method_knobs"] = {**knobs.get("method_knobs", {}), **method_settings["method_knobs"]}
+    knobs.update(method_settings)
     if args.label_words:
         knobs["label_words"] = _label_words(args.label_words)
     spec.knobs = knobs
@@ -348,7 +411,9 @@ def cmd_sweep(args) -> int:
 def _multi_sweep_preset(args, store) -> int:
     """A guided experiment over several tasks: its own settings only; each sweep runs even if another fails."""
     from . import presets, sweep
+    from .methods import all_knobs
     given = [f"--{k.replace('_', '-')}" for k, _ in KNOBS if k != "seed" and getattr(args, k) is not None]
+    given += [kn.flag for name, (_, kn) in all_knobs().items() if getattr(args, name, None) is not None]
     given += [f for f, v in (("--methods", args.methods), ("--n", args.n), ("--r", args.r), ("--seeds", args.seeds),
                              ("--data-file", args.data_file)) if v is not None]
     if given:
