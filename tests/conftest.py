@@ -90,3 +90,34 @@ def tiny_t5_dir(tmp_path_factory, smol_tokenizer):
     AutoModelForSeq2SeqLM.from_config(cfg).save_pretrained(folder)
     smol_tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+# tiny random causal LMs of more families (tests/test_fast_path.py): config class, its own keyword arguments
+TINY_FAMILIES = {
+    "mistral": ("MistralConfig", dict(sliding_window=8)),                   # every layer windowed, window 8
+    "qwen2": ("Qwen2Config", {}),
+    "qwen3": ("Qwen3Config", dict(head_dim=8)),
+    "gemma2": ("Gemma2Config", dict(head_dim=8, sliding_window=8,           # windowed and global layers
+                                    final_logit_softcapping=2.0)),          # a cap the label logits reach
+    "bloom": ("BloomConfig", dict(n_layer=2, n_head=4)),                   # ALiBi
+    "lfm2": ("Lfm2Config", dict(layer_types=["conv", "full_attention"])),  # hybrid: a short-conv layer
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_family_dir(tmp_path_factory, smol_tokenizer):
+    """family -> folder of a tiny random model of that family (d=32, 2 layers) with the SmolLM tokenizer."""
+    import transformers
+    made: dict[str, str] = {}
+
+    def get(family: str) -> str:
+        if family not in made:
+            cls, own = TINY_FAMILIES[family]
+            cfg = getattr(transformers, cls)(
+                vocab_size=len(smol_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                pad_token_id=smol_tokenizer.pad_token_id, bos_token_id=smol_tokenizer.bos_token_id,
+                eos_token_id=smol_tokenizer.eos_token_id, initializer_range=0.2, **own)
+            made[family] = _save_tiny(tmp_path_factory.mktemp(f"tiny_{family}"), cfg, smol_tokenizer)
+        return made[family]
+    return get
