@@ -22,6 +22,7 @@ class RunConfig:
     batch_size: int = 8
     lr: float | None = None          # None: the method's measured default
     warmup: float = 0.1              # fraction of steps with linear warm-up
+    lr_schedule: str = "linear"      # after warm-up: "linear" decay to 0, or "constant"
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0                    # initialisation and batch order; never the data split
@@ -71,6 +72,8 @@ class RunConfig:
             need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10,
                  f"lr must be a positive number no larger than 10, got {self.lr!r}")
         need(0 <= self.warmup < 1, f"warmup is a fraction of the steps in [0, 1), got {self.warmup!r}")
+        need(self.lr_schedule in ("linear", "constant"),
+             f"lr_schedule must be linear or constant, got {self.lr_schedule!r}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         need(self.init in (None, "vocab", "text", "random"), f"init must be vocab, text or random, got {self.init!r}")

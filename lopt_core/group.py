@@ -28,8 +28,8 @@ from .train import (BatchOrder, batch_tensors, build_method, evaluate, new_run_i
                     progress_events, result_record, start_event, update, zero_shot)
 
 # fields that may differ inside a group: each configuration's own method and optimiser settings
-PER_CONFIG = ("method", "n", "r", "lr", "warmup", "weight_decay", "grad_clip", "eval_every", "init", "init_text",
-              "activation", "lopa_hidden")
+PER_CONFIG = ("method", "n", "r", "lr", "warmup", "lr_schedule", "weight_decay", "grad_clip", "eval_every", "init",
+              "init_text", "activation", "lopa_hidden", "method_knobs")
 
 
 def group_key(cfg: RunConfig) -> str:

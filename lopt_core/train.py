@@ -29,12 +29,15 @@ def new_run_id(cfg: RunConfig) -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.method}-{uuid.uuid4().hex[:6]}"
 
 
-def lr_lambda(total: int, warmup_frac: float):
+def lr_lambda(total: int, warmup_frac: float, schedule: str = "linear"):
+    """Warm-up over `warmup_frac` of the steps, then linear decay to 0 ("linear") or a constant lr ("constant")."""
     warm = int(total * warmup_frac)
 
     def f(step: int) -> float:  # step counts from 0
         if step < warm:
             return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
         return max(0.0, (total - step) / max(1, total - warm))
     return f
 
@@ -105,7 +108,7 @@ def optimiser(cfg: RunConfig, method, groups):
     counted = sum(p.numel() for p in params)
     assert trainable == counted, f"trainable count {trainable} != tensors given to the optimiser {counted}"
     opt = torch.optim.AdamW(groups, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.steps, cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.steps, cfg.warmup, cfg.lr_schedule))
     return params, trainable, opt, sched
 
 

@@ -136,3 +136,32 @@ def test_bad_rank_is_rejected(name, r, ctx):
     with pytest.raises((AssertionError, ConfigError)):
         RunConfig(method=name, n=7, r=r).validate()
         build(name, ctx, n=7, r=r)
+
+
+def test_prompt_tuning_vocab_init_never_samples_special_or_control_tokens(tiny_lm):
+    """Issue 10: the first ids of SmolLM's vocabulary are special tokens (<|endoftext|>, <|im_start|>, ...);
+    the vocabulary init must copy ordinary tokens only, from the ids its knob names."""
+    from lopt_core.config import ConfigError, RunConfig
+    from lopt_core.methods import PromptContext, get_method
+    from lopt_core.methods.prompt_tuning import ordinary_ids
+    tok = tiny_lm.tokenizer
+    pool = ordinary_ids(tok, 0, 200)
+    special = set(tok.all_special_ids)
+    assert special & set(range(200)) and not special & set(pool.tolist())
+    E = tiny_lm.embeddings.detach()
+    for knob in ({}, {"vocab_ids": "1000-10000"}):
+        cfg = RunConfig(method="prompt_tuning", n=64, method_knobs=knob)
+        P = get_method("prompt_tuning").from_config(cfg, PromptContext(tiny_lm.d, E, tok, 0))()
+        ids = [int((E - row).abs().sum(-1).argmin()) for row in P.detach()]
+        assert not special & set(ids)
+        lo, hi = (1000, 10000) if knob else (0, 5000)
+        assert all(lo <= i < hi for i in ids)
+    with pytest.raises(ConfigError, match="vocab_ids"):
+        get_method("prompt_tuning").from_config(RunConfig(method="prompt_tuning", method_knobs={"vocab_ids": "a-b"}),
+                                                PromptContext(tiny_lm.d, E, tok, 0))
+
+
+def test_constant_lr_schedule_keeps_the_lr_after_warm_up():
+    from lopt_core.train import lr_lambda
+    lin, const = lr_lambda(100, 0.1), lr_lambda(100, 0.1, "constant")
+    assert lin(5) == const(5) == 0.6 and const(99) == 1.0 and lin(99) < 0.02

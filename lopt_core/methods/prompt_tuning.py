@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from . import register
-from .base import PromptContext, SoftPrompt, seeded_generator
+from .base import Knob, PromptContext, SoftPrompt, seeded_generator
 
 
 @register
@@ -19,6 +19,9 @@ class PromptTuning(SoftPrompt):
     reference = True
     sweep_default = True
     default_lr = 1e-2
+    vocab_ids = "0-5000"
+    knobs = (Knob("vocab_ids", str, vocab_ids, "init 'vocab': prompt rows copied from ordinary tokens (no special "
+                  "or control tokens) with ids in this range, e.g. 0-5000 or 1000-10000"),)
 
     def __init__(self, n: int, d: int, init: torch.Tensor | None = None):
         super().__init__(n, d)
@@ -29,7 +32,8 @@ class PromptTuning(SoftPrompt):
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext) -> "PromptTuning":
-        return cls(cfg.n, ctx.d, init_prompt(cfg.init or "vocab", cfg.n, ctx, cfg.init_text))
+        return cls(cfg.n, ctx.d, init_prompt(cfg.init or "vocab", cfg.n, ctx, cfg.init_text,
+                                             **cls.knob_values(cfg)))
 
     @classmethod
     def formula(cls, n, r, d, **_):
@@ -39,13 +43,39 @@ class PromptTuning(SoftPrompt):
         return self.prompt  # (n, d)
 
 
-def init_prompt(kind: str, n: int, ctx: PromptContext, text: str = "") -> torch.Tensor:
+def vocab_range(text: str, vocab_size: int) -> tuple[int, int]:
+    """'1000-10000' -> (1000, 10000), clipped to the vocabulary; ConfigError naming the knob otherwise."""
+    try:
+        lo, hi = (int(x) for x in str(text).split("-"))
+    except ValueError:
+        raise ConfigError(f"vocab_ids must look like 0-5000 (two whole numbers), got {text!r}") from None
+    hi = min(hi, vocab_size)
+    if not 0 <= lo < hi:
+        raise ConfigError(f"vocab_ids {text!r} leaves no ids in a vocabulary of {vocab_size}")
+    return lo, hi
+
+
+def ordinary_ids(tokenizer, lo: int, hi: int) -> torch.Tensor:
+    """Ids in [lo, hi) of ordinary tokens: not special (<|im_start|>, <|endoftext|>, ...) and not control
+    characters or blanks, so an initial prompt never starts on a token the model treats as structure."""
+    if tokenizer is None:  # a stand-in context (parameter counts, shape checks)
+        return torch.arange(lo, hi)
+    special = set(tokenizer.all_special_ids or [])
+    keep = [i for i in range(lo, hi) if i not in special
+            and (t := tokenizer.decode([i])).strip() and t.isprintable()]
+    if not keep:
+        raise ConfigError(f"no ordinary tokens among ids {lo}-{hi}")
+    return torch.tensor(keep)
+
+
+def init_prompt(kind: str, n: int, ctx: PromptContext, text: str = "", vocab_ids: str = "0-5000") -> torch.Tensor:
     """(n, d) starting prompt: sampled vocabulary rows, a text's embeddings (cycled), or random at token scale."""
     g = seeded_generator(ctx.seed, 1)
     E = ctx.embeddings.detach().float()  # (V, d)
     if kind == "vocab":
-        # sample from the first 5000 ids (frequent tokens in BPE vocabularies), as in Lester et al.
-        ids = torch.randint(0, min(5000, E.shape[0]), (n,), generator=g)
+        # rows of frequent ordinary tokens (low ids in BPE vocabularies), as in Lester et al.
+        pool = ordinary_ids(ctx.tokenizer, *vocab_range(vocab_ids, E.shape[0]))
+        ids = pool[torch.randint(0, len(pool), (n,), generator=g)]
         return E[ids].clone()
     if kind == "text":
         assert ctx.tokenizer is not None, "init from text needs the tokenizer"
