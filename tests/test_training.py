@@ -87,7 +87,7 @@ def test_stop_flag_is_honoured_within_one_step(tiny_model_dir, sentiment_csv):
                 on_event=lambda ev: ev["type"] == "step" and steps.append(ev["step"]),
                 should_stop=lambda: len(steps) >= 3)
     assert res["state"] == "stopped" and res["steps_done"] == 3 and steps == [1, 2, 3]
-    assert res["accuracy"] is None, "a stop ends the run at once: no final evaluation"
+    assert res["accuracy"] is not None and res["evaluated_after_stop"], "a stopped run is scored on what it trained"
     assert (artifacts.Path(res["artifact_dir"]) / "prompt.safetensors").exists(), "a stop keeps what was trained"
 
 

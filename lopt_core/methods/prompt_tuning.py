@@ -56,13 +56,14 @@ def vocab_range(text: str, vocab_size: int) -> tuple[int, int]:
 
 
 def ordinary_ids(tokenizer, lo: int, hi: int) -> torch.Tensor:
-    """Ids in [lo, hi) of ordinary tokens: not special (<|im_start|>, <|endoftext|>, ...) and not control
-    characters or blanks, so an initial prompt never starts on a token the model treats as structure."""
+    """Ids in [lo, hi) of ordinary tokens: not special (<|im_start|>, <|endoftext|>, ...), not control
+    characters, blanks or bare bytes of a multi-byte character (decoded as U+FFFD), so an initial prompt never
+    starts on a token the model treats as structure."""
     if tokenizer is None:  # a stand-in context (parameter counts, shape checks)
         return torch.arange(lo, hi)
     special = set(tokenizer.all_special_ids or [])
     keep = [i for i in range(lo, hi) if i not in special
-            and (t := tokenizer.decode([i])).strip() and t.isprintable()]
+            and (t := tokenizer.decode([i])).strip() and t.isprintable() and "\ufffd" not in t]
     if not keep:
         raise ConfigError(f"no ordinary tokens among ids {lo}-{hi}")
     return torch.tensor(keep)
