@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-from . import fast_path
+from . import encoders, fast_path
 from .models import LoadedModel
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: key, value (1, heads, n, head_dim)
@@ -113,6 +113,12 @@ def input_summary(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> tor
     emb = lm.model.get_input_embeddings()(ids)                      # (B, L, d)
     m = mask.unsqueeze(-1).to(emb.dtype)                             # (B, L, 1)
     return (emb * m).sum(1) / m.sum(1).clamp_min(1.0)                # (B, d)
+
+
+def method_summary(lm: LoadedModel, method, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The (B, h) input summary an input-dependent method reads: from the sentence encoder it names
+    (`method.encoder`, see encoders.py); the base model's mean embedding for a method that names none."""
+    return encoders.summary(getattr(method, "encoder", encoders.BASE_MEAN), lm, ids, mask)
 
 
 def prefix_kv(lm: LoadedModel, prompt: torch.Tensor) -> KV:
@@ -243,7 +249,7 @@ def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | Non
         h = body(input_ids=ids, attention_mask=full_mask, past_key_values=broadcast_cache(kv, B)).last_hidden_state
         return _gather_last(h, lengths - 1)                                          # h: (B, L, d)
     # plain path: concatenate the prompt in front of the token embeddings
-    P = method(input_summary(lm, ids, mask)) if method.input_dependent else method()
+    P = method(method_summary(lm, method, ids, mask)) if method.input_dependent else method()
     P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P                      # (B, n, d)
     n = P.shape[1]
     emb = torch.cat([P.to(lm.embeddings.dtype), lm.model.get_input_embeddings()(ids)], dim=1)  # (B, n + L, d)
@@ -270,7 +276,7 @@ def _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model):
     if method is None or peft_model is not None:
         out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start)
     else:
-        P = method(input_summary(lm, ids, mask)) if method.input_dependent else method()
+        P = method(method_summary(lm, method, ids, mask)) if method.input_dependent else method()
         P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P
         emb = torch.cat([P, lm.model.get_input_embeddings()(ids)], dim=1)
         out = model(inputs_embeds=emb, attention_mask=torch.cat([mask.new_ones(B, P.shape[1]), mask], 1),
@@ -341,7 +347,7 @@ def generate(lm: LoadedModel, text: str, method=None, kv: KV | None = None, max_
         step = {"input_ids": ids}
         if method is not None and kv is None:
             if method.input_dependent:
-                P = method(input_summary(lm, ids, torch.ones_like(ids)))[0]  # (n, d)
+                P = method(method_summary(lm, method, ids, torch.ones_like(ids)))[0]  # (n, d)
             else:
                 P = method()
             if fast_path.decide(lm).shared_prefix:
@@ -379,7 +385,8 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, g: torch.Gen
 def _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g):
     emb = lm.model.get_input_embeddings()(ids)
     if method is not None:
-        P = method(input_summary(lm, ids, torch.ones_like(ids))) if method.input_dependent else method().unsqueeze(0)
+        ones = torch.ones_like(ids)
+        P = method(method_summary(lm, method, ids, ones)) if method.input_dependent else method().unsqueeze(0)
         emb = torch.cat([P, emb], dim=1)
     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
     out = lm.model.generate(inputs_embeds=emb, attention_mask=torch.ones(emb.shape[:2], dtype=torch.long,
