@@ -213,7 +213,7 @@ def test_lopa_takes_the_plain_path(lm, monkeypatch):
     monkeypatch.setattr(engine, "_packed_answer_hidden", boom)
     got = engine.class_logits(lm, ids, mask, lengths, label_ids, m, shared_prefix=True)
     with torch.no_grad():
-        P = m(engine.input_summary(lm, ids, mask))          # (B, n, d): one prompt per input
+        P = m(engine.method_summary(lm, m, ids, mask))      # (B, n, d): one prompt per input
         assert (P[0] - P[1]).abs().max() > 0
         ref = _reference_logits(lm, P, ids, mask, lengths, label_ids)
     torch.testing.assert_close(got.detach(), ref, rtol=1e-5, atol=1e-5)

@@ -30,7 +30,7 @@ def test_registry_has_all_methods():
 @pytest.mark.parametrize("name", PROMPT_METHODS)
 def test_shape_and_count_match_formula(name, ctx):
     m = build(name, ctx)
-    summary = torch.randn(4, D)
+    summary = torch.randn(4, getattr(m, "h", D))  # LoPA reads its sentence encoder's width h
     out = m(summary) if m.input_dependent else m()
     assert out.shape == ((4, 7, D) if m.input_dependent else (7, D))
     counted = sum(p.numel() for p in m.parameters() if p.requires_grad)
@@ -48,7 +48,7 @@ def test_formulas_are_the_papers():
 @pytest.mark.parametrize("name", PROMPT_METHODS)
 def test_gradients_reach_every_trainable_tensor(name, ctx):
     m = build(name, ctx)
-    out = m(torch.randn(2, D)) if m.input_dependent else m()
+    out = m(torch.randn(2, getattr(m, "h", D))) if m.input_dependent else m()
     (out ** 2).sum().backward()
     for pname, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
@@ -116,7 +116,7 @@ def test_lopt2_activation_is_selectable(act, ctx):
 
 def test_lopa_prompt_depends_on_input(ctx):
     m = build("lopa", ctx)
-    s = torch.randn(2, D)
+    s = torch.randn(2, m.h)
     out = m(s)
     assert not torch.allclose(out[0], out[1])
     with pytest.raises(AssertionError, match="summary"):
