@@ -4,7 +4,9 @@ artifacts/<run_id>/
   prompt.safetensors   the method's trained tensors (factors) and, for input-independent prompts, the
                        materialised (n, d) prompt under the key "prompt"
   adapter/             peft baselines: peft's own save_pretrained folder
+  adapter.safetensors  any other ModelAdapter: its own parameters
   run.json             {"config": ..., "result": ...}
+Each kind of method writes and reads its own tensors (TuningMethod.save / load); this module owns the folder.
 """
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from . import paths
 from .config import RunConfig
 from .methods import PromptContext, get_method
+from .methods.base import ADAPTER_FILE, PROMPT_FILE  # noqa: F401  (the file names, read here by other modules)
+from .methods.peft_baselines import ADAPTER_DIR  # noqa: F401  (peft baselines save peft's folder there)
 
-PROMPT_FILE, RUN_FILE, ADAPTER_DIR = "prompt.safetensors", "run.json", "adapter"
+RUN_FILE = "run.json"
 
 
 def run_dir(run_id: str) -> Path:
@@ -34,14 +38,7 @@ def save(folder: Path, cfg: RunConfig, method, result: dict) -> Path:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if method.is_peft:
-        method.peft_model.save_pretrained(tmp / ADAPTER_DIR)
-    else:
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in method.state_dict().items()}
-        if not method.input_dependent:
-            with torch.no_grad():
-                tensors["prompt"] = method().detach().float().cpu().contiguous()  # (n, d)
-        save_file(tensors, str(tmp / PROMPT_FILE), metadata={"method": cfg.method, "n": str(cfg.n), "r": str(cfg.r)})
+    method.save(tmp, cfg)
     (tmp / RUN_FILE).write_text(json.dumps({"config": cfg.to_dict(), "result": result}, indent=2))
     if folder.exists():
         shutil.rmtree(folder)
@@ -67,21 +64,13 @@ def update_result(folder: Path, result: dict) -> None:
 
 
 def load_method(folder: Path, lm):
-    """Rebuild the trained method on a loaded model. Peft baselines come back wrapped around lm.model."""
+    """Rebuild the trained method for a loaded model: (config, method). Score through it inside
+    `with method.attached(lm):` (a ModelAdapter enters lm.model there and leaves it after)."""
     folder = Path(folder)
     cfg = RunConfig.from_dict(read_run(folder)["config"])
     cls = get_method(cfg.method)
     method = cls.from_config(cfg, PromptContext(lm.d, lm.embeddings, lm.tokenizer, cfg.seed))
-    if method.is_peft:
-        from peft import PeftModel
-        method.__dict__["peft_model"] = PeftModel.from_pretrained(lm.model, str(folder / ADAPTER_DIR))
-    else:
-        tensors = load_file(str(folder / PROMPT_FILE))
-        wanted = method.state_dict().keys()  # "prompt" is also prompt tuning's own parameter name
-        method.load_state_dict({k: tensors[k] for k in wanted if k in tensors}, strict=True)
-        if "prompt" in tensors and not method.input_dependent:
-            check_rebuilt(folder, method, tensors["prompt"])
-    return cfg, method.to(lm.device).eval()
+    return cfg, method.load(folder, lm)
 
 
 class ArtifactMismatch(ValueError):

@@ -55,7 +55,7 @@ def measured_speed(store, model: str, device: str | None = None) -> Speed | None
     results = []
     for row in store.list(states=("done",)):
         res = row.get("result") or {}
-        if row["model"] != model or row["method"] not in METHODS or METHODS[row["method"]].is_peft:
+        if row["model"] != model or row["method"] not in METHODS or METHODS[row["method"]].changes_model:
             continue
         if device and not str(res.get("device", "")).startswith(device):
             continue

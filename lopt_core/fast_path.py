@@ -108,7 +108,7 @@ def decide(lm) -> FastPath:
 def for_run(lm, method, wanted: bool = True) -> dict:
     """What a run with `method` (class or instance) uses on `lm`: the model's decision, unless the method or the
     run's settings take the plain path anyway. Recorded in each run's result as result["fast_path"]."""
-    if getattr(method, "is_peft", False):
+    if getattr(method, "changes_model", False):
         why = "the adapter runs inside the model: its own forward"
     elif getattr(method, "input_dependent", False):
         why = "one prompt per input: plain concatenation"

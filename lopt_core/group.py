@@ -42,7 +42,7 @@ def batchable(cfg: RunConfig, lm: LoadedModel | None = None) -> bool:
     """True for input-independent prompts on a model whose attention takes the packed multi-prompt mask."""
     from .methods import get_method
     cls = get_method(cfg.method)
-    if cls.is_peft or cls.input_dependent or not cfg.shared_prefix:
+    if cls.changes_model or cls.input_dependent or not cfg.shared_prefix:
         return False
     return lm is None or multi_prompt.supported(lm)
 

@@ -2,7 +2,7 @@
 below which a low-rank method is cheaper than the reference prompt, and a chart of parameters against r.
 
 Every fact comes from the method classes (label, formula_text, has_rank, max_rank, formula, color, reference,
-is_peft); nothing here names a method. Counts of methods that wrap the model through peft depend on the
+changes_model); nothing here names a method. Counts of methods that change the model (peft adapters) depend on the
 model's layers and come from runs.count_params when a model is given.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _peft_count(name: str, n: int, r: int, model: str) -> int:
 
 def count(cls, n: int, r: int, d: int, model: str | None = None) -> int | None:
     """Trainable parameters; None for a peft method without a model (its count needs the model's layers)."""
-    if cls.is_peft:
+    if cls.changes_model:
         return _peft_count(cls.name, n, r, model) if model else None
     return int(cls.formula(n, r, d))
 
@@ -146,7 +146,7 @@ def summary_markdown(n: int, r: int, d: int, model: str | None = None) -> str:
         head += f" = **{_fmt(row['count'])}**"
         if row["ratio"]:
             head += f" ({ratio_text(row['ratio'])})"
-        if cls.has_rank and not cls.is_peft:
+        if cls.has_rank and not cls.changes_model:
             x, rule = crossover(cls, n, d), crossover_rule(cls)
             if x is None:
                 head += f"; never fewer than {ref.label}, even at r = 1"
@@ -162,11 +162,11 @@ def figure(n: int, r: int, d: int, model: str | None = None, r_max: int = 64) ->
     line per method without one (the reference dashed), the chosen r marked."""
     fig = go.Figure()
     for name, cls in METHODS.items():
-        if cls.is_peft and not model:
+        if cls.changes_model and not model:
             continue
         top = min(cls.max_rank(n, d), r_max)
         if cls.has_rank:
-            rs = [x for x in R_POINTS_PEFT if x <= top] if cls.is_peft else list(range(1, top + 1))
+            rs = [x for x in R_POINTS_PEFT if x <= top] if cls.changes_model else list(range(1, top + 1))
         else:
             rs = [1, r_max]
         try:
@@ -174,7 +174,7 @@ def figure(n: int, r: int, d: int, model: str | None = None, r_max: int = 64) ->
         except Exception:  # noqa: BLE001  (counted in the table's note)
             continue
         fig.add_trace(go.Scatter(
-            x=rs, y=ys, name=cls.label, mode="lines+markers" if cls.is_peft and cls.has_rank else "lines",
+            x=rs, y=ys, name=cls.label, mode="lines+markers" if cls.changes_model and cls.has_rank else "lines",
             line=dict(color=cls.color, width=3 if cls.reference else 2,
                       dash="dash" if cls.reference else ("dot" if not cls.has_rank else "solid")),
             hovertemplate=f"{cls.label}<br>" + ("r %{x}<br>" if cls.has_rank else "") + "%{y:,} parameters"

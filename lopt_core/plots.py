@@ -231,7 +231,7 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
     ranked = [p for p in ranked if p.n == n]
     ref_ranked = [p for p in ref if p.r is not None and p.n == n]
     if not ranked and not ref_ranked:
-        ranked_methods = "/".join(c.label for c in METHODS.values() if c.has_rank and not c.is_peft)
+        ranked_methods = "/".join(c.label for c in METHODS.values() if c.has_rank and not c.changes_model)
         return empty_figure(f"no low-rank runs at this n yet: train {ranked_methods} at a few ranks", title)
     fig = go.Figure()
     for method in sorted({p.method for p in ref_ranked}, key=_method_order):

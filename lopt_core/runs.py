@@ -82,16 +82,10 @@ def evaluate_run(run_id: str, store: Store | None = None, lm=None, record: bool 
     cfg = RunConfig.from_dict(artifacts.read_run(folder)["config"])
     lm = lm or load_model(cfg.model, cfg.device)
     cfg, method = artifacts.load_method(folder, lm)
-    try:
+    with method.attached(lm):
         test_set, label_ids = test_data(cfg, lm)
-        res = engine.evaluate(lm, test_set, label_ids, None if method.is_peft else method,
-                              method.peft_model if method.is_peft else None, cfg.eval_batch_size, cfg.shared_prefix,
-                              on_progress)
-    finally:
-        if method.is_peft:
-            restored = method.unwrap()
-            if restored is not None:
-                lm.model = restored
+        res = engine.evaluate(lm, test_set, label_ids, **method.scoring_args(), batch_size=cfg.eval_batch_size,
+                              shared_prefix=cfg.shared_prefix, on_progress=on_progress)
     out = {"run_id": run_id, "accuracy": res.accuracy, "eval_examples": len(test_set)}
     if record:
         _record_evaluation(store, row, folder, out)

@@ -143,7 +143,7 @@ def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template
         if row["state"] not in ("done", "stopped") or not row["artifact_dir"] or \
                 not Path(row["artifact_dir"], artifacts.RUN_FILE).is_file():
             raise GenerateError(f"run {rid} has no trained prompt to use (state {row['state']})")
-        if METHODS.get(row["method"]) is None or METHODS[row["method"]].is_peft:
+        if METHODS.get(row["method"]) is None or METHODS[row["method"]].changes_model:
             raise GenerateError(f"run {rid} is a {method_label(row['method'])} adapter, not a prompt; pick a prompt run")
         rows.append(row)
     models = sorted({r["model"] for r in rows})

@@ -66,7 +66,7 @@ def prompt_of_run(row: dict) -> torch.Tensor:
     """The run's materialised (n, d) prompt, or AnalysisError saying why it has none."""
     cls = METHODS.get(row["method"])
     rid = row["run_id"]
-    if cls is not None and cls.is_peft:
+    if cls is not None and cls.changes_model:
         raise AnalysisError(f"{rid}: {cls.label} changes the model's weights; it has no prompt matrix to analyse")
     if cls is not None and cls.input_dependent:
         raise AnalysisError(f"{rid}: {cls.label} builds a different prompt for every input; there is no single "

@@ -42,17 +42,17 @@ def lr_lambda(total: int, warmup_frac: float, schedule: str = "linear"):
     return f
 
 
+def make_method(cfg: RunConfig, lm: LoadedModel):
+    """The run's method, freshly initialised for `lm` (not yet attached to it)."""
+    return get_method(cfg.method).from_config(cfg, PromptContext(lm.d, lm.embeddings, lm.tokenizer, cfg.seed))
+
+
 def build_method(cfg: RunConfig, lm: LoadedModel):
-    """The method, and the optimiser's parameter groups at the run's learning rate."""
-    cls = get_method(cfg.method)
-    method = cls.from_config(cfg, PromptContext(lm.d, lm.embeddings, lm.tokenizer, cfg.seed))
-    if method.is_peft:
-        method.wrap(lm.model)
-        groups = [{"params": method.trainable_parameters(), "lr": cfg.resolved_lr()}]
-    else:
-        method.to(lm.device)
-        groups = method.param_groups(cfg.resolved_lr())
-    return method, groups
+    """The method attached to `lm`, and the optimiser's parameter groups at the run's learning rate. The caller
+    detaches it (method.detach(lm)) when done; train() uses make_method and `with method.attached(lm)` instead."""
+    method = make_method(cfg, lm)
+    method.attach(lm)
+    return method, method.param_groups(cfg.resolved_lr())
 
 
 @dataclass
@@ -164,10 +164,9 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
 
     lm = lm or load_model(cfg.model, cfg.device)
     prep = prepare(cfg, lm)
-    method, groups = build_method(cfg, lm)
-    peft_model = method.peft_model if method.is_peft else None
-    try:
-        params, trainable, opt, sched = optimiser(cfg, method, groups)
+    method = make_method(cfg, lm)
+    with method.attached(lm):  # an adapter leaves the shared base model however the run ends
+        params, trainable, opt, sched = optimiser(cfg, method, method.param_groups(cfg.resolved_lr()))
         folder = artifacts.run_dir(run_id) if save else None
         emit(start_event(run_id, trainable, cfg, folder, prep))
 
@@ -181,8 +180,8 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
                 break
             t_step = time.time()
             ids, mask, lengths, labels = batch_tensors(prep, batches.next(), lm)
-            loss = engine.loss_on_batch(lm, ids, mask, lengths, labels, prep.label_ids,
-                                        None if method.is_peft else method, peft_model, cfg.shared_prefix)
+            loss = engine.loss_on_batch(lm, ids, mask, lengths, labels, prep.label_ids, **method.scoring_args(),
+                                        shared_prefix=cfg.shared_prefix)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
@@ -215,17 +214,13 @@ def train(cfg: RunConfig, on_event=None, should_stop=None, lm: LoadedModel | Non
             artifacts.save(folder, cfg, method, result)
         emit({"type": "end", "state": state, "result": result})
         return result
-    finally:
-        if method.is_peft:
-            restored = method.unwrap()  # give the shared base model back without the adapter
-            if restored is not None:
-                lm.model = restored
 
 
 def evaluate(lm, prep: Prepared, method, cfg, on_progress=None) -> float:
-    return engine.evaluate(lm, prep.test_set, prep.label_ids, None if method.is_peft else method,
-                           method.peft_model if method.is_peft else None, cfg.eval_batch_size,
-                           cfg.shared_prefix, on_progress).accuracy
+    """Accuracy of the attached `method` on the run's test set."""
+    return engine.evaluate(lm, prep.test_set, prep.label_ids, **method.scoring_args(),
+                           batch_size=cfg.eval_batch_size, shared_prefix=cfg.shared_prefix,
+                           on_progress=on_progress).accuracy
 
 
 def progress_events(emit, step: int, skip=None):

@@ -22,7 +22,6 @@ DEFAULT_EVAL_SIZE = 300
 class FixedPrompt(nn.Module):
     """A frozen (n, d) prompt behind the interface the engine evaluates (input-independent, not a peft model)."""
     input_dependent = False
-    is_peft = False
 
     def __init__(self, prompt: torch.Tensor):
         super().__init__()
@@ -110,7 +109,7 @@ def trained_beside(rows: list[dict], result: dict) -> list[dict]:
 
     def low_rank(m: str) -> bool:
         cls = METHODS.get(m)
-        return cls is not None and cls.has_rank and not cls.input_dependent and not cls.is_peft
+        return cls is not None and cls.has_rank and not cls.input_dependent and not cls.changes_model
     return [r for r in scored(rows) if r["model"] == result["model"] and r["task"] == result["task"]
             and r["n"] == result["n"] and low_rank(r["method"])]
 
@@ -119,5 +118,5 @@ def prompt_runs(rows: list[dict]) -> list[dict]:
     """Runs that have a single saved prompt matrix to analyse (ended, not peft, not input-dependent)."""
     from .methods import METHODS
     return [r for r in rows if r["state"] in ("done", "stopped") and r.get("artifact_dir")
-            and r["method"] in METHODS and not METHODS[r["method"]].is_peft
+            and r["method"] in METHODS and not METHODS[r["method"]].changes_model
             and not METHODS[r["method"]].input_dependent]

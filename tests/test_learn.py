@@ -10,7 +10,7 @@ import pytest
 from lopt_core import learn
 from lopt_core.methods import METHODS
 
-PROMPTS = {name: cls for name, cls in METHODS.items() if not cls.is_peft}
+PROMPTS = {name: cls for name, cls in METHODS.items() if not cls.changes_model}
 
 
 def test_parameter_table_matches_the_formulas():
@@ -29,7 +29,7 @@ def test_parameter_table_matches_the_formulas():
     assert by["lopt1"]["live"] == "5·(20 + 576)" and by["prompt_tuning"]["live"] == "20·576"
     assert by["ulpt"]["live"] == "20·5 + 2·576"
     for name, cls in METHODS.items():
-        if cls.is_peft:  # counts that need the model's layers: none without a model
+        if cls.changes_model:  # counts that need the model's layers: none without a model
             assert by[name]["count"] is None and by[name]["note"]
     # a rank the method cannot take is flagged, not counted
     bad = {row["method"]: row for row in learn.parameter_table(4, 9, d)}
@@ -42,7 +42,7 @@ def test_peft_counts_come_from_the_model(tiny_model_dir):
     d = model_width(tiny_model_dir)
     by = {row["method"]: row for row in learn.parameter_table(4, 2, d, tiny_model_dir)}
     for name, cls in METHODS.items():
-        if cls.is_peft:
+        if cls.changes_model:
             assert by[name]["count"] == count_params(name, 4, 2, tiny_model_dir)
 
 

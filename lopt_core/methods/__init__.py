@@ -1,4 +1,6 @@
 """One registry of trainable methods: a new method is one new file whose class is decorated with @register.
+Each is a TuningMethod of one of two kinds: a SoftPrompt (a prompt in front of the input) or a ModelAdapter
+(it changes the model: LoRA, prefix tuning); see base.py.
 
 Everything else (the CLI's flags and `methods` listing, the app's choices and readouts, plot colours and labels,
 the export rules, sweep and form defaults) reads the class facts through this registry.
@@ -6,12 +8,12 @@ the export rules, sweep and form defaults) reads the class facts through this re
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import Knob, PromptContext, SoftPrompt
+from .base import Knob, ModelAdapter, PromptContext, SoftPrompt, TuningMethod
 
-METHODS: dict[str, type[SoftPrompt]] = {}
+METHODS: dict[str, type[TuningMethod]] = {}
 
 
-def _check_facts(cls: type[SoftPrompt]) -> None:
+def _check_facts(cls: type[TuningMethod]) -> None:
     """A class whose facts contradict each other or the registry is a programming error: refuse it at import
     (raised, not asserted, so that it holds under python -O too)."""
     import dataclasses
@@ -21,7 +23,12 @@ def _check_facts(cls: type[SoftPrompt]) -> None:
         bad.append(f"name {cls.name!r} missing or registered twice")
     if not cls.label:
         bad.append("no label")
-    if cls.exportable and (cls.input_dependent or cls.is_peft):
+    kinds = [k.__name__ for k in (SoftPrompt, ModelAdapter) if issubclass(cls, k)]
+    if len(kinds) != 1:
+        bad.append("a method is either a SoftPrompt or a ModelAdapter" + (", not both" if kinds else ""))
+    elif cls.changes_model != (kinds[0] == "ModelAdapter"):
+        bad.append(f"changes_model = {cls.changes_model} contradicts its kind, {kinds[0]}")
+    if cls.exportable and (cls.input_dependent or cls.changes_model):
         bad.append("exportable, but its prompt is not one (n, d) matrix")
     if not cls.exportable and not cls.export_refusal:
         bad.append("not exportable, but export_refusal does not say why")
@@ -40,7 +47,7 @@ def _check_facts(cls: type[SoftPrompt]) -> None:
         raise TypeError(f"cannot register method {cls.__name__}: " + "; ".join(bad))
 
 
-def register(cls: type[SoftPrompt]) -> type[SoftPrompt]:
+def register(cls: type[TuningMethod]) -> type[TuningMethod]:
     """Class decorator: the one call that adds a method everywhere."""
     _check_facts(cls)
     METHODS[cls.name] = cls
@@ -52,7 +59,7 @@ def unregister(name: str) -> None:
     METHODS.pop(name, None)
 
 
-def get_method(name: str) -> type[SoftPrompt]:
+def get_method(name: str) -> type[TuningMethod]:
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     return METHODS[name]
@@ -68,7 +75,7 @@ def default_sweep_methods() -> list[str]:
     return [name for name, cls in METHODS.items() if cls.sweep_default]
 
 
-def all_knobs() -> dict[str, tuple[type[SoftPrompt], Knob]]:
+def all_knobs() -> dict[str, tuple[type[TuningMethod], Knob]]:
     """Every registered method's knobs by name (names are unique across methods)."""
     return {k.name: (cls, k) for cls in METHODS.values() for k in cls.knobs}
 
@@ -114,5 +121,6 @@ def count_trainable(cfg) -> int:
 
 from . import prompt_tuning, lopt, ulpt, lopa, peft_baselines  # noqa: E402,F401  (registration)
 
-__all__ = ["METHODS", "Knob", "PromptContext", "SoftPrompt", "all_knobs", "check_knobs", "count_trainable",
-           "default_method", "default_sweep_methods", "get_method", "knob_settings", "register", "unregister"]
+__all__ = ["METHODS", "Knob", "ModelAdapter", "PromptContext", "SoftPrompt", "TuningMethod", "all_knobs",
+           "check_knobs", "count_trainable", "default_method", "default_sweep_methods", "get_method", "knob_settings",
+           "register", "unregister"]

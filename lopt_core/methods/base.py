@@ -1,19 +1,26 @@
 """The common interface of every trainable method, PEFT-tuner style.
 
-A soft-prompt method is an nn.Module built from a RunConfig and a PromptContext:
-    forward(summary=None) -> (n, d) prompt, or (B, n, d) when the prompt depends on the input (LoPA)
-    num_trainable()       -> parameters that receive gradients
-    param_groups(lr)      -> the optimiser's groups (a method may train some tensors at a multiple of lr)
-    formula(n, r, d)      -> the same count from the method's formula, without building anything
-    max_rank(n, d)        -> the largest r the method accepts (the app's r slider stops there)
-Every other fact about a method (label, colour, formula text, rank, exportability, its own knobs, defaults) is a
-class attribute here, so the CLI, the app, the plots and the export read them and name no method themselves.
+Every registered method is a TuningMethod: an nn.Module built from a RunConfig and a PromptContext whose facts
+(label, colour, formula text, rank, exportability, its own knobs, defaults) are class attributes, so the CLI, the
+app, the plots and the export read them and name no method themselves. Its calls, the same for every method:
+    formula(n, r, d)       -> the trainable count from the method's formula, without building anything
+    max_rank(n, d)         -> the largest r the method accepts (the app's r slider stops there)
+    attached(lm)           -> context manager: the method on the loaded model, the shared base model given back
+    trainable_parameters() / num_trainable() / param_groups(lr)   what receives gradients (at which lr)
+    scoring_args()         -> the engine's `method=` / `peft_model=` arguments that score through it
+    save(folder, cfg) / load(folder, lm)   its trained tensors in a run's artifact folder
+Two kinds sit behind it:
+    SoftPrompt    produces a prompt: forward(summary=None) -> (n, d), or (B, n, d) when it depends on the input
+    ModelAdapter  changes the model (LoRA, prefix tuning): attach(lm) puts it into lm.model, detach(lm) takes it out
+The fact `changes_model` tells them apart for code that only reads facts.
 Frozen random tensors (LoPT-2's X0, ULPT's P) are non-persistent buffers rebuilt from `seed`,
 so an artifact stores only what was trained.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -84,10 +91,14 @@ class Knob:
                 "help": self.help, "choices": list(self.choices), "low": self.low, "high": self.high}
 
 
+PROMPT_FILE = "prompt.safetensors"     # a SoftPrompt's file in a run's artifact folder
+ADAPTER_FILE = "adapter.safetensors"   # a ModelAdapter's own parameters (peft baselines: peft's folder instead)
+
 RANK_CAP = 64  # beyond this a "low-rank" prompt on these models is no longer low rank: the sliders stop here
 
 
-class SoftPrompt(nn.Module):
+class TuningMethod(nn.Module):
+    """What every registered method is: its facts, its formula, and the calls a run makes on it."""
     name: str = ""
     label: str = ""                 # human name for tables and plots
     color: str = "#7F7F7F"          # one colour per method, the same in every plot
@@ -96,18 +107,12 @@ class SoftPrompt(nn.Module):
     has_rank: bool = True           # False: r plays no part (prompt tuning, prefix tuning)
     reference: bool = False         # True: the full-rank prompt that low-rank methods are read against
     input_dependent: bool = False   # True: forward(summary) gives (B, n, d) and the shared-prefix path is off
-    is_peft: bool = False           # True: wraps the model through peft instead of returning a prompt
+    changes_model: bool = False     # True: a ModelAdapter (changes the model's layers); no prompt matrix
     exportable: bool = True         # the trained (n, d) prompt can be written as a PEFT prompt-tuning adapter
     export_refusal: str = ""        # why not, when exportable is False ("its prompt depends on each input")
     default: bool = False           # True on one method: the one a new Train form starts with
     sweep_default: bool = False     # ticked in a new sweep
     knobs: tuple[Knob, ...] = ()    # this method's own settings (CLI --<name>, RunConfig.validate)
-
-    def __init__(self, n: int, d: int):
-        super().__init__()
-        if not (n > 0 and d > 0):
-            raise ConfigError(f"prompt needs n > 0 and d > 0, got n={n}, d={d}")
-        self.n, self.d = n, d
 
     @classmethod
     def knob_values(cls, cfg) -> dict:
@@ -121,10 +126,10 @@ class SoftPrompt(nn.Module):
         return {"name": cls.name, "label": cls.label, "color": cls.color, "formula": cls.formula_text,
                 "has_rank": cls.has_rank, "input_dependent": cls.input_dependent, "exportable": cls.exportable,
                 "export_refusal": cls.export_refusal or None, "reference": cls.reference, "default_lr": cls.default_lr,
-                "peft": cls.is_peft, "knobs": [k.describe() for k in cls.knobs]}
+                "changes_model": cls.changes_model, "knobs": [k.describe() for k in cls.knobs]}
 
     @classmethod
-    def from_config(cls, cfg, ctx: PromptContext) -> "SoftPrompt":
+    def from_config(cls, cfg, ctx: PromptContext) -> "TuningMethod":
         raise NotImplementedError
 
     @classmethod
@@ -137,17 +142,125 @@ class SoftPrompt(nn.Module):
         only possible ranks. A rank above the width adds nothing; past RANK_CAP it is not low rank any more."""
         return min(d, RANK_CAP)
 
-    def forward(self, summary: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+    def trainable_parameters(self) -> list[torch.Tensor]:
+        return [p for p in self.parameters() if p.requires_grad]
 
     def num_trainable(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return sum(p.numel() for p in self.trainable_parameters())
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups at base learning rate `lr`; one group unless a method scales some."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        return [{"params": self.trainable_parameters(), "lr": lr}]
+
+    def attach(self, lm) -> None:
+        """Make the method ready to score on loaded model `lm` (its tensors on lm's device, its layers in lm.model)."""
+        raise NotImplementedError
+
+    def detach(self, lm) -> None:
+        """Undo attach: lm.model is the shared base model again."""
+        raise NotImplementedError
+
+    @contextmanager
+    def attached(self, lm):
+        """`with method.attached(lm):` the method on lm for the block; the base model given back however it ends."""
+        self.attach(lm)
+        try:
+            yield self
+        finally:
+            self.detach(lm)
+
+    def scoring_args(self) -> dict:
+        """engine.evaluate / loss_on_batch keyword arguments that score through this method: method=, peft_model=."""
+        raise NotImplementedError
+
+    def save(self, folder: Path, cfg) -> None:
+        """Write the trained tensors into the artifact folder `folder` (run.json is the caller's)."""
+        raise NotImplementedError
+
+    def load(self, folder: Path, lm) -> "TuningMethod":
+        """Read what save wrote (for a loaded model `lm`); returns self, ready for attached(lm)."""
+        raise NotImplementedError
+
+
+class SoftPrompt(TuningMethod):
+    """A method that produces a prompt in front of the input; the model itself is left as it is."""
+
+    def __init__(self, n: int, d: int):
+        super().__init__()
+        if not (n > 0 and d > 0):
+            raise ConfigError(f"prompt needs n > 0 and d > 0, got n={n}, d={d}")
+        self.n, self.d = n, d
+
+    def forward(self, summary: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attach(self, lm) -> None:
+        self.to(lm.device)
+
+    def detach(self, lm) -> None:
+        """Nothing to give back: a prompt never touches the model."""
+
+    def scoring_args(self) -> dict:
+        return {"method": self, "peft_model": None}
+
+    def save(self, folder: Path, cfg) -> None:
+        """PROMPT_FILE: the trained tensors and, for an input-independent prompt, the materialised (n, d) one."""
+        from safetensors.torch import save_file
+        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+        if not self.input_dependent:
+            with torch.no_grad():
+                tensors["prompt"] = self().detach().float().cpu().contiguous()  # (n, d)
+        save_file(tensors, str(Path(folder) / PROMPT_FILE),
+                  metadata={"method": cfg.method, "n": str(cfg.n), "r": str(cfg.r)})
+
+    def load(self, folder: Path, lm) -> "SoftPrompt":
+        """The saved tensors, checked against the saved materialised prompt; on lm's device, in eval mode."""
+        from safetensors.torch import load_file
+        from ..artifacts import check_rebuilt
+        tensors = load_file(str(Path(folder) / PROMPT_FILE))
+        wanted = self.state_dict().keys()  # "prompt" is also prompt tuning's own parameter name
+        self.load_state_dict({k: tensors[k] for k in wanted if k in tensors}, strict=True)
+        if "prompt" in tensors and not self.input_dependent:
+            check_rebuilt(folder, self, tensors["prompt"])
+        return self.to(lm.device).eval()
 
     def rank_of_prompt(self) -> int:
         """Numerical rank of the materialised prompt (input-independent methods)."""
         with torch.no_grad():
             return int(torch.linalg.matrix_rank(self().float()))
+
+
+class ModelAdapter(TuningMethod):
+    """A method that changes the model instead of producing a prompt (LoRA, prefix tuning).
+
+    attach(lm) puts the adapter into lm's model and sets `adapted_model`: the model the engine runs instead of
+    lm.model (it takes input_ids / attention_mask like a transformers model). detach(lm) takes it out again and
+    leaves lm.model the base model. A subclass writes attach and detach; its trained tensors are its own
+    parameters (saved to ADAPTER_FILE) unless it overrides trainable_parameters, save and load."""
+    changes_model = True
+    exportable = False
+    export_refusal = "it is not a prompt in front of the input"
+
+    def __init__(self):
+        super().__init__()
+        self.set_adapted(None)
+
+    def set_adapted(self, model) -> None:
+        """Record the model attach made (None: detached), kept out of nn.Module registration: it holds the
+        whole base model, which must never become this method's parameters."""
+        self.__dict__["adapted_model"] = model
+
+    def scoring_args(self) -> dict:
+        if self.adapted_model is None:
+            raise RuntimeError(f"{self.name}: attach(lm) first; an adapter scores through the model it changed")
+        return {"method": None, "peft_model": self.adapted_model}
+
+    def save(self, folder: Path, cfg) -> None:
+        from safetensors.torch import save_file
+        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, str(Path(folder) / ADAPTER_FILE), metadata={"method": cfg.method})
+
+    def load(self, folder: Path, lm) -> "ModelAdapter":
+        from safetensors.torch import load_file
+        self.load_state_dict(load_file(str(Path(folder) / ADAPTER_FILE)), strict=True)
+        return self.to(lm.device).eval()

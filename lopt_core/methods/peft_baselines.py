@@ -1,26 +1,31 @@
 """Baselines through the `peft` library: LoRA (rank r on the attention projections) and prefix tuning (n tokens).
 
-They are not prompts: `wrap(model)` returns the peft-wrapped model, which the engine runs as is, and the
-trainable count is read from the wrapped model's tensors that require gradients.
+They are ModelAdapters, not prompts: attach(lm) wraps lm.model with peft (the engine runs the wrapped model as
+is), detach(lm) gives the base model back, and the trainable count is read from the wrapped model's tensors that
+require gradients. A run's artifact holds peft's own save_pretrained folder.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from ..errors import ConfigError
 from . import register
-from .base import Knob, PromptContext, SoftPrompt
+from .base import Knob, ModelAdapter, PromptContext
+
+ADAPTER_DIR = "adapter"  # peft's save_pretrained folder inside a run's artifact folder
 
 
-class PeftBaseline(SoftPrompt):
-    is_peft = True
+class PeftBaseline(ModelAdapter):
     default_lr = 1e-3
-    exportable = False
-    export_refusal = "it is not a prompt in front of the input"
 
     def __init__(self, n: int, d: int, r: int):
-        super().__init__(n, d)
-        self.r = r
-        self.__dict__["peft_model"] = None  # kept out of nn.Module registration: it holds the whole base model
+        super().__init__()
+        if not (n > 0 and d > 0):
+            raise ConfigError(f"prompt needs n > 0 and d > 0, got n={n}, d={d}")
+        self.n, self.d, self.r = n, d, r
+        self.saved_dir: Path | None = None  # set by load: attach then reads the trained adapter from there
 
     @classmethod
     def from_config(cls, cfg, ctx: PromptContext):
@@ -29,30 +34,46 @@ class PeftBaseline(SoftPrompt):
     def peft_config(self, model_config):
         raise NotImplementedError
 
-    def wrap(self, model):
-        """Inject the adapter into `model` (frozen) and return the peft model."""
-        from peft import get_peft_model
-        self.__dict__["peft_model"] = get_peft_model(model, self.peft_config(model.config))
-        return self.peft_model
+    @property
+    def peft_model(self):
+        return self.adapted_model
 
-    def unwrap(self):
+    def attach(self, lm) -> None:
+        """Inject the adapter into lm.model (frozen): a fresh one, or the trained one that load found."""
+        self.set_adapted(self._wrap(lm.model))
+
+    def _wrap(self, model):
+        if self.saved_dir is not None:
+            from peft import PeftModel
+            return PeftModel.from_pretrained(model, str(self.saved_dir))
+        from peft import get_peft_model
+        return get_peft_model(model, self.peft_config(model.config))
+
+    def detach(self, lm) -> None:
         """Give the base model back without the adapter (peft's own unload)."""
-        pm, self.__dict__["peft_model"] = self.peft_model, None
-        if pm is None:
-            return None
-        base = pm.unload() if hasattr(pm, "unload") and self.name == "lora" else pm.get_base_model()
-        return base
+        pm = self.adapted_model
+        self.set_adapted(None)
+        if pm is not None:
+            lm.model = pm.unload() if hasattr(pm, "unload") and self.name == "lora" else pm.get_base_model()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         from peft import get_peft_model_state_dict
         return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(self.peft_model).items()}
 
-    def num_trainable(self) -> int:
-        assert self.peft_model is not None, "wrap(model) first"
-        return sum(p.numel() for p in self.peft_model.parameters() if p.requires_grad)
-
     def trainable_parameters(self):
+        if self.peft_model is None:
+            raise RuntimeError(f"{self.name}: attach(lm) first; its tensors live in the wrapped model")
         return [p for p in self.peft_model.parameters() if p.requires_grad]
+
+    def save(self, folder, cfg) -> None:
+        self.peft_model.save_pretrained(Path(folder) / ADAPTER_DIR)
+
+    def load(self, folder, lm) -> "PeftBaseline":
+        saved = Path(folder) / ADAPTER_DIR
+        if not saved.is_dir():
+            raise FileNotFoundError(f"{folder} holds no {self.label} adapter ({ADAPTER_DIR}/)")
+        self.saved_dir = saved
+        return self
 
     @classmethod
     def formula(cls, n, r, d, model_config=None, **_):
@@ -64,16 +85,13 @@ class PeftBaseline(SoftPrompt):
         with torch.device("meta"):
             model = auto.from_config(model_config)
         m = cls(n, d, r)
-        m.wrap(model)
+        m.set_adapted(m._wrap(model))
         return m.num_trainable()
 
     @staticmethod
     def task_type(model_config):
         from peft import TaskType
         return TaskType.SEQ_2_SEQ_LM if getattr(model_config, "is_encoder_decoder", False) else TaskType.CAUSAL_LM
-
-    def forward(self, summary=None):
-        raise TypeError(f"{self.name} is a peft adapter, not a prompt: run the wrapped model")
 
 
 @register

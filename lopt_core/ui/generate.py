@@ -55,7 +55,7 @@ def build(ctx: AppContext):
 
     def choices():
         rows = [r for r in ctx.store.list(states=("done", "stopped"))
-                if r["method"] in METHODS and not METHODS[r["method"]].is_peft and r.get("artifact_dir")]
+                if r["method"] in METHODS and not METHODS[r["method"]].changes_model and r.get("artifact_dir")]
         return rows
 
     def on_show(sel):
