@@ -399,9 +399,9 @@ def cmd_sweep(args) -> int:
     if args.dry_run or not args.json:
         print(f"{len(cfgs)} configuration(s); {estimate.describe(est)}", file=sys.stderr)
     if args.dry_run:
-        from .runs import count_params
+        from .methods import count_trainable
         for c in cfgs:
-            print(f"{sweep.describe(c):32s} {count_params(c.method, c.n, c.r, c.model, c.lopa_hidden):>10,} trainable")
+            print(f"{sweep.describe(c):32s} {count_trainable(c):>10,} trainable")
         return 0
     sweep_id = sweep.create(spec, store, preset=args.preset, claim=True)
     print(f"sweep {sweep_id}: {spec.command()}", file=sys.stderr)

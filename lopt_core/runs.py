@@ -111,6 +111,9 @@ def test_data(cfg: RunConfig, lm, eval_size: int | None = None):
         engine.label_token_ids(lm.tokenizer, data.task.label_words)
 
 
-def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", lopa_hidden: int = 16) -> int:
-    """Trainable parameters of a method on a model, from the model's config alone (no weights loaded)."""
-    return get_method(method).formula(n, r, model_width(model), hidden=lopa_hidden, model_config=model_config(model))
+def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", knobs: dict | None = None) -> int:
+    """Trainable parameters of a method on a model, from the model's config alone (no weights loaded), at the
+    method's knob defaults unless `knobs` ({name: value}) says otherwise."""
+    cls = get_method(method)
+    values = {k.name: k.default for k in cls.knobs} | (knobs or {})
+    return cls.formula(n, r, model_width(model), model_config=model_config(model), **values)

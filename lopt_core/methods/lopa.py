@@ -89,8 +89,7 @@ class LoPA(SoftPrompt):
 
     @classmethod
     def formula(cls, n, r, d, lopa_encoder=encoders.MINILM, **_):
-        """h from the encoder's config.json (no weights loaded); base-mean: h = d. `hidden` (the lopa_hidden
-        that runs.count_params passes) plays no part any more."""
+        """h from the encoder's config.json (no weights loaded); base-mean: h = d."""
         h = encoders.width(lopa_encoder, d)
         return n * d + 2 * (h * h + h) + (h + 1) * r * (n + d)
 

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import estimate, plots, presets, readings
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
-from ..runs import count_params
+from ..methods import count_trainable
 from ..store import FINAL
 from ..sweep import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
 from .common import AppContext, asset_text, default_model, method_choices, model_choices, task_choices
@@ -51,7 +51,7 @@ def build_spec(model, task, methods, n, r, seeds, steps, batch_size, eval_size, 
 
 
 def config_table(cfgs: list[RunConfig]) -> pd.DataFrame:
-    recs = [{"configuration": describe(c), "trainable params": count_params(c.method, c.n, c.r, c.model, c.lopa_hidden)}
+    recs = [{"configuration": describe(c), "trainable params": count_trainable(c)}
             for c in cfgs]
     return pd.DataFrame(recs, columns=TABLE_COLUMNS)
 
