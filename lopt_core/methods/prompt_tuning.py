@@ -19,7 +19,7 @@ class PromptTuning(SoftPrompt):
     reference = True
     sweep_default = True
     default_lr = 1e-2
-    vocab_ids = "0-5000"
+    vocab_ids = "1000-10000"  # measured best (bench/pt-defaults-2026-11-24.md)
     knobs = (Knob("vocab_ids", str, vocab_ids, "init 'vocab': prompt rows copied from ordinary tokens (no special "
                   "or control tokens) with ids in this range, e.g. 0-5000 or 1000-10000"),)
 
@@ -44,15 +44,17 @@ class PromptTuning(SoftPrompt):
 
 
 def vocab_range(text: str, vocab_size: int) -> tuple[int, int]:
-    """'1000-10000' -> (1000, 10000), clipped to the vocabulary; ConfigError naming the knob otherwise."""
+    """'1000-10000' -> (1000, 10000), clipped to the vocabulary (a vocabulary smaller than the range's start uses
+    its own first ids); ConfigError naming the knob when the text is not a range."""
     try:
         lo, hi = (int(x) for x in str(text).split("-"))
     except ValueError:
         raise ConfigError(f"vocab_ids must look like 0-5000 (two whole numbers), got {text!r}") from None
-    hi = min(hi, vocab_size)
     if not 0 <= lo < hi:
-        raise ConfigError(f"vocab_ids {text!r} leaves no ids in a vocabulary of {vocab_size}")
-    return lo, hi
+        raise ConfigError(f"vocab_ids must be a range lo-hi with 0 <= lo < hi, got {text!r}")
+    if lo >= vocab_size:
+        return 0, min(hi - lo, vocab_size)
+    return lo, min(hi, vocab_size)
 
 
 def ordinary_ids(tokenizer, lo: int, hi: int) -> torch.Tensor:
@@ -69,7 +71,7 @@ def ordinary_ids(tokenizer, lo: int, hi: int) -> torch.Tensor:
     return torch.tensor(keep)
 
 
-def init_prompt(kind: str, n: int, ctx: PromptContext, text: str = "", vocab_ids: str = "0-5000") -> torch.Tensor:
+def init_prompt(kind: str, n: int, ctx: PromptContext, text: str = "", vocab_ids: str = "1000-10000") -> torch.Tensor:
     """(n, d) starting prompt: sampled vocabulary rows, a text's embeddings (cycled), or random at token scale."""
     g = seeded_generator(ctx.seed, 1)
     E = ctx.embeddings.detach().float()  # (V, d)
