@@ -248,14 +248,8 @@ class JobManager:
         return aid
 
     def wait_analysis(self, analysis_id: str, timeout: float = 300.0) -> dict:
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            self.poll()
-            a = self.store.get_analysis(analysis_id)
-            if a["state"] in FINAL and ANALYSIS_PREFIX + analysis_id not in self._procs:
-                return a
-            time.sleep(0.2)
-        raise TimeoutError(f"analysis {analysis_id} did not finish within {timeout} s")
+        """Block until the analysis's worker is gone and the analysis is final (for tests and scripts)."""
+        return self._wait("analysis", analysis_id, self.store.get_analysis, ANALYSIS_PREFIX + analysis_id, timeout)
 
     def stop_sweep(self, sweep_id: str) -> str:
         from . import sweep
@@ -264,14 +258,7 @@ class JobManager:
 
     def wait_sweep(self, sweep_id: str, timeout: float = 300.0) -> dict:
         """Block until the sweep's worker is gone and the sweep is final (for tests and scripts)."""
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            self.poll()
-            sw = self.store.get_sweep(sweep_id)
-            if sw["state"] in FINAL and SWEEP_PREFIX + sweep_id not in self._procs:
-                return sw
-            time.sleep(0.2)
-        raise TimeoutError(f"sweep {sweep_id} did not finish within {timeout} s")
+        return self._wait("sweep", sweep_id, self.store.get_sweep, SWEEP_PREFIX + sweep_id, timeout)
 
     def stop(self, run_id: str) -> str:
         """Stop a queued or running run; returns what happened, in words."""
@@ -296,14 +283,17 @@ class JobManager:
 
     def wait(self, run_id: str, timeout: float = 120.0) -> dict:
         """Block until the run reaches a final state (for tests and scripts)."""
+        return self._wait("run", run_id, self.store.get, run_id, timeout)
+
+    def _wait(self, what: str, key: str, get, proc_key: str, timeout: float) -> dict:
         t0 = time.time()
         while time.time() - t0 < timeout:
             self.poll()
-            row = self.store.get(run_id)
-            if row["state"] in FINAL and run_id not in self._procs:
+            row = get(key)
+            if row["state"] in FINAL and proc_key not in self._procs:
                 return row
             time.sleep(0.2)
-        raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+        raise TimeoutError(f"{what} {key} did not finish within {timeout} s")
 
     # ------------------------------------------------------------ scheduling
     def _loop(self) -> None:

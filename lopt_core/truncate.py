@@ -67,9 +67,13 @@ def parse_ranks(text, n: int, d: int) -> list[int]:
 def check(row: dict, ranks, eval_size: int) -> list[int]:
     """Everything checkable before a job is queued; returns the ranks to evaluate."""
     P = prompt_of_run(row)
+    _check_size(eval_size)
+    return parse_ranks(ranks, *P.shape)
+
+
+def _check_size(eval_size) -> None:
     if not isinstance(eval_size, int) or eval_size < 0:
         raise AnalysisError(f"eval examples must be a whole number >= 0 (0 = all), got {eval_size!r}")
-    return parse_ranks(ranks, *P.shape)
 
 
 def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, lm=None, on_progress=None) -> dict:
@@ -77,9 +81,10 @@ def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, 
     test examples (0 = all). on_progress(done, total) counts evaluated examples over the whole curve."""
     from .models import load_model
     from .runs import test_data
-    ks = check(row, ranks, eval_size)
     P = prompt_of_run(row)                                           # (n, d)
     n, d = P.shape
+    _check_size(eval_size)
+    ks = parse_ranks(ranks, n, d)  # the checks of check(), on the prompt loaded once
     cfg = RunConfig.from_dict(artifacts.read_run(row["artifact_dir"])["config"])
     lm = lm or load_model(cfg.model, cfg.device)
     test_set, label_ids = test_data(cfg, lm, eval_size)
