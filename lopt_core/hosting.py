@@ -1,10 +1,19 @@
 """Limits for a public host, read from the environment and validated in one place.
 
-LOPT_ALLOWED_MODELS   comma-separated model names the app may train/generate with (unset: any, incl. folders)
-LOPT_MAX_STEPS        largest `steps` a run may ask for (unset: no limit beyond RunConfig's)
-LOPT_MAX_CONCURRENT   runs training at the same time (default 1: a CPU is shared by all runs)
-LOPT_MAX_UPLOAD_MB    largest uploaded CSV/JSONL in MiB (default 20)
-LOPT_MAX_SWEEP_CONFIGS  most configurations one sweep may queue (default 64)
+Local use sets none of these: one user, everything allowed. A public host (a Space, the Docker image) sets:
+
+LOPT_PUBLIC                 1: visitors own the runs they start; only the owner stops, deletes or re-runs one
+LOPT_SHOW_OTHERS_RUNS       1: visitors also see others' finished runs, read-only (never runs on uploaded files)
+LOPT_MAX_QUEUED_PER_VISITOR unfinished jobs (a run or a sweep each) one visitor may have (public default 2)
+LOPT_MAX_QUEUED             unfinished jobs in all (unset: no cap)
+LOPT_ALLOWED_MODELS         comma-separated model names the app may train/generate with (unset: any locally;
+                            on a public host the known model names only, never a folder)
+LOPT_MAX_STEPS              largest `steps` a run may ask for
+LOPT_MAX_BATCH_SIZE         largest batch size
+LOPT_MAX_EVAL_SIZE          most test examples one evaluation may use (0, "all", is refused then)
+LOPT_MAX_CONCURRENT         runs training at the same time (default 1: a CPU is shared by all runs)
+LOPT_MAX_UPLOAD_MB          largest uploaded CSV/JSONL in MiB (default 20)
+LOPT_MAX_SWEEP_CONFIGS      most configurations one sweep may queue (default 64)
 """
 from __future__ import annotations
 
@@ -18,34 +27,76 @@ class HostingError(ValueError):
     """A bad LOPT_* environment value; the message names the variable."""
 
 
-def _int(name: str, default: int | None, lo: int = 1) -> int | None:
+def _int(name: str, default: int | None, lo: int = 1, hi: int = 10**6) -> int | None:
     raw = os.environ.get(name, "").strip()
     if raw == "":
         return default
     try:
         v = int(raw)
     except ValueError:
-        raise HostingError(f"{name} must be an integer, got {raw!r}") from None
-    if v < lo:
-        raise HostingError(f"{name} must be at least {lo}, got {v}")
+        raise HostingError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= v <= hi:
+        raise HostingError(f"{name} must be between {lo} and {hi:,}, got {raw if len(raw) < 20 else raw[:17] + '...'}")
     return v
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise HostingError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def _models(name: str) -> tuple[str, ...] | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    names = [m.strip() for m in raw.split(",")]
+    if not any(names):
+        raise HostingError(f"{name} names no model ({raw!r}); give comma-separated model names, or unset it")
+    if "" in names:
+        raise HostingError(f"{name} has an empty name between commas ({raw!r})")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
 class Limits:
-    allowed_models: tuple[str, ...] | None   # None: any model, including local folders
-    max_steps: int | None
-    max_concurrent: int
-    max_upload_mb: int
+    allowed_models: tuple[str, ...] | None   # None: any model (locally, incl. folders)
+    max_steps: int | None = None
+    max_concurrent: int = 1
+    max_upload_mb: int = 20
     max_sweep_configs: int = 64
+    public: bool = False
+    show_others: bool = False
+    max_queued_per_visitor: int | None = None   # unfinished jobs per visitor (public hosts)
+    max_queued: int | None = None               # unfinished jobs in all
+    max_batch_size: int | None = None
+    max_eval_size: int | None = None
+
+    def models(self) -> tuple[str, ...] | None:
+        """The model names this host allows; None: any. A public host never resolves a folder a visitor names."""
+        if self.allowed_models is None and self.public:
+            from .models import KNOWN_MODELS
+            return tuple(KNOWN_MODELS)
+        return self.allowed_models
 
     def check(self, cfg) -> None:
         """Raise ConfigError when `cfg` breaks a host limit."""
-        if self.allowed_models is not None and cfg.model not in self.allowed_models:
-            raise ConfigError(f"model {cfg.model!r} is not allowed on this host; allowed: "
-                              f"{', '.join(self.allowed_models)}")
-        if self.max_steps is not None and isinstance(cfg.steps, int) and cfg.steps > self.max_steps:
-            raise ConfigError(f"steps={cfg.steps} is above this host's limit of {self.max_steps} (LOPT_MAX_STEPS)")
+        allowed = self.models()
+        if allowed is not None and cfg.model not in allowed:
+            raise ConfigError(f"model {cfg.model!r} is not allowed on this host; allowed: {', '.join(allowed)}")
+        for field, cap, var in (("steps", self.max_steps, "LOPT_MAX_STEPS"),
+                                ("batch_size", self.max_batch_size, "LOPT_MAX_BATCH_SIZE"),
+                                ("eval_size", self.max_eval_size, "LOPT_MAX_EVAL_SIZE")):
+            v = getattr(cfg, field, None)
+            if cap is None or not isinstance(v, int):
+                continue
+            if field == "eval_size" and v == 0:
+                raise ConfigError(f"eval_size=0 (every test example) is not allowed on this host; at most {cap} ({var})")
+            if v > cap:
+                raise ConfigError(f"{field}={v} is above this host's limit of {cap} ({var})")
 
     def check_upload(self, path) -> None:
         size = os.path.getsize(path)
@@ -56,8 +107,13 @@ class Limits:
 
 def limits() -> Limits:
     """Current limits from the environment; raises HostingError naming a bad variable."""
-    raw = os.environ.get("LOPT_ALLOWED_MODELS", "").strip()
-    allowed = tuple(m.strip() for m in raw.split(",") if m.strip()) or None
-    return Limits(allowed_models=allowed, max_steps=_int("LOPT_MAX_STEPS", None),
-                  max_concurrent=_int("LOPT_MAX_CONCURRENT", 1), max_upload_mb=_int("LOPT_MAX_UPLOAD_MB", 20),
-                  max_sweep_configs=_int("LOPT_MAX_SWEEP_CONFIGS", 64))
+    public = _flag("LOPT_PUBLIC")
+    return Limits(allowed_models=_models("LOPT_ALLOWED_MODELS"), max_steps=_int("LOPT_MAX_STEPS", None),
+                  max_concurrent=_int("LOPT_MAX_CONCURRENT", 1, hi=64),
+                  max_upload_mb=_int("LOPT_MAX_UPLOAD_MB", 20, hi=10_240),
+                  max_sweep_configs=_int("LOPT_MAX_SWEEP_CONFIGS", 64, hi=10_000),
+                  public=public, show_others=_flag("LOPT_SHOW_OTHERS_RUNS"),
+                  max_queued_per_visitor=_int("LOPT_MAX_QUEUED_PER_VISITOR", 2 if public else None, hi=10_000),
+                  max_queued=_int("LOPT_MAX_QUEUED", None, hi=100_000),
+                  max_batch_size=_int("LOPT_MAX_BATCH_SIZE", None, hi=4096),
+                  max_eval_size=_int("LOPT_MAX_EVAL_SIZE", None, hi=10**7))

@@ -40,15 +40,16 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 # columns added after the first release: (table, column, declaration); added to older files on open
-_MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT"), ("runs", "eval_progress", "TEXT")]
+_MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT"), ("runs", "eval_progress", "TEXT"),
+               ("runs", "owner", "TEXT"), ("sweeps", "owner", "TEXT")]
 
 _COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
             "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
-            "artifact_dir", "pid", "stop_requested", "result", "sweep_id", "eval_progress")
+            "artifact_dir", "pid", "stop_requested", "result", "sweep_id", "eval_progress", "owner")
 _ANALYSIS_COLUMNS = ("analysis_id", "run_id", "kind", "created", "updated", "state", "params", "progress", "result",
                      "error", "pid")
 _SWEEP_COLUMNS = ("sweep_id", "created", "updated", "state", "spec", "command", "preset", "reading", "pid",
-                  "stop_requested", "error", "launch_id")
+                  "stop_requested", "error", "launch_id", "owner")
 
 
 class RunNotFound(KeyError):
@@ -80,9 +81,10 @@ class Store:
             c.close()
 
     # ---------------------------------------------------------------- runs
-    def create(self, run_id: str, cfg, state: str = "queued", sweep_id: str | None = None) -> None:
+    def create(self, run_id: str, cfg, state: str = "queued", sweep_id: str | None = None,
+               owner: str | None = None) -> None:
         with self._conn() as c:
-            _insert_run(c, run_id, cfg, state, sweep_id, time.time())
+            _insert_run(c, run_id, cfg, state, sweep_id, time.time(), owner)
 
     def update(self, run_id: str, **fields) -> None:
         self._update("runs", "run_id", run_id, _COLUMNS, "result", fields)
@@ -155,24 +157,26 @@ class Store:
 
     # ---------------------------------------------------------------- sweeps
     def create_sweep(self, sweep_id: str, spec: dict, run_ids_cfgs: list, command: str = "", preset: str | None = None,
-                     state: str = "queued", launch_id: str | None = None, claimed_by: int | None = None) -> None:
+                     state: str = "queued", launch_id: str | None = None, claimed_by: int | None = None,
+                     owner: str | None = None) -> None:
         """A sweep row and one run row per configuration, in one transaction (all or nothing is queued).
         launch_id ties together the sweeps one click queued (a preset over two tasks); claimed_by: the pid of
         the process that will run it (the sweep is born running, so no scheduler sharing the store takes it)."""
         now = time.time()
         with self._conn() as c:
-            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset, launch_id, pid) "
-                      "VALUES (?,?,?,?,?,?,?,?,?)", (sweep_id, now, now, "running" if claimed_by else state,
-                                                     json.dumps(spec), command, preset, launch_id or sweep_id,
-                                                     claimed_by))
-            for i, (run_id, cfg) in enumerate(run_ids_cfgs):
-                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)  # created keeps the grid's order
+            c.execute("INSERT INTO sweeps (sweep_id, created, updated, state, spec, command, preset, launch_id, pid, "
+                      "owner) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (sweep_id, now, now, "running" if claimed_by else state, json.dumps(spec), command, preset,
+                       launch_id or sweep_id, claimed_by, owner))
+            for i, (run_id, cfg) in enumerate(run_ids_cfgs):  # created keeps the grid's order
+                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6, owner)
 
     def add_sweep_runs(self, sweep_id: str, run_ids_cfgs: list, state: str = "queued") -> None:
         now = time.time()
         with self._conn() as c:
+            row = c.execute("SELECT owner FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
-                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6)
+                _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6, row["owner"] if row else None)
 
     def claim_sweep(self, sweep_id: str, pid: int) -> bool:
         """queued -> running for exactly one process (the app's scheduler or a CLI); False if already taken."""
@@ -272,6 +276,11 @@ class Store:
         with self._conn() as c:
             c.execute("INSERT OR REPLACE INTO zero_shot VALUES (?,?)", (key, acc))
 
+    def zero_shots(self) -> dict[str, float]:
+        """The whole zero-shot cache (a remote task starts with a copy)."""
+        with self._conn() as c:
+            return dict(c.execute("SELECT key, accuracy FROM zero_shot").fetchall())
+
     def recorder(self, run_id: str):
         """An on_event callback that writes training events into this store."""
         progress = [None, None, time.time()]  # the evaluation under way: step, total, start time
@@ -294,10 +303,11 @@ class Store:
         return on_event
 
 
-def _insert_run(c, run_id: str, cfg, state: str, sweep_id: str | None, created: float) -> None:
-    c.execute("INSERT INTO runs (run_id, created, updated, state, config, model, task, method, n, r, sweep_id) "
-              "VALUES (?,?,?,?,?,?,?,?,?,?,?)", (run_id, created, created, state, cfg.to_json(), cfg.model, cfg.task,
-                                                 cfg.method, cfg.n, cfg.r, sweep_id))
+def _insert_run(c, run_id: str, cfg, state: str, sweep_id: str | None, created: float,
+                owner: str | None = None) -> None:
+    c.execute("INSERT INTO runs (run_id, created, updated, state, config, model, task, method, n, r, sweep_id, "
+              "owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (run_id, created, created, state, cfg.to_json(), cfg.model,
+                                                          cfg.task, cfg.method, cfg.n, cfg.r, sweep_id, owner))
 
 
 def _row(row: sqlite3.Row) -> dict:

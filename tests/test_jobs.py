@@ -43,7 +43,7 @@ def test_preflight_gives_clear_errors(tiny, home, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="LOPT_MAX_STEPS"):
         preflight(tiny_cfg(tiny, steps=3))
     monkeypatch.setenv("LOPT_MAX_STEPS", "many")
-    with pytest.raises(ValueError, match="LOPT_MAX_STEPS must be an integer"):
+    with pytest.raises(ValueError, match="LOPT_MAX_STEPS must be a whole number"):
         preflight(tiny_cfg(tiny))
 
 

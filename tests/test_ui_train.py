@@ -34,7 +34,7 @@ def load_page(parts, query: dict | None = None) -> dict:
     """Run the tab's page-load handler as Gradio would for a page opened at ?query; outputs by component."""
     fn, inputs, outputs = parts["load"]
     assert inputs == []
-    return dict(zip(outputs, fn(gr.Request(query_params=query or {}))))
+    return dict(zip(outputs, fn(request=gr.Request(query_params=query or {}))))
 
 
 # ---------------------------------------------------------------- 1. every page load shows the runs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import owners
 from ..hosting import Limits
 from ..jobs import JobManager
 from ..methods import METHODS
@@ -21,10 +22,45 @@ STATE_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ do
 class AppContext:
     jobs: JobManager
     limits: Limits
+    token: object = None  # the page's gr.BrowserState holding the visitor's token (public hosts), made by the app
 
     @property
     def store(self):
         return self.jobs.store
+
+    def visitor(self, request=None, token=None) -> owners.Visitor:
+        """Who sent this request (owners.LOCAL when the host is not public)."""
+        return owners.visitor(self.limits.public, self.limits.show_others,
+                              username=getattr(request, "username", None) if request else None, token=token,
+                              session=getattr(request, "session_hash", None) if request else None)
+
+    def runs(self, request=None, token=None, **filters) -> list[dict]:
+        """The runs this request's visitor may see."""
+        return self.visitor(request, token).visible(self.store.list(**filters))
+
+    def inputs(self, *components) -> list:
+        """A handler's inputs plus the visitor token, when the page has one (handlers take `token=None` last)."""
+        return [*components, self.token] if self.token is not None else list(components)
+
+
+def visitor_token_store(home) -> object:
+    """The browser-side store of a visitor's token, encrypted with a secret kept under LOPT_HOME so the token
+    survives a server restart (the default secret is new at every start)."""
+    import secrets
+
+    import gradio as gr
+    path = Path(home) / "visitor-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return gr.BrowserState(None, storage_key="lopt-visitor", secret=path.read_text().strip())
+
+
+def new_token(token):
+    """The page load's token: the one the browser holds, else a new random one it keeps from now on."""
+    import secrets
+    return token if isinstance(token, str) and len(token) >= 16 else secrets.token_hex(16)
 
 
 def asset_text(name: str, default: str = "") -> str:

@@ -23,6 +23,13 @@ def reference_rows(show: bool, task=ALL, model=ALL, shown=()) -> list[dict] | No
     return aggregate.matching_reference(results_file.rows(doc), task, model, list(shown))
 
 
+def _row_or_empty(store, run_id) -> dict:
+    try:
+        return store.get(run_id)
+    except KeyError:
+        return {}
+
+
 def _reference_task() -> str | None:
     doc = results_file.reference()
     return aggregate.task_label(results_file.rows(doc)[0]) if doc and doc.get("runs") else None
@@ -60,8 +67,8 @@ def build(ctx: AppContext):
                               elem_id="lopt-overlay-select")
     overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves", empty=OVERLAY_HINT), label="Overlay", elem_id="lopt-overlay")
 
-    def on_refresh(task_, model_, n_, sel, show_=True):
-        rows = store.list()
+    def on_refresh(task_, model_, n_, sel, show_=True, token=None, request: gr.Request = None):
+        rows = ctx.runs(request, token)
         tasks = sorted({aggregate.task_label(r) for r in rows})
         models = sorted({r["model"] for r in rows})
         if task_ != ALL and task_ not in tasks:  # first look, or its runs are gone: the newest scored run's task
@@ -79,14 +86,15 @@ def build(ctx: AppContext):
                 points_dataframe(shown))
 
     outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs]
-    ins = [task, model, n_fixed, overlay_sel, show_ref]
+    ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref)
     refresh.click(on_refresh, ins, outs, api_name="compare")
     for c in (task, model, n_fixed, show_ref):
         c.input(on_refresh, ins, outs, api_name=False)
 
-    def on_overlay(sel):
-        sel = list(sel or [])[:8]
+    def on_overlay(sel, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        sel = [s for s in list(sel or [])[:8] if who.sees(_row_or_empty(store, s))]
         return plots.curves_figure(plots.series_from_store(store, sel), title="Overlaid curves", empty=OVERLAY_HINT)
 
-    overlay_sel.change(on_overlay, overlay_sel, overlay, api_name="overlay")
+    overlay_sel.change(on_overlay, ctx.inputs(overlay_sel), overlay, api_name="overlay")
     return {"refresh": (on_refresh, ins, outs)}

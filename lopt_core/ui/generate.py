@@ -33,7 +33,9 @@ def build(ctx: AppContext):
             slots.append((col, title, out, probs))
     seen = gr.Markdown("", elem_id="lopt-gen-seen")
 
-    def on_generate(run_ids, text_, use_t, mx, temp, tp, sd):
+    def on_generate(run_ids, text_, use_t, mx, temp, tp, sd, token=None, request: gr.Request = None):
+        mine = {r["run_id"] for r in choices(token, request)}
+        run_ids = [i for i in (run_ids or []) if i in mine]  # another visitor's private run reads as not chosen
         try:
             cols = generate_columns(ctx.store, bank, run_ids, text_, use_t, mx, temp, tp, sd,
                                     default_model(ctx.limits))
@@ -51,15 +53,16 @@ def build(ctx: AppContext):
         return outs
 
     flat = [x for s in slots for x in s] + [seen]
-    go.click(on_generate, [runs, text, use_template, max_new, temperature, top_p, seed], flat, api_name="generate")
+    go.click(on_generate, ctx.inputs(runs, text, use_template, max_new, temperature, top_p, seed), flat,
+             api_name="generate")
 
-    def choices():
-        rows = [r for r in ctx.store.list(states=("done", "stopped"))
+    def choices(token=None, request=None):
+        rows = [r for r in ctx.runs(request, token, states=("done", "stopped"))
                 if r["method"] in METHODS and not METHODS[r["method"]].changes_model and r.get("artifact_dir")]
         return rows
 
-    def on_show(sel):
-        rows = choices()
+    def on_show(sel, token=None, request: gr.Request = None):
+        rows = choices(token, request)
         ids = {r["run_id"] for r in rows}
         return gr.update(choices=run_choices(rows), value=[s for s in (sel or []) if s in ids])
 

@@ -7,6 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import analyses, nearest, rank_plots, spectrum, truncate
+from ..config import ConfigError
 from .common import AppContext, asset_text, fmt_seconds, run_choices
 
 SPECTRUM_COLUMNS = ["run", "prompt", "n × d", "numerical rank", "effective rank", "energy in top 1", "energy in top 5"]
@@ -25,6 +26,21 @@ def spectrum_view(store, run_ids) -> tuple:
                            "energy in top 1": round(s.energy(1), 3), "energy in top 5": round(s.energy(5), 3)}
                           for s in specs], columns=SPECTRUM_COLUMNS)
     return rank_plots.spectrum_figure(specs), table, "\n".join(f"⚠️ {p}" for p in problems)
+
+
+def _exists(store, run_id) -> bool:
+    try:
+        store.get(run_id)
+        return True
+    except KeyError:
+        return False
+
+
+def _visible(store, who, run_id) -> bool:
+    try:
+        return who.sees(store.get(run_id))
+    except KeyError:
+        return False
 
 
 def truncation_status(a: dict | None) -> str:
@@ -80,17 +96,26 @@ def build(ctx: AppContext):
     near_table = gr.Dataframe(pd.DataFrame(), interactive=False, elem_id="lopt-near-table")
     timer = gr.Timer(1.0)
 
-    def on_refresh(sel, tr, nr):
-        rows = truncate.prompt_runs(store.list())
+    def on_refresh(sel, tr, nr, token=None, request: gr.Request = None):
+        rows = truncate.prompt_runs(ctx.runs(request, token))
         ch = run_choices(rows)
         ids = {r["run_id"] for r in rows}
         keep = lambda v: v if v in ids else None  # noqa: E731
         return (gr.update(choices=ch, value=[s for s in (sel or []) if s in ids]), gr.update(choices=ch, value=keep(tr)),
                 gr.update(choices=ch, value=keep(nr)))
 
-    refresh.click(on_refresh, [spec_runs, trunc_run, near_run], [spec_runs, trunc_run, near_run], api_name="rank_runs")
-    spec_runs.change(lambda ids: spectrum_view(store, ids), spec_runs, [spec_fig, spec_table, spec_msg],
-                     api_name="spectrum")
+    refresh.click(on_refresh, ctx.inputs(spec_runs, trunc_run, near_run), [spec_runs, trunc_run, near_run],
+                  api_name="rank_runs")
+
+    def seen(ids, token, request) -> list:
+        """The run ids among `ids` this visitor may look at (another visitor's private run reads as missing)."""
+        who = ctx.visitor(request, token)
+        return [i for i in ids if _visible(store, who, i)]
+
+    def on_spectrum(ids, token=None, request: gr.Request = None):
+        return spectrum_view(store, seen(ids or [], token, request) + [i for i in ids or [] if not _exists(store, i)])
+
+    spec_runs.change(on_spectrum, ctx.inputs(spec_runs), [spec_fig, spec_table, spec_msg], api_name="spectrum")
 
     def show_truncation(run_id):
         a = latest_truncation(store, run_id)
@@ -101,7 +126,7 @@ def build(ctx: AppContext):
             fig = rank_plots.truncation_figure(None)
         return truncation_status(a), fig
 
-    def on_compute(run_id, ranks_, size):
+    def on_compute(run_id, ranks_, size, token=None, request: gr.Request = None):
         if not run_id:
             raise gr.Error("choose a run first")
         try:
@@ -109,12 +134,13 @@ def build(ctx: AppContext):
         except ValueError:
             raise gr.Error(f"test examples must be a whole number (0 = all), got {size!r}") from None
         try:
-            jobs.submit_analysis("truncate", run_id, {"ranks": ranks_, "eval_size": n_eval})
-        except (spectrum.AnalysisError, KeyError) as e:
+            jobs.submit_analysis("truncate", run_id, {"ranks": ranks_, "eval_size": n_eval},
+                                 who=ctx.visitor(request, token))
+        except (spectrum.AnalysisError, ConfigError, KeyError) as e:
             raise gr.Error(str(e)) from None
         return show_truncation(run_id)
 
-    go.click(on_compute, [trunc_run, ranks, eval_size], [trunc_status, trunc_fig], api_name="truncate")
+    go.click(on_compute, ctx.inputs(trunc_run, ranks, eval_size), [trunc_status, trunc_fig], api_name="truncate")
     trunc_run.change(show_truncation, trunc_run, [trunc_status, trunc_fig], api_name=False)
 
     def on_tick(run_id, status_now):
@@ -125,13 +151,15 @@ def build(ctx: AppContext):
 
     timer.tick(on_tick, [trunc_run, trunc_status], [trunc_status, trunc_fig], api_name=False, show_progress="hidden")
 
-    def on_nearest(run_id, k_):
+    def on_nearest(run_id, k_, token=None, request: gr.Request = None):
         if not run_id:
             raise gr.Error("choose a run first")
         try:
+            if not seen([run_id], token, request):
+                raise KeyError(f"no run {run_id!r}")
             return pd.DataFrame(nearest.as_table(nearest.of_run(store.get(run_id), int(k_))))
         except (spectrum.AnalysisError, KeyError, ValueError) as e:
             raise gr.Error(str(e)) from None
 
-    near_go.click(on_nearest, [near_run, k], near_table, api_name="nearest")
-    return {"refresh": (on_refresh, [spec_runs, trunc_run, near_run], [spec_runs, trunc_run, near_run])}
+    near_go.click(on_nearest, ctx.inputs(near_run, k), near_table, api_name="nearest")
+    return {"refresh": (on_refresh, ctx.inputs(spec_runs, trunc_run, near_run), [spec_runs, trunc_run, near_run])}

@@ -14,6 +14,7 @@ from ..hosting import HostingError
 from ..methods import count_trainable
 from ..store import FINAL
 from ..sweep import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
+from ..owners import LOCAL
 from .common import AppContext, asset_text, default_model, method_choices, model_choices, task_choices
 from .train import _int
 
@@ -139,13 +140,13 @@ def launch_label(group: list[dict], n_runs: int) -> str:
     return f"{when} · {name} · {tasks} · {launch_state(s['state'] for s in group)} · {n_runs} runs"
 
 
-def sweep_choices(store) -> list[tuple[str, str]]:
-    """Every launch, newest first, labelled with its preset, state and number of runs."""
+def sweep_choices(store, who=LOCAL) -> list[tuple[str, str]]:
+    """Every launch this visitor may see, newest first, labelled with its preset, state and number of runs."""
     per_sweep: dict[str, int] = {}
     for r in store.list():
         if r.get("sweep_id"):
             per_sweep[r["sweep_id"]] = per_sweep.get(r["sweep_id"], 0) + 1
-    groups = launches(store.list_sweeps())
+    groups = launches([s for s in store.list_sweeps() if who.sees_sweep(s)])
     return [(launch_label(g, sum(per_sweep.get(s["sweep_id"], 0) for s in g)), SEP.join(s["sweep_id"] for s in g))
             for g in reversed(groups)]
 
@@ -338,37 +339,46 @@ def build(ctx: AppContext):
     gr.on([c.change for c in grid], lambda *a: preview(ctx, *a), grid, [readout, table], api_name="sweep_preview",
           show_progress="hidden", trigger_mode="always_last")
 
-    def picked(ids: list[str]):
-        choices = sweep_choices(store)
+    def picked(ids: list[str], who):
+        choices = sweep_choices(store, who)
         return gr.update(choices=choices, value=value_of(choices, ids[0])), choices
 
-    def on_launch(*args):
+    def mine(value, who) -> str:
+        """The sweeps of a picker value this visitor may see (a typed id of another's reads as none)."""
+        allowed = {sid for _, value_ in sweep_choices(store, who) for sid in value_.split(SEP)}
+        return SEP.join(s for s in (value or "").split(SEP) if s in allowed)
+
+    def on_launch(*args, request: gr.Request = None):
+        args, token = args[:len(grid)], (args[len(grid):] or [None])[0]
+        who = ctx.visitor(request, token)
         try:
             spec = build_spec(*args)
-            sweep_id = jobs.submit_sweep(spec)
+            sweep_id = jobs.submit_sweep(spec, who=who)
         except Exception as e:  # noqa: BLE001  nothing was queued: say why
             gr.Warning(_message(e))
             return f"⚠️ **Not started:** {_message(e)}", gr.skip(), gr.skip()
         cfgs = spec.configs()
         est = estimate.sweep_seconds(cfgs, store)
         return (f"Queued sweep **{sweep_id}**: {len(cfgs)} configurations, {estimate.describe(est)}.",
-                *picked([sweep_id]))
+                *picked([sweep_id], who))
 
-    launch_btn.click(on_launch, grid, [status, picker, shown], api_name="sweep_launch")
+    launch_btn.click(on_launch, ctx.inputs(*grid), [status, picker, shown], api_name="sweep_launch")
 
     # ---- presets
-    def on_preset(key, model_, quick_):
+    def on_preset(key, model_, quick_, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
         try:
             specs = preset_specs(ctx, key, model_, quick_)
-            ids = jobs.submit_preset(key, str(model_).strip(), bool(quick_))  # all validated before any is queued
+            ids = jobs.submit_preset(key, str(model_).strip(), bool(quick_), who)  # all checked before any queued
         except Exception as e:  # noqa: BLE001
             gr.Warning(_message(e))
             return f"⚠️ **Not started:** {_message(e)}", gr.skip(), gr.skip()
         n_cfg = sum(len(s.configs()) for s in specs)
-        return (f"Queued **{presets.get(key).title}**: {' + '.join(ids)}, {n_cfg} configurations.", *picked(ids))
+        return (f"Queued **{presets.get(key).title}**: {' + '.join(ids)}, {n_cfg} configurations.",
+                *picked(ids, who))
 
     for i, (key, _, btn) in enumerate(cards):
-        btn.click(on_preset, [key, model, quick], [status, picker, shown],
+        btn.click(on_preset, ctx.inputs(key, model, quick), [status, picker, shown],
                   api_name="sweep_preset" if i == 0 else False)
 
     def on_notes(model_, quick_):
@@ -385,51 +395,58 @@ def build(ctx: AppContext):
                  trigger_mode="always_last")
 
     # ---- watching
-    def on_stop(value):
+    def on_stop(value, token=None, request: gr.Request = None):
         if not value:
             return "Nothing to stop: no sweep is shown."
+        who = ctx.visitor(request, token)
         try:
-            return " · ".join(jobs.stop_sweep(sid) for sid in value.split(SEP))
-        except KeyError as e:
+            return " · ".join(jobs.stop_sweep(sid, who) for sid in value.split(SEP))
+        except (ConfigError, KeyError) as e:
             return f"⚠️ {e}"
 
-    stop_btn.click(on_stop, picker, status, api_name="sweep_stop")
+    stop_btn.click(on_stop, ctx.inputs(picker), status, api_name="sweep_stop")
 
-    def on_resume(value):
+    def on_resume(value, token=None, request: gr.Request = None):
         """Re-queue the unfinished configurations of a stopped or interrupted sweep (finished ones are kept)."""
         if not value:
             return "Nothing to resume: no sweep is shown."
+        who = ctx.visitor(request, token)
         out = []
         for sid in value.split(SEP):
             try:
-                out.append(f"{sid}: {len(jobs.resume_sweep(sid))} configuration(s) queued again")
+                out.append(f"{sid}: {len(jobs.resume_sweep(sid, who))} configuration(s) queued again")
             except (ConfigError, KeyError) as e:
                 out.append(f"⚠️ {e}")
         return " · ".join(out)
 
-    resume_btn.click(on_resume, picker, status, api_name="sweep_resume")
+    resume_btn.click(on_resume, ctx.inputs(picker), status, api_name="sweep_resume")
 
     watch_outs = [progress, error, curve_plot, trade_plot, r_plot, reading, last]
-    picker.change(lambda v: render(store, v, None), picker, watch_outs, api_name="sweep_watch",
-                  show_progress="hidden")
 
-    def choices_update(value, shown_):
+    def on_pick(value, token=None, request: gr.Request = None):
+        return render(store, mine(value, ctx.visitor(request, token)), None)
+
+    picker.change(on_pick, ctx.inputs(picker), watch_outs, api_name="sweep_watch", show_progress="hidden")
+
+    def choices_update(value, shown_, who):
         """New choices when they changed; the newest launch when none is shown yet."""
-        choices = sweep_choices(store)
+        choices = sweep_choices(store, who)
         if not value and choices:
             return gr.update(choices=choices, value=choices[0][1]), choices
         return (gr.skip() if choices == shown_ else gr.update(choices=choices)), choices
 
-    def on_tick(value, last_, shown_):
-        upd, choices = choices_update(value, shown_)
+    def on_tick(value, last_, shown_, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        upd, choices = choices_update(value, shown_, who)
         if not value:   # the picker's change event renders a newly selected launch
             return upd, choices, *[gr.skip()] * len(watch_outs)
-        return upd, choices, *render(store, value, last_)
+        return upd, choices, *render(store, mine(value, who), last_)
 
-    timer.tick(on_tick, [picker, last, shown], [picker, shown, *watch_outs], api_name=False, show_progress="hidden")
+    timer.tick(on_tick, ctx.inputs(picker, last, shown), [picker, shown, *watch_outs], api_name=False,
+               show_progress="hidden")
 
-    def on_load(value, model_, quick_):
-        upd, choices = choices_update(value, [])
+    def on_load(value, model_, quick_, token=None, request: gr.Request = None):
+        upd, choices = choices_update(value, [], ctx.visitor(request, token))
         return upd, choices, *on_notes(model_, quick_)
 
-    return {"load": (on_load, [picker, model, quick], [picker, shown, *notes])}
+    return {"load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes])}

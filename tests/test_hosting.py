@@ -1,0 +1,155 @@
+"""A public host: visitors own their runs, queue caps hold, and bad LOPT_* values stop the app in one line.
+
+Unit tests on owners.Visitor and hosting.limits(); one app started with LOPT_PUBLIC=1 and driven by three
+gradio clients (three visitors: each Client has its own session) on the tiny model."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lopt_core import hosting, owners
+from lopt_core.config import ConfigError, RunConfig
+
+from test_app_e2e import ROOT, TRAIN, seed_home, start_app, stop_app
+
+
+# ---------------------------------------------------------------- who may do what
+
+def test_local_use_allows_everything_and_records_no_owner():
+    v = owners.visitor(public=False, session="abc")
+    assert v is owners.LOCAL and v.owner is None
+    v.check({"run_id": "r1", "owner": "s:someone"}, "stop")  # no error
+    assert v.visible([{"run_id": "r1", "owner": "s:x", "state": "running"}])
+
+
+def test_a_visitor_owns_by_their_strongest_identity_and_sees_only_what_the_host_allows():
+    v = owners.visitor(public=True, username="ada", token="t" * 32, session="s1")
+    assert v.owner == "hf:ada" and v.keys == ("hf:ada", "b:" + "t" * 32, "s:s1")
+    assert owners.visitor(public=True, token="short", session="s1").owner == "s:s1"  # a forged short token: ignored
+    mine = {"run_id": "a", "owner": "b:" + "t" * 32, "state": "running", "task": "sst2"}  # started before sign-in
+    theirs = {"run_id": "b", "owner": "s:other", "state": "done", "task": "sst2"}
+    their_file = {"run_id": "c", "owner": "s:other", "state": "done", "task": "file"}
+    their_live = {"run_id": "d", "owner": "s:other", "state": "running", "task": "sst2"}
+    host_run = {"run_id": "e", "owner": None, "state": "done", "task": "sst2"}
+    rows = [mine, theirs, their_file, their_live, host_run]
+    assert [r["run_id"] for r in v.visible(rows)] == ["a"]
+    shown = owners.Visitor(v.keys, public=True, show_others=True)
+    assert [r["run_id"] for r in shown.visible(rows)] == ["a", "b", "e"]  # finished, never on an uploaded file
+    shown.check(mine, "stop")
+    with pytest.raises(owners.NotYours, match="run b was started by another visitor: only they can delete it"):
+        shown.check(theirs, "delete")
+
+
+# ---------------------------------------------------------------- bad LOPT_* values, named
+
+@pytest.mark.parametrize("env, message", [
+    ({"LOPT_MAX_UPLOAD_MB": "9" * 40}, "LOPT_MAX_UPLOAD_MB must be between 1 and 10,240"),
+    ({"LOPT_ALLOWED_MODELS": ",,,"}, "LOPT_ALLOWED_MODELS names no model"),
+    ({"LOPT_ALLOWED_MODELS": "gpt2,,smollm2-135m"}, "LOPT_ALLOWED_MODELS has an empty name"),
+    ({"LOPT_PUBLIC": "maybe"}, "LOPT_PUBLIC must be 1 or 0"),
+    ({"LOPT_MAX_STEPS": "-3"}, "LOPT_MAX_STEPS must be between 1"),
+    ({"LOPT_MAX_QUEUED_PER_VISITOR": "two"}, "LOPT_MAX_QUEUED_PER_VISITOR must be a whole number"),
+])
+def test_bad_host_variables_are_named(monkeypatch, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(hosting.HostingError, match=message):
+        hosting.limits()
+
+
+def test_the_app_stops_in_one_line_on_a_bad_variable_or_home(tmp_path):
+    """Before anything starts: one line naming the variable, no traceback."""
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("x")
+    for env, want in (({"LOPT_MAX_UPLOAD_MB": "9" * 40, "LOPT_HOME": str(tmp_path / "h")}, "LOPT_MAX_UPLOAD_MB"),
+                      ({"LOPT_HOME": str(afile)}, "LOPT_HOME")):
+        p = subprocess.run([sys.executable, str(ROOT / "app.py")], env={**_env(), **env}, capture_output=True,
+                           text=True, timeout=120)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode != 0 and len(lines) == 1 and want in lines[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def _env():
+    import os
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOPT_")}
+
+
+def test_public_host_limits_refuse_what_they_cap():
+    lim = hosting.Limits(allowed_models=None, public=True, max_batch_size=8, max_eval_size=100, max_steps=50)
+    assert "smollm2-135m" in lim.models()
+    ok = dict(steps=50, batch_size=8, eval_size=100)
+    for bad, message in ((dict(model="/etc"), "not allowed on this host"),
+                         (dict(batch_size=16), "LOPT_MAX_BATCH_SIZE"),
+                         (dict(eval_size=0), "eval_size=0"),
+                         (dict(eval_size=101), "LOPT_MAX_EVAL_SIZE"),
+                         (dict(steps=51), "LOPT_MAX_STEPS")):
+        with pytest.raises(ConfigError, match=message):
+            lim.check(RunConfig(**{**ok, **bad}))
+    lim.check(RunConfig(steps=50, batch_size=8, eval_size=100))
+
+
+# ---------------------------------------------------------------- through the app, three visitors
+
+@pytest.fixture(scope="module")
+def public_app(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("publichome")
+    seed_home(home)
+    proc, url = start_app(home, {"LOPT_PUBLIC": "1", "LOPT_ALLOWED_MODELS": tiny_model_dir,
+                                 "LOPT_MAX_QUEUED_PER_VISITOR": "1", "LOPT_MAX_QUEUED": "2"})
+    yield url, tiny_model_dir, home
+    stop_app(proc)
+
+
+def _train(client, tiny, **kw):
+    status, picked = client.predict(**{**TRAIN, "model": tiny, **kw}, api_name="/train")
+    return status, (picked.get("value") if isinstance(picked, dict) else picked)
+
+
+def _runs(client) -> list[str]:
+    upd, _ = client.predict(None, api_name="/runs")
+    return [v for _, v in upd["choices"]]
+
+
+def _state(home, run_id):
+    from lopt_core.store import Store
+    return Store(home / "runs.sqlite").get(run_id)["state"]
+
+
+def test_visitors_own_their_runs_and_the_queue_caps_hold(public_app):
+    from gradio_client import Client
+    url, tiny, home = public_app
+    ada, bob, cy = (Client(url, verbose=False) for _ in range(3))
+
+    status, a_run = _train(ada, tiny, steps=5000, eval_every=0)  # long enough to still be running below
+    assert "Queued" in status, status
+    status, _ = _train(ada, tiny)
+    assert "Not started" in status and "LOPT_MAX_QUEUED_PER_VISITOR" in status  # one unfinished job each
+
+    # Bob neither sees nor can touch Ada's run
+    assert a_run in _runs(ada) and a_run not in _runs(bob)
+    said = bob.predict(a_run, api_name="/stop")
+    assert "another visitor" in said and _state(home, a_run) in ("queued", "running")
+    with pytest.raises(Exception, match="no longer exists"):
+        bob.predict(a_run, api_name="/delete")
+    with pytest.raises(Exception, match="no longer exists"):
+        bob.predict(a_run, api_name="/rerun")
+
+    status, b_run = _train(bob, tiny, steps=3)
+    assert "Queued" in status, status
+    status, _ = _train(cy, tiny)
+    assert "Not started" in status and "the queue is full" in status and "LOPT_MAX_QUEUED" in status
+
+    said = ada.predict(a_run, api_name="/stop")  # the owner can
+    assert "another visitor" not in said
+    t0 = time.time()
+    while _state(home, a_run) in ("queued", "running") and time.time() - t0 < 120:
+        time.sleep(0.5)
+    assert _state(home, a_run) == "stopped"
+    _, _, msg, _ = ada.predict(a_run, api_name="/delete")
+    assert "Deleted" in msg and a_run not in _runs(ada)
+    status, _ = _train(cy, tiny, steps=2)  # room again: Ada's job ended
+    assert "Queued" in status, status
+    assert b_run in _runs(bob) and b_run not in _runs(cy)
