@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .config import ConfigError, RunConfig
 
@@ -106,9 +107,20 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     ls_s = sub.add_parser("sweeps", help="stored sweeps")
     ls_s.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("params", help="trainable-parameter count without training")
+    p = sub.add_parser("params", help="trainable-parameter count without training (the run's checks included)")
     _add_run_args(p)
+    _add_data_args(p)
     knob_parsers.append(p)
+    pv = sub.add_parser("preview", help="check a CSV/JSONL before training: rows, classes, split, label words")
+    pv.add_argument("--data-file", dest="data_file", required=True)
+    pv.add_argument("--text-column", dest="text_column", default=d.text_column)
+    pv.add_argument("--text-b-column", dest="text_b_column", default=None)
+    pv.add_argument("--label-column", dest="label_column", default=d.label_column)
+    pv.add_argument("--label-words", dest="label_words", default=None, help="comma-separated, e.g. 'bad, good'")
+    pv.add_argument("--model", default=d.model, help="whose tokenizer the label words are checked with")
+    pv.add_argument("--json", action="store_true")
+    dl = sub.add_parser("delete", help="delete an ended run, its artifact folder and its upload if no run uses it")
+    dl.add_argument("--run", required=True)
     if method_knobs:
         for kp in knob_parsers:
             _add_method_knob_args(kp)
@@ -158,14 +170,16 @@ def main(argv=None) -> int:
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
-                "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show}[args.cmd](args)
+                "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
+                "delete": cmd_delete}[args.cmd](args)
     except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 def _label_words(text):
-    return [w if w.startswith(" ") else " " + w for w in text.split(",")] if text else None
+    from .label_words import parse
+    return parse(text)
 
 
 def cmd_train(args) -> int:
@@ -199,13 +213,44 @@ def cmd_train(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .jobs import preflight_method
-    from .methods import count_trainable, get_method
+    from .jobs import preflight
+    from .methods import all_knobs, count_trainable, get_method
     get_method(args.method)
-    cfg = RunConfig(model=args.model, task=args.task, method=args.method, n=args.n, r=args.r,
-                    **_knob_settings(args, [args.method])).validate()
-    preflight_method(cfg)  # an impossible shape (LoPT-1 with r > n) is an error, not a count
+    fields = {k: v for k, v in vars(args).items() if k != "cmd" and k not in all_knobs()}
+    fields["label_words"] = _label_words(fields.get("label_words"))
+    # the run's own checks: an impossible shape (LoPT-1 with r > n) or a file's label words are errors, not a count
+    cfg = preflight(RunConfig(**fields, **_knob_settings(args, [args.method])))
     print(count_trainable(cfg))
+    return 0
+
+
+def cmd_preview(args) -> int:
+    """The Train tab's preview of a user file, on the command line."""
+    from .preview import preview
+    from .tasks import TaskError
+    try:
+        p = preview(args.data_file, args.text_column, args.label_column, args.text_b_column, args.model,
+                    _label_words(args.label_words),
+                    on_rows=lambda n: print(f"checking {Path(args.data_file).name}: {n:,} rows read…", file=sys.stderr))
+    except TaskError as e:
+        raise ConfigError(str(e)) from None
+    if args.json:
+        import dataclasses
+        print(json.dumps(dataclasses.asdict(p)))
+    else:
+        f = p.facts
+        print(" | ".join(f.head_columns))
+        for row in f.head:
+            print(" | ".join(row))
+        print()
+        print(p.markdown())
+    return 1 if p.words_problem else 0
+
+
+def cmd_delete(args) -> int:
+    from . import uploads
+    from .store import Store
+    print(uploads.delete_run(Store(), args.run))
     return 0
 
 

@@ -94,17 +94,36 @@ def preflight_shared(cfg: RunConfig, limits=None) -> None:
     """The checks that depend on the model, task and data only (one per sweep): host limits, task, data file."""
     from . import hosting
     (limits or hosting.limits()).check(cfg)
-    if cfg.task == "file":
-        from .tasks import TaskError, load_user_file
+    if cfg.task == "file":  # the file read (off the server's GIL when large) and its label words tokenized
+        from .preview import preview
+        from .tasks import TaskError
         try:
-            load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.label_words,
-                           cfg.split_seed)
+            p = preview(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.model,
+                        cfg.label_words, cfg.split_seed)
         except TaskError as e:
             raise ConfigError(str(e)) from None
+        if p.words_problem:
+            raise ConfigError(f"{p.facts.name}: {p.words_problem}")
     else:
         from .tasks import TASKS
         if cfg.task not in TASKS:
             raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
+        if cfg.label_words:
+            _check_task_words(cfg, TASKS[cfg.task])
+
+
+def _check_task_words(cfg: RunConfig, task) -> None:
+    """Label words given for a built-in task: one per class, starting with different tokens of the model's."""
+    from .label_words import check, tokenizer_for
+    from .tasks import TaskError
+    try:
+        tok = tokenizer_for(cfg.model)
+    except Exception:  # the tokenizer cannot be loaded here: the run itself will report why
+        return
+    try:
+        check(cfg.label_words, tok, [w.strip() for w in task.label_words])
+    except TaskError as e:
+        raise ConfigError(f"task {cfg.task}: {e}") from None
 
 
 def preflight_method(cfg: RunConfig, d: int | None = None) -> int | None:

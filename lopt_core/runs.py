@@ -104,7 +104,7 @@ def _record_evaluation(store: Store, row: dict, folder: str, out: dict) -> None:
 
 def test_data(cfg: RunConfig, lm, eval_size: int | None = None):
     """The run's test examples (the first `eval_size`, default the run's own), encoded, and the label word ids."""
-    data = load_for_config(cfg)
+    data = load_for_config(cfg, lm.tokenizer)
     size = cfg.eval_size if eval_size is None else eval_size
     test = data.test[:size] if size else data.test
     return engine.encode_examples(lm.tokenizer, test, cfg.max_length), \

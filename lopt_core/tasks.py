@@ -186,21 +186,28 @@ def load_task(name: str, seed: int = 0, source: str = "auto", label_words=None) 
 
 # ---------------------------------------------------------------- user files
 
-def _read_user_rows(path: Path) -> list[dict]:
+PROGRESS_EVERY = 100_000  # rows between two progress reports while a file is read
+
+
+def _read_user_rows(path: Path, on_rows=None) -> list[dict]:
+    """Every row of a CSV/TSV/JSONL as a dict; on_rows(n) is called with the rows read so far."""
     if not path.is_file():
-        raise TaskError(f"data file {str(path)!r} does not exist")
+        raise TaskError(f"data file {path.name!r} does not exist")
     size = path.stat().st_size
     if size == 0:
         raise TaskError(f"data file {path.name!r} is empty")
     if size > MAX_FILE_BYTES:
         raise TaskError(f"data file {path.name!r} is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB")
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".ndjson", ".csv", ".tsv"):
+        raise TaskError(f"data file {path.name!r} must be .csv, .tsv or .jsonl")
     try:
         raw = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise TaskError(f"data file {path.name!r} is not UTF-8 text (byte {e.start}); save it as UTF-8") from e
-    suffix = path.suffix.lower()
+    report = on_rows or (lambda n: None)
+    rows: list[dict] = []
     if suffix in (".jsonl", ".json", ".ndjson"):
-        rows = []
         for i, line in enumerate(raw.splitlines(), 1):
             if line.strip():
                 try:
@@ -209,33 +216,54 @@ def _read_user_rows(path: Path) -> list[dict]:
                     raise TaskError(f"{path.name} line {i} is not valid JSON: {e.msg}") from e
                 if not isinstance(obj, dict):
                     raise TaskError(f"{path.name} line {i} is not a JSON object")
-                rows.append(obj)
+                rows.append({str(k): v for k, v in obj.items()})
+                if len(rows) % PROGRESS_EVERY == 0:
+                    report(len(rows))
+        report(len(rows))
         return rows
-    if suffix in (".csv", ".tsv"):
-        import io
-        import pandas as pd
-        try:
-            df = pd.read_csv(io.StringIO(raw), sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-        except Exception as e:
-            raise TaskError(f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
-        return df.to_dict("records")
-    raise TaskError(f"data file {path.name!r} must be .csv, .tsv or .jsonl")
+    import io
+    import pandas as pd
+    try:
+        chunks = pd.read_csv(io.StringIO(raw), sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                             keep_default_na=False, chunksize=PROGRESS_EVERY)
+        for chunk in chunks:
+            chunk.columns = [str(c) for c in chunk.columns]
+            rows.extend(chunk.to_dict("records"))
+            report(len(rows))
+    except Exception as e:
+        raise TaskError(f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
+    return rows
 
 
-def load_user_file(path: str, text_column: str = "text", label_column: str = "label",
-                   text_b_column: str | None = None, label_words=None, seed: int = 0) -> TaskData:
-    """A CSV/JSONL with a text column (or two for pairs) and a label column, split 60/40 by a seeded shuffle."""
+@dataclass
+class UserRows:
+    """A user file's usable rows (text and label present) and its classes, in their fixed order."""
+    name: str
+    columns: list[str]
+    rows: list[dict]
+    labels: list[str]   # numbers in numeric order ("2" before "10"), anything else in string order
+
+
+def _class_order(labels: set[str]) -> list[str]:
+    if all(re.fullmatch(r"-?\d+(\.\d+)?", l) for l in labels):
+        return sorted(labels, key=lambda l: (float(l), l))
+    return sorted(labels)
+
+
+def read_user_file(path: str, text_column: str = "text", label_column: str = "label",
+                   text_b_column: str | None = None, on_rows=None) -> UserRows:
+    """Read and check a user file: the columns exist, 2..20 classes, at least 4 usable rows."""
     p = Path(path)
-    rows = _read_user_rows(p)
+    rows = _read_user_rows(p, on_rows)
     if not rows:
         raise TaskError(f"data file {p.name!r} has no rows")
-    cols = set().union(*(r.keys() for r in rows))
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # JSONL rows may differ in their keys
     need = [c for c in (text_column, label_column, text_b_column) if c]
     missing = [c for c in need if c not in cols]
     if missing:
         raise TaskError(f"{p.name} lacks column(s) {missing}; it has {sorted(cols)}")
     rows = [r for r in rows if str(r.get(label_column, "")).strip() != "" and str(r.get(text_column, "")).strip()]
-    labels = sorted({str(r[label_column]).strip() for r in rows})
+    labels = _class_order({str(r[label_column]).strip() for r in rows})
     if len(labels) < 2:
         raise TaskError(f"{p.name}: column {label_column!r} has only one class ({labels}); need at least two")
     if len(labels) > 20:
@@ -243,29 +271,58 @@ def load_user_file(path: str, text_column: str = "text", label_column: str = "la
                         f"at most 20 classes are supported (is it the right column?)")
     if len(rows) < 4:
         raise TaskError(f"{p.name} has {len(rows)} usable rows; need at least 4")
-    if label_words:
-        if len(label_words) != len(labels):
-            raise TaskError(f"{p.name} has {len(labels)} classes {labels} but {len(label_words)} label words were given")
-        words = tuple(label_words)
+    return UserRows(p.name, cols, rows, labels)
+
+
+def split_sizes(n: int) -> tuple[int, int]:
+    """(train, test) sizes of the fixed split of n examples."""
+    n_test = min(MAX_TEST, max(1, int(n * TEST_FRACTION)))
+    return n - n_test, n_test
+
+
+# a user's column names never enter the template (a '.', '{' or '0' in a name would break str.format):
+# the texts are filled into these fixed fields
+FILE_FIELDS = ("text", "text_b")
+
+
+def load_user_file(path: str, text_column: str = "text", label_column: str = "label",
+                   text_b_column: str | None = None, label_words=None, seed: int = 0,
+                   tokenizer=None) -> TaskData:
+    """A CSV/JSONL with a text column (or two for pairs) and a label column, split 60/40 by a seeded shuffle.
+    Label words: the given ones, else derived for the tokenizer (label_words.choose); with no tokenizer, the
+    labels themselves with a leading space."""
+    f = read_user_file(path, text_column, label_column, text_b_column)
+    if tokenizer is not None:
+        from .label_words import choose
+        chosen = choose(f.labels, tokenizer, label_words)
+        words, how = chosen.words, f"; label words {chosen.describe()} ({chosen.rule})"
+    elif label_words:
+        if len(label_words) != len(f.labels):
+            raise TaskError(f"{f.name} has {len(f.labels)} classes {f.labels} but {len(label_words)} label words "
+                            f"were given")
+        words, how = tuple(label_words), ""
     else:
-        words = tuple(" " + l for l in labels)  # derive the verbalizer from the label values
-    fields = (text_column,) + ((text_b_column,) if text_b_column else ())
-    template = ("{%s}\n{%s}\nAnswer:" % fields) if text_b_column else ("Text: {%s}\nAnswer:" % text_column)
-    task = Task(f"file:{p.name}", template, words, fields, f"user data {p.name}", label_key="_label")
-    index = {l: i for i, l in enumerate(labels)}
-    examples = []
-    for r in rows:
-        examples.append(_fill(task, {**{k: r.get(k, "") for k in fields}, "_label": index[str(r[label_column]).strip()]}))
+        words, how = tuple(" " + l for l in f.labels), ""
+    fields = FILE_FIELDS if text_b_column else FILE_FIELDS[:1]
+    template = "{text}\n{text_b}\nAnswer:" if text_b_column else "Text: {text}\nAnswer:"
+    task = Task(f"file:{f.name}", template, words, fields, f"user data {f.name}", label_key="_label")
+    index = {l: i for i, l in enumerate(f.labels)}
+    columns = (text_column, text_b_column)
+    examples = [_fill(task, {**{k: r.get(c, "") for k, c in zip(fields, columns)},
+                             "_label": index[str(r[label_column]).strip()]}) for r in f.rows]
     train, test = _split(examples, seed)
-    return TaskData(task, train, test, source=f"file: {p.name} ({len(train)} train / {len(test)} test)")
+    return TaskData(task, train, test, source=f"file: {f.name} ({len(train)} train / {len(test)} test){how}")
 
 
-def load_for_config(cfg) -> TaskData:
+def load_for_config(cfg, tokenizer=None) -> TaskData:
     """The run's task data, split by the config's split_seed (fixed per task): the run's own seed changes only
-    its initialisation and batch order, so every seed of a configuration is scored on the same test examples."""
+    its initialisation and batch order, so every seed of a configuration is scored on the same test examples.
+    A user file's label words are derived for the run's tokenizer (the model's, loaded without weights, when
+    none is given)."""
     if cfg.task == "file":
+        from .label_words import tokenizer_for
         return load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column,
-                              cfg.label_words, cfg.split_seed)
+                              cfg.label_words, cfg.split_seed, tokenizer or tokenizer_for(cfg.model))
     return load_task(cfg.task, seed=cfg.split_seed, source=cfg.data_source, label_words=cfg.label_words)
 
 

@@ -66,7 +66,7 @@ class Prepared:
 
 
 def prepare(cfg: RunConfig, lm: LoadedModel) -> Prepared:
-    data = load_for_config(cfg)
+    data = load_for_config(cfg, lm.tokenizer)
     tok = lm.tokenizer
     label_ids = engine.label_token_ids(tok, data.task.label_words)
     train_set = engine.encode_examples(tok, data.train, cfg.max_length)

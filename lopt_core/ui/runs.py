@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import analyses, artifacts
+from .. import analyses, artifacts, uploads
 from ..config import ConfigError, RunConfig
 from ..export import ExportError, export_peft
 from ..run_summary import summary_markdown
@@ -94,16 +94,15 @@ def build(ctx: AppContext, on_deleted=None):
                                                 f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
 
     def on_delete(run_id):
-        r = _row(run_id)
-        if r["state"] in ("queued", "running"):
-            raise gr.Error(f"run {run_id} is {r['state']}; stop it first")
-        folder = r["artifact_dir"] or str(artifacts.run_dir(run_id))
-        store.delete(run_id)
-        shutil.rmtree(folder, ignore_errors=True)
+        _row(run_id)
+        try:
+            said = uploads.delete_run(store, run_id)  # its row, its artifact folder, its upload if the last user
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
         if on_deleted:
             on_deleted(run_id)
         choice, det = on_refresh(None)
-        return choice, det, f"Deleted {run_id} and its artifact folder.", None
+        return choice, det, said, None
 
     def on_rerun(run_id):
         r = _row(run_id)

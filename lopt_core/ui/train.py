@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
-import uuid
+from concurrent.futures import wait
 from pathlib import Path
 
 import gradio as gr
 
-from .. import paths, plots, share
+from .. import label_words as words_mod, plots, preview as preview_mod, share, uploads
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
-from ..jobs import preflight_method, run_progress
+from ..jobs import preflight, preflight_method, run_progress
 from ..methods import METHODS, default_method
 from ..runs import count_params
 from ..store import FINAL
+from ..tasks import TaskError
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
     runs_dataframe, task_choices
 
@@ -123,17 +123,26 @@ def form_defaults(limits) -> dict:
                 eval_every=d.eval_every, eval_size=d.eval_size, seed=d.seed)
 
 
-def keep_upload(path: str, limits) -> str:
-    """Copy an uploaded file out of Gradio's temporary cache so the worker (and a rerun) can read it later."""
-    limits.check_upload(path)
-    dst = paths.home() / "uploads" / f"{uuid.uuid4().hex[:8]}-{Path(path).name}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, dst)
-    return str(dst)
+def upload_path(upload) -> tuple[str, str]:
+    """(path of the uploaded file on the server, the user's own file name): Gradio keeps an upload in a
+    temporary folder under its original name; a file object also says it as orig_name."""
+    path = upload if isinstance(upload, str) else getattr(upload, "path", None) or upload.name
+    return path, Path(getattr(upload, "orig_name", None) or path).name
+
+
+def file_columns(text_col, text_b_col, label_col) -> tuple[str, str | None, str]:
+    """The column boxes as (text, second text or None, label); a blank box is the default name."""
+    return (text_col or "text").strip(), (text_b_col or "").strip() or None, (label_col or "label").strip()
+
+
+def preview_table(p) -> dict:
+    """The first rows of a previewed file, for the small table under the upload."""
+    import pandas as pd
+    return gr.update(value=pd.DataFrame(list(p.facts.head), columns=list(p.facts.head_columns)), visible=True)
 
 
 def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
-                 eval_size, upload, text_col, text_b_col, label_col) -> RunConfig:
+                 eval_size, upload, text_col, text_b_col, label_col, label_words="") -> RunConfig:
     """The form as a RunConfig; every number checked here, so a bad one is named as the form names it."""
     if not model:
         raise ConfigError("choose a model")
@@ -146,13 +155,18 @@ def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch
                    eval_size=eval_size)
     kw = dict(model=str(model).strip(), task=task, method=method, lr=parse_lr(lr),
               **{k: share.check_int(k, v, max_steps) for k, v in numbers.items()})
-    if task == "file":
-        if not upload:
-            raise ConfigError("upload a CSV or JSONL file first (task 'Upload your own CSV/JSONL')")
-        kw.update(data_file=keep_upload(upload if isinstance(upload, str) else upload.name, ctx.limits),
-                  text_column=(text_col or "text").strip(), label_column=(label_col or "label").strip(),
-                  text_b_column=(text_b_col or "").strip() or None)
-    return RunConfig(**kw)
+    if task != "file":
+        return RunConfig(**kw)
+    if not upload:
+        raise ConfigError("upload a CSV or JSONL file first (task 'Upload your own CSV/JSONL')")
+    path, name = upload_path(upload)
+    ctx.limits.check_upload(path)
+    text, text_b, label = file_columns(text_col, text_b_col, label_col)
+    cfg = RunConfig(**kw, data_file=path, text_column=text, text_b_column=text_b, label_column=label,
+                    label_words=words_mod.parse(label_words))
+    preflight(cfg, ctx.limits)  # the file, its label words and the run's shape checked: only then is it kept
+    cfg.data_file = uploads.keep(path, name)
+    return cfg
 
 
 def progress_html(p: dict | None) -> str:
@@ -218,6 +232,11 @@ def build(ctx: AppContext):
                     text_col = gr.Textbox("text", label="text column")
                     text_b_col = gr.Textbox("", label="second text column (pairs, optional)")
                     label_col = gr.Textbox("label", label="label column")
+                label_words = gr.Textbox("", label="label words (comma-separated, one per class in the order "
+                                         "below; derived for the model after the upload)", elem_id="lopt-label-words")
+                file_preview = gr.Markdown("", elem_id="lopt-file-preview")
+                file_head = gr.Dataframe(visible=False, interactive=False, max_height=200, label="first rows",
+                                         elem_id="lopt-file-head")
             method = gr.Dropdown(method_choices(), value=first["method"], label="Method")
             n = gr.Slider(share.INT_FIELDS["n"].lo, share.INT_FIELDS["n"].hi, value=first["n"], step=1,
                           label="prompt length n (virtual tokens)", elem_id="lopt-n")
@@ -269,13 +288,45 @@ def build(ctx: AppContext):
     watch.input(lambda: "", None, status, api_name=False, show_progress="hidden")
     gr.api(param_readout, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
+
+    # ---- an upload is checked off the request path (a large file is read in a child process) with progress;
+    # its preview shows the first rows, the classes, the split and the label words, which fill the box
+    def on_preview(upload, model, text_column, text_b_column, label_column, given=""):
+        if not upload:
+            yield "", gr.update(visible=False), gr.skip()
+            return
+        path, name = upload_path(upload)
+        try:
+            ctx.limits.check_upload(path)
+        except ConfigError as e:
+            yield f"⚠️ **{name}**: {e}", gr.update(visible=False), gr.skip()
+            return
+        text, text_b, label = file_columns(text_column, text_b_column, label_column)
+        job = preview_mod.start(path, text, label, text_b, str(model).strip(), words_mod.parse(given), name=name)
+        while not job.future.done():
+            yield job.line(), gr.skip(), gr.skip()
+            wait([job.future], timeout=0.5)
+        try:
+            p = job.future.result()
+        except TaskError as e:
+            yield f"⚠️ {e}", gr.update(visible=False), gr.skip()
+            return
+        box = words_mod.show(p.label_words) if p.label_words and not given else gr.skip()
+        yield p.markdown(), preview_table(p), box
+
+    file_inputs = [upload, model, text_col, text_b_col, label_col]
+    gr.on([upload.change, model.change, text_col.submit, text_col.blur, text_b_col.blur, label_col.submit,
+           label_col.blur], on_preview, file_inputs, [file_preview, file_head, label_words], api_name="preview_file",
+          show_progress="hidden", trigger_mode="always_last")
+    gr.on([label_words.submit, label_words.blur], on_preview, [*file_inputs, label_words],
+          [file_preview, file_head, label_words], api_name=False, show_progress="hidden", trigger_mode="always_last")
     share_query.change(None, share_query, None, js=SYNC_URL_JS)
 
     def on_train(model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size, upload, text_column,
-                 text_b_column, label_column):
+                 text_b_column, label_column, label_words=""):
         try:
             cfg = build_config(ctx, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
-                               upload, text_column, text_b_column, label_column)
+                               upload, text_column, text_b_column, label_column, label_words)
             run_id = jobs.submit(cfg)
         except (ConfigError, HostingError, ValueError, OSError) as e:
             gr.Warning(str(e))
@@ -286,7 +337,8 @@ def build(ctx: AppContext):
                 gr.update(choices=run_choices(store.list()), value=run_id))
 
     train_btn.click(on_train, [model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
-                               upload, text_col, text_b_col, label_col], [status, watch], api_name="train")
+                               upload, text_col, text_b_col, label_col, label_words], [status, watch],
+                    api_name="train")
 
     def on_stop(run_id):
         if not run_id:
