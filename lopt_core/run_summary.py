@@ -71,16 +71,20 @@ def run_task(cfg):
     None when it cannot be known without data that is gone (an uploaded file since deleted)."""
     import dataclasses
     from .config import RunConfig
-    from .tasks import TASKS, load_for_config
+    from .tasks import TASKS
     cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
     if cfg.task in TASKS:
         t = TASKS[cfg.task]
         return dataclasses.replace(t, label_words=tuple(cfg.label_words)) if cfg.label_words else t
     if cfg.task == "file" and cfg.data_file and Path(cfg.data_file).is_file():
-        try:
-            return load_for_config(cfg).task
+        from .preview import preview
+        from .tasks import file_task
+        try:  # the file's facts are cached, and a large file is read in a child process: the server stays free
+            p = preview(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.model,
+                        cfg.label_words, cfg.split_seed)
         except Exception:  # noqa: BLE001  (an unreadable file: the template cannot be known)
             return None
+        return file_task(p.facts.name, p.label_words, bool(cfg.text_b_column)) if p.label_words else None
     return None
 
 

@@ -285,6 +285,13 @@ def split_sizes(n: int) -> tuple[int, int]:
 FILE_FIELDS = ("text", "text_b")
 
 
+def file_task(name: str, words, pairs: bool) -> Task:
+    """The task of a user file `name` (its template on FILE_FIELDS, its label words)."""
+    fields = FILE_FIELDS if pairs else FILE_FIELDS[:1]
+    template = "{text}\n{text_b}\nAnswer:" if pairs else "Text: {text}\nAnswer:"
+    return Task(f"file:{name}", template, tuple(words), fields, f"user data {name}", label_key="_label")
+
+
 def load_user_file(path: str, text_column: str = "text", label_column: str = "label",
                    text_b_column: str | None = None, label_words=None, seed: int = 0,
                    tokenizer=None) -> TaskData:
@@ -303,9 +310,8 @@ def load_user_file(path: str, text_column: str = "text", label_column: str = "la
         words, how = tuple(label_words), ""
     else:
         words, how = tuple(" " + l for l in f.labels), ""
-    fields = FILE_FIELDS if text_b_column else FILE_FIELDS[:1]
-    template = "{text}\n{text_b}\nAnswer:" if text_b_column else "Text: {text}\nAnswer:"
-    task = Task(f"file:{f.name}", template, words, fields, f"user data {f.name}", label_key="_label")
+    task = file_task(f.name, words, bool(text_b_column))
+    fields = task.fields
     index = {l: i for i, l in enumerate(f.labels)}
     columns = (text_column, text_b_column)
     examples = [_fill(task, {**{k: r.get(c, "") for k, c in zip(fields, columns)},

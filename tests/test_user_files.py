@@ -81,6 +81,16 @@ def test_preflight_refuses_bad_words_naming_the_file(tmp_path, tiny_model_dir):
     preflight(cfg)  # derived words pass
 
 
+def test_run_task_of_a_file_is_the_task_the_run_trains_on(tmp_path, tiny_model_dir):
+    from lopt_core.run_summary import run_task
+    from lopt_core.tasks import load_for_config
+    p = labelled(tmp_path / "stars.csv", list(range(1, 6)), header=("a.b", "{y}"))
+    for words in (None, lw.parse("v, w, x, y, z")):
+        cfg = RunConfig(model=tiny_model_dir, task="file", data_file=str(p), text_column="a.b", label_column="{y}",
+                        label_words=words)
+        assert run_task(cfg) == load_for_config(cfg).task
+
+
 # ---------------------------------------------------------------- preview, large files off the request path
 
 def test_preview_shows_classes_split_and_words(tmp_path, tiny_model_dir):
