@@ -195,7 +195,7 @@ class Checking:
     rows_read: int = 0
 
     def line(self) -> str:
-        return f"checking {self.name}: {self.rows_read:,} rows read…"
+        return f"checking {self.name}: {self.rows_read:,} rows read…" if self.rows_read else f"checking {self.name}…"
 
 
 def start(path: str, *args, name: str | None = None, **kwargs) -> Checking:
