@@ -97,6 +97,10 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="list the configurations and the time estimate only")
     s.add_argument("--resume", default=None, metavar="SWEEP_ID",
                    help="train again the configurations of a stopped or interrupted sweep that never finished")
+    s.add_argument("--backend", choices=("local", "ray"), default=None,
+                   help="where the sweep trains: this process, or a Ray cluster (default: ray when "
+                        "LOPT_RAY_ADDRESS is set)")
+    s.add_argument("--ray-address", dest="ray_address", default=None, help="the Ray cluster (implies --backend ray)")
     s.add_argument("--json", action="store_true", help="print one final JSON object")
     x = sub.add_parser("sweep-export", help="write a sweep's results (configs, curves, accuracies) to one file")
     x.add_argument("--sweep", required=True)
@@ -106,6 +110,10 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     ls_s = sub.add_parser("sweeps", help="stored sweeps")
     ls_s.add_argument("--json", action="store_true")
+    cl = sub.add_parser("cluster", help="the backend sweeps train on, and its nodes, CPUs and GPUs")
+    cl.add_argument("--ray-address", dest="ray_address", default=None,
+                    help="a Ray cluster (default: $LOPT_RAY_ADDRESS)")
+    cl.add_argument("--json", action="store_true")
 
     p = sub.add_parser("params", help="trainable-parameter count without training (the run's checks included)")
     _add_run_args(p)
@@ -169,6 +177,7 @@ def main(argv=None) -> int:
     try:
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
+                "cluster": cmd_cluster,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
                 "delete": cmd_delete}[args.cmd](args)
@@ -480,7 +489,7 @@ def _multi_sweep_preset(args, store) -> int:
 
 def _run_and_report(args, store, sweep_id: str) -> int:
     from tqdm import tqdm
-    from . import sweep
+    from . import ray_backend, sweep
     bars = {}
 
     def show(run_id, ev):
@@ -496,7 +505,7 @@ def _run_and_report(args, store, sweep_id: str) -> int:
             acc = "n/a" if res["accuracy"] is None else f"{res['accuracy']:.4f}"
             print(f"{res['state']:8s} {sweep.describe(RunConfig.from_dict(store.get(run_id)['config'])):32s} "
                   f"accuracy {acc}  {res['trainable_params']:>9,} trainable", file=sys.stderr)
-    out = sweep.run(sweep_id, store, on_event=show, prompts_per_pass=args.prompts_per_pass)
+    out = ray_backend.run(sweep_id, store, _sweep_backend(args), on_event=show, prompts_per_pass=args.prompts_per_pass)
     if args.json:
         print(json.dumps(out))
     else:
@@ -528,4 +537,28 @@ def cmd_sweeps(args) -> int:
         return 0
     for s in rows:
         print(f"{s['sweep_id']:30s} {s['state']:11s} {s['preset'] or '':18s} {s['command']}")
+    return 0
+
+
+def _sweep_backend(args):
+    """--backend ray / --ray-address ADDR / LOPT_RAY_ADDRESS: a Ray cluster (ray_backend.py); else this process."""
+    from . import ray_backend
+    if args.backend == "local":
+        return None
+    backend = ray_backend.from_env(args.ray_address)
+    if args.backend == "ray" and backend is None:
+        raise ConfigError(f"--backend ray needs --ray-address ADDR or {ray_backend.ENV_ADDRESS}")
+    return backend
+
+
+def cmd_cluster(args) -> int:
+    """The Sweep tab's backend line: where sweeps train, with the nodes, CPUs and GPUs."""
+    from . import ray_backend
+    info = ray_backend.cluster_info(ray_backend.from_env(args.ray_address))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(ray_backend.describe(info))
+    for node in info["nodes"]:
+        print(f"  {node['ip']:20s} {node['cpus']:>4} CPUs {node['gpus']:>3} GPUs")
     return 0

@@ -64,10 +64,11 @@ def _worker(cfg_dict: dict, store_path: str, run_id: str, parent_pid: int, threa
 
 
 def _sweep_worker(sweep_id: str, store_path: str, parent_pid: int, threads: int | None) -> None:
-    """Entry point of a sweep's worker process: every queued run of the sweep, on one loaded model."""
+    """Entry point of a sweep's worker process: every queued run of the sweep, on one loaded model (or, with
+    LOPT_RAY_ADDRESS set, each group of its plan as a task on that Ray cluster: ray_backend.py)."""
     def job():
-        from . import sweep
-        sweep.run(sweep_id, Store(store_path))
+        from . import ray_backend
+        ray_backend.run(sweep_id, Store(store_path), ray_backend.from_env())
     _in_worker(parent_pid, threads, job)
 
 

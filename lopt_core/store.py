@@ -281,6 +281,16 @@ class Store:
         with self._conn() as c:
             return dict(c.execute("SELECT key, accuracy FROM zero_shot").fetchall())
 
+    def add_metric_rows(self, rows: list[tuple]) -> None:
+        """Many (run_id, step, kind, value, lr, examples_per_s) rows in one transaction, as add_metric writes
+        them one by one (a remote task's events arrive in batches)."""
+        now = time.time()
+        last_loss = {r[0]: r[1] for r in rows if r[2] == "loss"}
+        with self._conn() as c:
+            c.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)", [(*r, now) for r in rows])
+            c.executemany("UPDATE runs SET steps_done=?, updated=? WHERE run_id=?",
+                          [(step, now, rid) for rid, step in last_loss.items()])
+
     def recorder(self, run_id: str):
         """An on_event callback that writes training events into this store."""
         progress = [None, None, time.time()]  # the evaluation under way: step, total, start time

@@ -268,47 +268,75 @@ def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
 def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | None = None) -> dict:
     """Train every still-queued run of the sweep on one loaded model; returns the sweep's summary. The sweep
     must be claimed by this process (created or resumed with claim=True, or claimed by the app's scheduler
-    for its worker) or still queued, in which case it is claimed here."""
-    from . import multi_prompt, readings
+    for its worker) or still queued, in which case it is claimed here. (ray_backend.run_sweep is the same
+    with each group of the plan a task on a Ray cluster.)"""
     from .models import load_model
-    from .runs import record_group, run_and_record
-    sw = store.get_sweep(sweep_id)  # a missing sweep fails here, before anything is marked running
-    if not store.claim_sweep(sweep_id, os.getpid()) and sw["state"] != "running":
-        raise SweepError(f"{sweep_id} is {sw['state']}: nothing to run")
-    store.update_sweep(sweep_id, pid=os.getpid())
-    rows = [r for r in store.list(sweep_id=sweep_id) if r["state"] == "queued"]
-    cfgs = [RunConfig.from_dict(r["config"]) for r in rows]
-    ids = [r["run_id"] for r in rows]
+    ids, cfgs = begin(sweep_id, store)
     try:
         if cfgs:
             lm = lm or load_model(cfgs[0].model, cfgs[0].device)
         for g in plan(cfgs):
             if store.get_sweep(sweep_id)["stop_requested"]:
                 break
-            todo = [i for i in g.indices if store.get(ids[i])["state"] == "queued"]  # stopped meanwhile: skip
-            if not todo:
-                continue
-            if g.batched and multi_prompt.supported(lm):
-                try:
-                    record_group([cfgs[i] for i in todo], [ids[i] for i in todo], store, lm, on_event,
-                                 prompts_per_pass)
-                except Exception:  # noqa: BLE001  recorded as failed on each of the group's runs; go on
-                    pass
-                continue
-            for i in todo:
-                if store.get_sweep(sweep_id)["stop_requested"] or store.get(ids[i])["state"] != "queued":
-                    continue
-                try:
-                    run_and_record(cfgs[i], store=store, run_id=ids[i], lm=lm,
-                                   on_event=(lambda ev, rid=ids[i]: on_event(rid, ev)) if on_event else None)
-                except Exception:  # noqa: BLE001  recorded as failed on that run; the sweep goes on
-                    pass
+            todo = [i for i in g.indices if may_start(store, sweep_id, ids[i])]  # stopped meanwhile: skip
+            if todo:
+                run_group(sweep_id, g.batched, [cfgs[i] for i in todo], [ids[i] for i in todo], store, lm,
+                            on_event, prompts_per_pass)
     except BaseException as e:
-        why = f"{type(e).__name__}: {e}"
-        store.update_sweep(sweep_id, state="failed", error=why)
-        for r in store.list(states=("queued",), sweep_id=sweep_id):  # never left queued for someone to pick up
-            store.update(r["run_id"], state="failed", error=f"the sweep stopped before this run started: {why}")
+        fail(sweep_id, store, e)
         raise
+    return finish(sweep_id, store)
+
+
+def begin(sweep_id: str, store) -> tuple[list[str], list[RunConfig]]:
+    """Claim the sweep for this process (unless it already has); the ids and configurations of its queued runs."""
+    sw = store.get_sweep(sweep_id)  # a missing sweep fails here, before anything is marked running
+    if not store.claim_sweep(sweep_id, os.getpid()) and sw["state"] != "running":
+        raise SweepError(f"{sweep_id} is {sw['state']}: nothing to run")
+    store.update_sweep(sweep_id, pid=os.getpid())
+    rows = [r for r in store.list(sweep_id=sweep_id) if r["state"] == "queued"]
+    return [r["run_id"] for r in rows], [RunConfig.from_dict(r["config"]) for r in rows]
+
+
+def may_start(store, sweep_id: str, run_id: str) -> bool:
+    """A configuration starts only while it is still queued and its sweep is not stopping."""
+    return not store.get_sweep(sweep_id)["stop_requested"] and store.get(run_id)["state"] == "queued"
+
+
+def run_group(sweep_id: str, batched: bool, cfgs: list[RunConfig], ids: list[str], store, lm, on_event=None,
+                prompts_per_pass: int | None = None) -> None:
+    """One group of the plan on a loaded model: a batched group in one go where the model allows it, otherwise
+    one configuration after another. Every failure is recorded on its runs and the sweep goes on. `store` is
+    the Store here, or a remote task's stand-in (remote_store.RemoteStore)."""
+    from . import multi_prompt
+    from .runs import record_group, run_and_record
+    if batched and multi_prompt.supported(lm):
+        try:
+            record_group(cfgs, ids, store, lm, on_event, prompts_per_pass)
+        except Exception:  # noqa: BLE001  recorded as failed on each of the group's runs; go on
+            pass
+        return
+    for cfg, rid in zip(cfgs, ids):
+        if not may_start(store, sweep_id, rid):
+            continue
+        try:
+            run_and_record(cfg, store=store, run_id=rid, lm=lm,
+                           on_event=(lambda ev, rid=rid: on_event(rid, ev)) if on_event else None)
+        except Exception:  # noqa: BLE001  recorded as failed on that run; the sweep goes on
+            pass
+
+
+def fail(sweep_id: str, store, e: BaseException) -> None:
+    """The sweep itself broke (not one of its runs): it fails with the reason, and no run is left queued."""
+    why = f"{type(e).__name__}: {e}"
+    store.update_sweep(sweep_id, state="failed", error=why)
+    for r in store.list(states=("queued",), sweep_id=sweep_id):  # never left queued for someone to pick up
+        store.update(r["run_id"], state="failed", error=f"the sweep stopped before this run started: {why}")
+
+
+def finish(sweep_id: str, store) -> dict:
+    """Every group has ended: the sweep's final state and reading from its runs; returns its summary."""
+    from . import readings
     stopped = bool(store.get_sweep(sweep_id)["stop_requested"])
     runs = current_runs(store, sweep_id)
     failed = [r for r in runs if r["state"] == "failed"]

@@ -8,7 +8,7 @@ import time
 import gradio as gr
 import pandas as pd
 
-from .. import estimate, plots, presets, readings
+from .. import estimate, plots, presets, ray_backend, readings
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
 from ..methods import count_trainable
@@ -318,6 +318,8 @@ def build(ctx: AppContext):
                                      elem_id="lopt-sweep-configs")
                 launch_btn = gr.Button("Launch sweep", variant="primary", elem_id="lopt-sweep-launch")
             status = gr.Markdown("", elem_id="lopt-sweep-status")
+            gr.Markdown(lambda: f"<small>Sweeps train on: {ray_backend.backend_line()}</small>", every=60,
+                        elem_id="lopt-sweep-backend")
         with gr.Column(scale=3, min_width=440):
             with gr.Row(elem_id="lopt-sweep-pick-row"):
                 picker = gr.Dropdown([], value=None, label="Sweep shown", allow_custom_value=True, scale=4,
