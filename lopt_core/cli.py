@@ -440,6 +440,7 @@ def cmd_sweep(args) -> int:
         for p in presets.PRESETS.values():
             print(f"{p.key:18s} {p.title}: {p.question}")
         return 0
+    _sweep_backend(args)  # a backend that cannot be used fails here, before anything is queued
     store = Store()
     if args.resume:
         new = sweep.resume(args.resume, store, claim=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from lopt_core import ray_backend, sweep
+from lopt_core.config import RunConfig
 from lopt_core.store import Store
 from lopt_core.sweep import SweepSpec
 
 # every Ray process of this test (the cluster's, the drivers') on loopback only: Ray otherwise advertises the
-# machine's network address for 127.0.0.1 (services.resolve_ip_for_localhost)
+# machine's network address for 127.0.0.1 (services.resolve_ip_for_localhost); read when ray is imported
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0, requirements.txt)")
 
 NODE = dict(num_cpus=1, object_store_memory=100 * 2**20, node_ip_address="127.0.0.1")
 FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 2}
@@ -25,6 +25,7 @@ FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
 
 @pytest.fixture(scope="module")
 def cluster():
+    pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0, requirements.txt)")
     from ray.cluster_utils import Cluster
     c = Cluster(initialize_head=True, connect=False,
                 head_node_args=dict(NODE, include_dashboard=False, _system_config=FAST_DEATH))
@@ -64,6 +65,38 @@ def watch(store: Store, sweep_id: str, until) -> list[tuple]:
         time.sleep(0.05)
     return seen
 
+
+# ---------------------------------------------------------------- without a cluster
+
+def test_tasks_ask_for_a_gpu_for_cuda_runs_and_cpus_otherwise():
+    b = ray_backend.RayBackend("10.0.0.5:6379", cpus_per_task=4)
+    on = lambda device: RunConfig(device=device)  # noqa: E731
+    assert ray_backend.task_resources(on("cuda"), 2, b) == {"num_gpus": 1, "num_cpus": 4}
+    assert ray_backend.task_resources(on("auto"), 2, b) == {"num_gpus": 1, "num_cpus": 4}
+    assert ray_backend.task_resources(on("auto"), 0, b) == {"num_cpus": 4}
+    assert ray_backend.task_resources(on("cpu"), 2, b) == {"num_cpus": 4}
+    with pytest.raises(ray_backend.RayBackendError, match="device cuda but the Ray cluster at 10.0.0.5:6379 has no"):
+        ray_backend.task_resources(on("cuda"), 0, b)
+
+
+def test_the_backend_comes_from_the_environment_or_the_flags(monkeypatch, capsys):
+    from lopt_core import cli
+    monkeypatch.delenv(ray_backend.ENV_ADDRESS, raising=False)
+    assert ray_backend.from_env() is None
+    assert ray_backend.from_env("head:6379") == ray_backend.RayBackend("head:6379", 1)
+    monkeypatch.setenv(ray_backend.ENV_ADDRESS, "10.0.0.5:6379")
+    monkeypatch.setenv(ray_backend.ENV_CPUS, "4")
+    assert ray_backend.from_env() == ray_backend.RayBackend("10.0.0.5:6379", 4)
+    monkeypatch.setenv(ray_backend.ENV_CPUS, "0")
+    with pytest.raises(ray_backend.RayBackendError, match="LOPT_RAY_CPUS must be a whole number >= 1, got '0'"):
+        ray_backend.from_env()
+    monkeypatch.delenv(ray_backend.ENV_ADDRESS)
+    assert cli.main(["sweep", "--backend", "ray", "--steps", "1"]) == 2
+    assert "--backend ray needs --ray-address ADDR or LOPT_RAY_ADDRESS" in capsys.readouterr().err
+    assert Store().list_sweeps() == [], "nothing was queued"
+
+
+# ---------------------------------------------------------------- on a two-node cluster
 
 def test_cluster_info_names_the_nodes(backend, capsys, monkeypatch):
     info = ray_backend.cluster_info(backend)
