@@ -110,7 +110,8 @@ def unpack(run_id: str, files: dict[str, bytes]) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     for rel, data in files.items():
         p = (tmp / rel).resolve()
-        assert p.is_relative_to(tmp.resolve()), f"artifact file {rel!r} is outside its folder"
+        if not p.is_relative_to(tmp.resolve()):
+            raise ValueError(f"artifact file {rel!r} is outside its folder")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     if folder.exists():

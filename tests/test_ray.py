@@ -96,6 +96,27 @@ def test_the_backend_comes_from_the_environment_or_the_flags(monkeypatch, capsys
     assert Store().list_sweeps() == [], "nothing was queued"
 
 
+def test_what_a_node_without_our_disk_needs_travels_as_bytes(tmp_path, sentiment_csv):
+    from lopt_core import artifacts, remote_store
+    # an artifact folder (with a subfolder, as peft's adapter/) comes back file by file under this LOPT_HOME
+    src = tmp_path / "remote" / "run-1"
+    (src / "adapter").mkdir(parents=True)
+    (src / "run.json").write_text("{}")
+    (src / "adapter" / "adapter_model.safetensors").write_bytes(b"\x00\x01")
+    folder = remote_store.unpack("run-1", remote_store.pack(src))
+    assert folder == artifacts.run_dir("run-1")
+    assert (folder / "adapter" / "adapter_model.safetensors").read_bytes() == b"\x00\x01"
+    with pytest.raises(ValueError, match="outside its folder"):
+        remote_store.unpack("run-2", {"../escape.txt": b"x"})
+    # a user data file this node cannot read is written from the driver's bytes; one it can read is used as is
+    cfg = RunConfig(task="file", data_file="/nowhere/reviews.csv")
+    moved = ray_backend._on_this_node(cfg, (cfg.data_file, sentiment_csv.read_bytes()), tmp_path / "home")
+    assert moved.data_file == str(tmp_path / "home" / "data" / "reviews.csv")
+    assert Path(moved.data_file).read_bytes() == sentiment_csv.read_bytes()
+    same = RunConfig(task="file", data_file=str(sentiment_csv))
+    assert ray_backend._on_this_node(same, (same.data_file, sentiment_csv.read_bytes()), tmp_path / "h2") is same
+
+
 # ---------------------------------------------------------------- on a two-node cluster
 
 def test_cluster_info_names_the_nodes(backend, capsys, monkeypatch):
