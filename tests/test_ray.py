@@ -209,6 +209,18 @@ def test_stop_through_the_job_manager_reaches_the_remote_task(cluster, tiny_mode
         assert Path(r["artifact_dir"], "run.json").is_file()  # what it trained came back
 
 
+def test_a_task_that_raises_fails_its_runs_with_the_reason(backend, tiny_model_dir, sentiment_csv, tmp_path):
+    import shutil
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    store = Store()
+    sid = sweep.create(spec_for(str(model), sentiment_csv, methods=["lopt1"], r=[1], seeds=[0]), store)
+    shutil.rmtree(model)  # queued, then the model is gone: the task cannot load it on its node
+    out = ray_backend.run_sweep(sid, store, backend)
+    assert out["state"] == "failed" and "every configuration failed" in store.get_sweep(sid)["error"]
+    (run,) = store.list(sweep_id=sid)
+    assert run["state"] == "failed" and str(model) in run["error"], run["error"]
+
+
 def test_a_dead_node_interrupts_its_runs_only(cluster, backend, tiny_model_dir, sentiment_csv):
     """Runs last: it kills the cluster's worker node."""
     store = Store()
