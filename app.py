@@ -6,16 +6,18 @@ import os
 
 import gradio as gr
 
-from lopt_core import hosting
+from lopt_core import downloads, hosting
 from lopt_core.jobs import JobManager
-from lopt_core.ui import compare, generate, learn, rank, runs, sweep, train
+from lopt_core.ui import compare, generate, gradio_fixes, learn, rank, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text
 
 TITLE = "LoPT Lab · low-rank soft prompts"
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
+    # Gradio's copies of served downloads (its cache) are removed after two hours, checked every half hour
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:
         gr.HTML(f"<div class='lopt-header'><h1>{TITLE}</h1></div>")
         gr.Markdown(asset_text("intro.md"), elem_classes=["lopt-intro"])
         with gr.Tabs():
@@ -56,7 +58,11 @@ def main() -> None:
         demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
                     server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                     max_file_size=f"{limits.max_upload_mb}mb", css=asset_text("style.css"),
-                    theme=gr.themes.Soft(primary_hue="indigo"), show_error=True)
+                    theme=gr.themes.Soft(primary_hue="indigo"),
+                    # an unexpected exception shows as "Error" only: its text and traceback stay in the server
+                    # log; the handlers' own messages (gr.Error through safe_errors) still reach the page
+                    show_error=False,
+                    allowed_paths=[str(downloads.root())])  # the bounded downloads folder (downloads.py)
     finally:
         jobs.close()
 

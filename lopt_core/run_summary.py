@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .aggregate import config_label, has_rank
 from .methods import METHODS
+from .safe_errors import scrub
 
 
 def _steps_done(row: dict) -> int:
@@ -36,7 +37,7 @@ def _state_line(row: dict) -> str:
     if state == "stopped":
         line = f"stopped at step {_steps_done(row)}" + (f" of {planned}" if planned else "") + " (stop requested)"
     elif state in ("failed", "interrupted") and row.get("error"):
-        line = f"{state}: {row['error']}"
+        line = f"{state}: {scrub(row['error'])}"
     else:
         line = state
     return line

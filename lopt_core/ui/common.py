@@ -69,12 +69,14 @@ def asset_text(name: str, default: str = "") -> str:
 
 
 def model_choices(limits: Limits) -> list[tuple[str, str]]:
+    from .. import model_access
     from ..models import KNOWN_MODELS, available_offline, hub_reachable
-    names = list(limits.allowed_models) if limits.allowed_models else list(KNOWN_MODELS)
+    names = list(model_access.allowed_names(limits) or KNOWN_MODELS)
     offline, hub = set(available_offline()), hub_reachable()
+    probe = model_access.may_probe(limits)  # a public host never looks at the disk for a name
     out = []
     for m in names:
-        if m in offline or Path(m).is_dir():
+        if m in offline or (probe and Path(m).is_dir()):
             out.append((f"{m}  ·  offline ✓", m))
         else:
             out.append((f"{m}  ·  {'from the Hugging Face Hub' if hub else 'needs the Hugging Face Hub (offline ✗)'}", m))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..methods import METHODS
+from ..safe_errors import ui_error
 from ..side_by_side import MAX_PROMPTS, GenerateError, PromptBank, generate_columns
 from .common import AppContext, asset_text, default_model, run_choices
 
@@ -40,7 +41,7 @@ def build(ctx: AppContext):
             cols = generate_columns(ctx.store, bank, run_ids, text_, use_t, mx, temp, tp, sd,
                                     default_model(ctx.limits))
         except GenerateError as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
         outs = []
         for i, (col, title, out, probs) in enumerate(slots):
             if i < len(cols):

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import analyses, nearest, rank_plots, spectrum, truncate
 from ..config import ConfigError
+from ..safe_errors import scrub, ui_error, user_message
 from .common import AppContext, asset_text, fmt_seconds, run_choices
 
 SPECTRUM_COLUMNS = ["run", "prompt", "n × d", "numerical rank", "effective rank", "energy in top 1", "energy in top 5"]
@@ -20,7 +21,7 @@ def spectrum_view(store, run_ids) -> tuple:
         try:
             specs.append(spectrum.of_run(store.get(rid)))
         except (KeyError, spectrum.AnalysisError) as e:
-            problems.append(str(e))
+            problems.append(user_message(e))
     table = pd.DataFrame([{"run": s.run_id, "prompt": s.label, "n × d": f"{s.n} × {s.d}",
                            "numerical rank": s.numerical_rank, "effective rank": round(s.effective_rank, 3),
                            "energy in top 1": round(s.energy(1), 3), "energy in top 5": round(s.energy(5), 3)}
@@ -57,7 +58,7 @@ def truncation_status(a: dict | None) -> str:
         r = a["result"]
         return (f"{a['analysis_id']}: done in {fmt_seconds(r['seconds'])} on {r['eval_examples']} test examples; "
                 f"full prompt {r['full_accuracy']:.3f}")
-    return f"⚠️ {a['analysis_id']}: {a['state']}: {a.get('error') or ''}"
+    return f"⚠️ {a['analysis_id']}: {a['state']}: {scrub(a.get('error'))}"
 
 
 def latest_truncation(store, run_id) -> dict | None:
@@ -137,7 +138,7 @@ def build(ctx: AppContext):
             jobs.submit_analysis("truncate", run_id, {"ranks": ranks_, "eval_size": n_eval},
                                  who=ctx.visitor(request, token))
         except (spectrum.AnalysisError, ConfigError, KeyError) as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
         return show_truncation(run_id)
 
     go.click(on_compute, ctx.inputs(trunc_run, ranks, eval_size), [trunc_status, trunc_fig], api_name="truncate")
@@ -159,7 +160,7 @@ def build(ctx: AppContext):
                 raise KeyError(f"no run {run_id!r}")
             return pd.DataFrame(nearest.as_table(nearest.of_run(store.get(run_id), int(k_))))
         except (spectrum.AnalysisError, KeyError, ValueError) as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
 
     near_go.click(on_nearest, ctx.inputs(near_run, k), near_table, api_name="nearest")
     return {"refresh": (on_refresh, ctx.inputs(spec_runs, trunc_run, near_run), [spec_runs, trunc_run, near_run])}

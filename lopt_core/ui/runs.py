@@ -3,26 +3,31 @@ run it again."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import gradio as gr
 
-from .. import analyses, artifacts, uploads
+from .. import analyses, artifacts, downloads, uploads
 from ..config import ConfigError, RunConfig
 from ..export import ExportError, export_peft
 from ..run_summary import summary_markdown
+from ..safe_errors import scrub, shown_record, ui_error
 from .common import AppContext, asset_text, fmt_seconds, run_choices
 
 
-def _zip(folder: Path, name: str) -> str:
-    out = Path(tempfile.mkdtemp(prefix="lopt-dl-")) / name
-    return shutil.make_archive(str(out), "zip", root_dir=folder.parent, base_dir=folder.name)
+def _forgetting(on_deleted):
+    """A deleted run's downloads and exports go with it (downloads.forget), then the caller's own hook."""
+    def forget(run_id):
+        downloads.forget(run_id)
+        if on_deleted:
+            on_deleted(run_id)
+    return forget
 
 
 def build(ctx: AppContext, on_deleted=None):
     store, jobs = ctx.store, ctx.jobs
+    on_deleted = _forgetting(on_deleted)
     gr.Markdown(asset_text("runs.md"))
     with gr.Row():
         run = gr.Dropdown([], value=None, label="Run", scale=4, elem_id="lopt-runs-select",
@@ -60,9 +65,10 @@ def build(ctx: AppContext, on_deleted=None):
 
     def on_raw(run_id):
         r = _get(run_id)
-        return None if r is None else {k: r.get(k) for k in (
+        return None if r is None else shown_record({k: r.get(k) for k in (
             "run_id", "state", "error", "model", "task", "method", "n", "r", "trainable_params", "accuracy",
-            "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir", "sweep_id", "config", "result")}
+            "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir", "sweep_id", "config", "result")},
+            getattr(ctx.limits, "public", False))  # no server path on a public host
 
     def on_refresh(run_id):
         rows = store.list()
@@ -79,18 +85,20 @@ def build(ctx: AppContext, on_deleted=None):
         folder = Path(r["artifact_dir"] or artifacts.run_dir(run_id))
         if not folder.is_dir():
             raise gr.Error(f"run {run_id} has no artifact folder (state {r['state']}; nothing was saved)")
-        return _zip(folder, run_id), f"Artifact folder of {run_id} zipped."
+        return downloads.zip_folder(folder, downloads.new_entry("download", run_id), run_id), \
+            f"Artifact folder of {run_id} zipped."
 
     def on_export(run_id):
         r = _row(run_id)
         if not r["artifact_dir"]:
             raise gr.Error(f"run {run_id} has no saved prompt (state {r['state']})")
-        tmp = Path(tempfile.mkdtemp(prefix="lopt-peft-")) / f"{run_id}-peft"
+        entry = downloads.new_entry("peft", run_id)  # one bounded folder under LOPT_HOME (downloads.py)
         try:
-            folder = export_peft(r["artifact_dir"], tmp)
+            folder = export_peft(r["artifact_dir"], entry / f"{run_id}-peft")
         except ExportError as e:
-            raise gr.Error(str(e)) from None
-        return _zip(folder, f"{run_id}-peft"), (f"PEFT adapter written: unzip, then "
+            shutil.rmtree(entry, ignore_errors=True)
+            raise ui_error(e) from None
+        return downloads.zip_folder(folder, entry, f"{run_id}-peft"), (f"PEFT adapter written: unzip, then "
                                                 f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
 
     def on_delete(run_id):
@@ -98,7 +106,7 @@ def build(ctx: AppContext, on_deleted=None):
         try:
             said = uploads.delete_run(store, run_id)  # its row, its artifact folder, its upload if the last user
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
         if on_deleted:
             on_deleted(run_id)
         choice, det = on_refresh(None)
@@ -109,7 +117,7 @@ def build(ctx: AppContext, on_deleted=None):
         try:
             new = jobs.submit(RunConfig.from_dict(r["config"]))
         except (ConfigError, ValueError) as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
         return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
 
     def on_evaluate(run_id):
@@ -117,7 +125,7 @@ def build(ctx: AppContext, on_deleted=None):
         try:
             aid = jobs.submit_analysis("evaluate", run_id)
         except (analyses.AnalysisError, KeyError) as e:
-            raise gr.Error(str(e)) from None
+            raise ui_error(e) from None
         return f"Evaluating {run_id} in the background ({aid}); its accuracy appears here when it is done."
 
     def evaluation_status(run_id):
@@ -134,7 +142,7 @@ def build(ctx: AppContext, on_deleted=None):
         if a["state"] == "done":
             return (f"Evaluated {run_id}: accuracy {a['result']['accuracy']:.3f} on "
                     f"{a['result']['eval_examples']} examples (recorded)."), on_select(run_id)
-        return f"⚠️ Evaluation of {run_id} {a['state']}: {a.get('error') or ''}", gr.skip()
+        return f"⚠️ Evaluation of {run_id} {a['state']}: {scrub(a.get('error'))}", gr.skip()
 
     evaluate.click(on_evaluate, run, status, api_name="evaluate")
     gr.Timer(1.0).tick(evaluation_status, run, [status, details], api_name=False, show_progress="hidden")

@@ -15,6 +15,7 @@ from ..methods import count_trainable
 from ..store import FINAL
 from ..sweep import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
 from ..owners import LOCAL
+from ..safe_errors import scrub, user_message
 from .common import AppContext, asset_text, default_model, method_choices, model_choices, task_choices
 from .train import _int
 
@@ -26,7 +27,8 @@ READING_HINT = "The reading of the result appears here as configurations finish.
 
 
 def _message(e: Exception) -> str:
-    return str(e) if isinstance(e, (ConfigError, HostingError)) else f"{type(e).__name__}: {e}"
+    msg = user_message(e)  # no server path or traceback on the page; the server log has them
+    return msg if isinstance(e, (ConfigError, HostingError)) else f"{type(e).__name__}: {msg}"
 
 
 # ---------------------------------------------------------------- the custom grid
@@ -201,10 +203,10 @@ def _fraction(rows: list[dict]) -> float:
 
 
 def errors_md(sweeps: list[dict], rows: list[dict]) -> str:
-    lines = [f"**{s['sweep_id']} {s['state']}:** {s['error']}" for s in sweeps
+    lines = [f"**{s['sweep_id']} {s['state']}:** {scrub(s['error'])}" for s in sweeps
              if s.get("error") and s["state"] in ("failed", "interrupted")]
     bad = [r for r in rows if r["state"] in ("failed", "interrupted") and r.get("error")]
-    lines += [f"- {plots.run_name(r)}: {r['state']}: {r['error']}" for r in bad[:5]]
+    lines += [f"- {plots.run_name(r)}: {r['state']}: {scrub(r['error'])}" for r in bad[:5]]
     if len(bad) > 5:
         lines.append(f"- … and {len(bad) - 5} more (see the Runs tab)")
     return "\n".join(lines)

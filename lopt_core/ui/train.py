@@ -8,12 +8,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import label_words as words_mod, plots, preview as preview_mod, share, uploads
+from .. import label_words as words_mod, model_access, plots, preview as preview_mod, share, uploads
 from ..config import ConfigError, RunConfig
 from ..hosting import HostingError
 from ..jobs import preflight, preflight_method, run_progress
 from ..methods import METHODS, default_method
 from ..runs import count_params
+from ..safe_errors import scrub, user_message
 from ..store import FINAL
 from ..tasks import TaskError
 from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
@@ -27,18 +28,20 @@ parse_lr = share.parse_lr
 REFERENCE = next(name for name, cls in METHODS.items() if cls.reference)  # counts are read against it
 
 
-def param_readout(model: str, method: str, n: int, r: int) -> str:
+def param_readout(model: str, method: str, n: int, r: int, limits=None) -> str:
     """Trainable parameters beside prompt tuning's; for an impossible shape (LoPT-1 with r > n) the message the
-    run itself would fail with, from the method's own shape check, instead of a count for a run that cannot be."""
+    run itself would fail with, from the method's own shape check, instead of a count for a run that cannot be.
+    Given the host's limits, a model the host does not allow is named and never looked up (model_access)."""
     try:
         n, r = int(n), int(r)
+        model = model_access.check(limits, model)
         preflight_method(RunConfig(model=str(model).strip(), method=method, n=n, r=r))
         k = count_params(method, n, r, model)
         pt = count_params(REFERENCE, n, r, model)
     except ConfigError as e:
         return f"<div class='lopt-readout'>⚠️ {html.escape(str(e))}</div>"
-    except Exception as e:  # an unavailable model: say so, never crash
-        return f"<div class='lopt-readout'>parameter count unavailable: {html.escape(str(e))}</div>"
+    except Exception as e:  # an unavailable model: say so (no server path), never crash
+        return f"<div class='lopt-readout'>parameter count unavailable: {html.escape(user_message(e))}</div>"
     cls = METHODS[method]
     if cls.reference:
         rel = "the reference: one trainable vector per prompt token"
@@ -82,7 +85,7 @@ def run_outcome(p: dict) -> str | None:
     if p["state"] not in FINAL:
         return None
     if p["state"] in ("failed", "interrupted"):
-        return f"**{rid}** {p['state']} at {at}: {p['error'] or 'no reason was recorded'}"
+        return f"**{rid}** {p['state']} at {at}: {scrub(p['error']) or 'no reason was recorded'}"
     acc = f"accuracy {p['accuracy']:.3f}" if p["accuracy"] is not None else "no accuracy (it ended before an evaluation)"
     return f"**{rid}** {'finished' if p['state'] == 'done' else 'stopped'} at {at}; {acc}"
 
@@ -105,13 +108,18 @@ def link_settings(query, defaults: dict, limits) -> tuple[dict | None, str]:
                       + "; ".join(errors))
 
 
-def follow(values: dict) -> tuple:
+def follow(values: dict, limits=None) -> tuple:
     """What the settings (share.KEYS names) imply elsewhere in the form: the r slider (bound, visibility, value
-    clamped), the learning rate's hint, the parameter readout, the link's query and its line."""
-    bound = rank_slider(values["model"], values["method"], values["n"], values["r"])
+    clamped), the learning rate's hint, the parameter readout, the link's query and its line. Given the host's
+    limits, a model it does not allow is never looked up."""
+    try:
+        model_access.check(limits, values["model"])
+        bound = rank_slider(values["model"], values["method"], values["n"], values["r"])
+    except ConfigError:  # a model this host does not allow: its width is not read, the slider left be
+        bound = gr.update(visible=METHODS[values["method"]].has_rank)
     values = {**values, "r": bound.get("value", values["r"])}
     hint = gr.update(placeholder=f"blank = method default ({METHODS[values['method']].default_lr:g})")
-    return (bound, hint, param_readout(values["model"], values["method"], values["n"], values["r"]),
+    return (bound, hint, param_readout(values["model"], values["method"], values["n"], values["r"], limits),
             *share_outputs(*(values[k] for k in share.KEYS)))
 
 
@@ -279,14 +287,18 @@ def build(ctx: AppContext):
     # line (which spoke of the last action) old news. On .input, not .change: the page load sets many
     # settings at once, and a .change fired half-way would carry the others' old values.
     def on_edit(*values):
-        return (*follow(dict(zip(share.KEYS, values))), "")
+        return (*follow(dict(zip(share.KEYS, values)), ctx.limits), "")
 
     # preprocess=False: an edit sent before the r slider's new bound reached the page must not fail on it
     # (Gradio's 'Value 10 is greater than maximum value 9'); follow() clamps r itself
     gr.on([c.input for c in (*settings.values(), text_col, text_b_col, label_col)], on_edit, list(settings.values()),
           [r, lr, readout, share_query, link, status], api_name=False, show_progress="hidden", preprocess=False)
     watch.input(lambda: "", None, status, api_name=False, show_progress="hidden")
-    gr.api(param_readout, api_name="params")
+    def params(model: str, method: str, n: int, r: int) -> str:
+        """The parameter readout; on a public host only the allowed model names are looked up."""
+        return param_readout(model, method, n, r, ctx.limits)
+
+    gr.api(params, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
 
     # ---- an upload is checked off the request path (a large file is read in a child process) with progress;
@@ -329,8 +341,9 @@ def build(ctx: AppContext):
                                upload, text_column, text_b_column, label_column, label_words)
             run_id = jobs.submit(cfg)
         except (ConfigError, HostingError, ValueError, OSError) as e:
-            gr.Warning(str(e))
-            return f"⚠️ **Not started:** {e}", gr.skip()
+            msg = user_message(e)  # the message only: paths and tracebacks stay in the server log
+            gr.Warning(msg)
+            return f"⚠️ **Not started:** {msg}", gr.skip()
         ahead = len([q for q in jobs.queued() if q != run_id])
         note = f" ({ahead} run(s) ahead in the queue)" if ahead else ""
         return (f"Queued **{run_id}**{note}.",
@@ -371,7 +384,7 @@ def build(ctx: AppContext):
         fig = gr.skip() if same else run_curves(store, run_id, row, live=p["state"] in ("queued", "running"))
         err = ""
         if p["state"] in ("failed", "interrupted") and p["error"]:
-            err = f"**Run {p['state']}:** {p['error']}"
+            err = f"**Run {p['state']}:** {scrub(p['error'])}"
         said = run_outcome(p) if run_id in (status_text or "") else None  # the status spoke of this run
         news = gr.update(value=said) if said and said != status_text else gr.skip()
         return fig, progress_html(p), err, queue_table(rows), sig, choices, news
@@ -385,7 +398,7 @@ def build(ctx: AppContext):
     def on_load(request: gr.Request):
         rows = store.list()
         chosen, message = link_settings(dict(request.query_params) if request else {}, first, ctx.limits)
-        r_upd, lr_upd, readout_html, query, line = follow(chosen or first)
+        r_upd, lr_upd, readout_html, query, line = follow(chosen or first, ctx.limits)
         if chosen:
             form = [gr.update(value=chosen[k]) for k in rest]
             lr_upd["value"] = chosen["lr"]
