@@ -230,8 +230,11 @@ def _staging_home():
     try:
         yield Path(home)
     finally:
-        for k, v in keep.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        for k, v in keep.items():  # this worker process may run another task next
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         shutil.rmtree(home, ignore_errors=True)
 
 
