@@ -6,10 +6,10 @@ import os
 
 import gradio as gr
 
-from lopt_core import downloads, hosting
+from lopt_core import downloads, hosting, paths
 from lopt_core.jobs import JobManager
 from lopt_core.ui import compare, generate, gradio_fixes, learn, rank, runs, sweep, train
-from lopt_core.ui.common import AppContext, asset_text
+from lopt_core.ui.common import AppContext, asset_text, new_token, visitor_token_store
 
 TITLE = "LoPT Lab · low-rank soft prompts"
 
@@ -18,8 +18,13 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
     # Gradio's copies of served downloads (its cache) are removed after two hours, checked every half hour
     with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:
+        ctx.token = visitor_token_store(paths.home())  # a visitor's token, kept in their browser (owners.py)
         gr.HTML(f"<div class='lopt-header'><h1>{TITLE}</h1></div>")
         gr.Markdown(asset_text("intro.md"), elem_classes=["lopt-intro"])
+        if ctx.limits.public:
+            gr.Markdown(ctx.limits.notice(), elem_id="lopt-host-notice")
+            if os.environ.get("OAUTH_CLIENT_ID"):  # a Space with hf_oauth: true: runs follow the account
+                gr.LoginButton()
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
                 trn = train.build(ctx)
@@ -37,17 +42,22 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 learn.build(ctx, tab=t_learn)
         fn, ins, outs = cmp["refresh"]
         t_compare.select(fn, ins, outs, api_name=False)
-        t_generate.select(gen["on_show"], gen["runs"], gen["runs"], api_name=False)
+        t_generate.select(gen["on_show"], ctx.inputs(gen["runs"]), gen["runs"], api_name=False)
         t_rank.select(*rk["refresh"], api_name=False)
-        t_runs.select(rn["on_refresh"], rn["run"], [rn["run"], rn["details"]], api_name=False)
+        t_runs.select(rn["on_refresh"], ctx.inputs(rn["run"]), [rn["run"], rn["details"]], api_name=False)
+        demo.load(new_token, ctx.token, ctx.token, api_name=False)  # a first visit gets its token
         demo.load(*trn["load"], api_name=False)  # a reload or second tab shows the live run; a link's settings
         demo.load(*swp["load"], api_name=False)  # every page load lists the sweeps already in the store
     return demo
 
 
 def main() -> None:
-    limits = hosting.limits()  # a bad LOPT_* variable stops here, with its name in the message
-    jobs = JobManager(max_concurrent=limits.max_concurrent)
+    try:  # a bad LOPT_* variable or an unusable LOPT_HOME stops here, in one line naming it
+        limits = hosting.limits()
+        paths.check_home()
+    except (hosting.HostingError, paths.HomeError) as e:
+        raise SystemExit(f"lopt: {e}") from None
+    jobs = JobManager(max_concurrent=limits.max_concurrent, limits=limits)
     rec = jobs.recovered
     if rec["running"] or rec["queued"]:
         print(f"[lopt] marked interrupted after restart: {len(rec['running'])} running, {len(rec['queued'])} queued",

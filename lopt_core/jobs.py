@@ -13,6 +13,9 @@ The store is the source of truth for every run's state; this module only decides
   stop_sweep(id)  -> queued runs of the sweep leave the queue, running ones end after their step.
   submit_analysis(kind, run_id, params) -> an analysis of an ended run (evaluate now, truncation curve) in a
                   worker of its own, queued like a run (analyses.py).
+  who=Visitor     -> on a public host every call that queues or changes a job names its visitor: new jobs record
+                  their owner and count against the host's queue caps; stop, delete, re-run and analyses of
+                  another visitor's run are refused (owners.py). Locally `who` is LOCAL: everything allowed.
 On start (a new server), runs left "running" by a dead server become "interrupted", and runs left "queued"
 become "interrupted" too (never silently restarted: the user may not want them any more; one click re-queues);
 sweeps left queued or running likewise. Workers watch their parent and exit when the server dies, so no orphan
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, RunConfig
+from .owners import LOCAL, Visitor, check_room
 from .store import FINAL, Store
 
 RESTART_REASON_RUNNING = "the server stopped while this run was training"
@@ -150,11 +154,11 @@ def preflight_method(cfg: RunConfig, d: int | None = None) -> int | None:
 
 class JobManager:
     def __init__(self, store_path: str | os.PathLike | None = None, max_concurrent: int | None = None,
-                 poll_s: float = 0.5, worker_threads: int | None = None, start: bool = True):
-        from . import hosting
+                 poll_s: float = 0.5, worker_threads: int | None = None, start: bool = True, limits=None):
         self.store = Store(store_path)
         self.store_path = str(self.store.path)
-        self.max_concurrent = max_concurrent or hosting.limits().max_concurrent
+        self._given_limits = limits  # None: read LOPT_* at each call (tests change them)
+        self.max_concurrent = max_concurrent or self.limits.max_concurrent
         self.worker_threads = worker_threads
         self.poll_s = poll_s
         self._ctx = mp.get_context("spawn")
@@ -219,27 +223,41 @@ class JobManager:
                 p.join(2)
         self.poll()
 
+    @property
+    def limits(self):
+        from . import hosting
+        return self._given_limits or hosting.limits()
+
     # ------------------------------------------------------------ API
-    def submit(self, cfg: RunConfig) -> str:
-        """Validate and queue a run; returns its id. Raises ConfigError with a clear message."""
+    def submit(self, cfg: RunConfig, who: Visitor = LOCAL) -> str:
+        """Validate and queue a run; returns its id. Raises ConfigError with a clear message (QueueFull when
+        the host's caps are reached)."""
         from .train import new_run_id
-        preflight(cfg)
-        run_id = new_run_id(cfg)
-        self.store.create(run_id, cfg, state="queued")
+        limits = self.limits
+        preflight(cfg, limits)
+        with self._lock:  # the cap check and the insert together: two clicks cannot both take the last place
+            check_room(self.store, limits, who)
+            run_id = new_run_id(cfg)
+            self.store.create(run_id, cfg, state="queued", owner=who.owner)
         self.poll()
         return run_id
 
-    def submit_sweep(self, spec, preset: str | None = None) -> str:
+    def submit_sweep(self, spec, preset: str | None = None, who: Visitor = LOCAL) -> str:
         """Validate a SweepSpec and queue all its configurations as one job; returns the sweep id.
         Raises ConfigError (SweepError) naming the offending value; nothing is queued then."""
         from . import sweep
-        sweep_id = sweep.create(spec, self.store, preset=preset)
+        limits = self.limits
+        with self._lock:
+            check_room(self.store, limits, who)
+            sweep_id = sweep.create(spec, self.store, preset=preset, limits=limits, owner=who.owner)
         self.poll()
         return sweep_id
 
-    def resume_sweep(self, sweep_id: str) -> list[str]:
+    def resume_sweep(self, sweep_id: str, who: Visitor = LOCAL) -> list[str]:
         """Re-queue the configurations of a stopped or interrupted sweep that never finished."""
         from . import sweep
+        who.check(self.store.get_sweep(sweep_id), "resume", "sweep")
+        check_room(self.store, self.limits, who)
         with self._lock:
             proc = self._procs.get(SWEEP_PREFIX + sweep_id)
         if proc is not None and self.store.get_sweep(sweep_id)["state"] in FINAL:
@@ -252,17 +270,22 @@ class JobManager:
         self.poll()
         return ids
 
-    def submit_preset(self, key: str, model: str, quick: bool) -> list[str]:
+    def submit_preset(self, key: str, model: str, quick: bool, who: Visitor = LOCAL) -> list[str]:
         """Queue a guided experiment (one sweep, or one per task); all are checked before any is queued."""
         from . import sweep
-        ids = sweep.create_preset(key, self.store, model, quick)
+        limits = self.limits
+        with self._lock:
+            check_room(self.store, limits, who)
+            ids = sweep.create_preset(key, self.store, model, quick, limits=limits, owner=who.owner)
         self.poll()
         return ids
 
-    def submit_analysis(self, kind: str, run_id: str, params: dict | None = None) -> str:
+    def submit_analysis(self, kind: str, run_id: str, params: dict | None = None, who: Visitor = LOCAL) -> str:
         """Check and queue an analysis of an ended run ('evaluate' or 'truncate'); returns its id.
         Raises analyses.AnalysisError with the reason; nothing is queued then."""
         from . import analyses
+        who.check(self.store.get(run_id), "analyse")
+        check_room(self.store, self.limits, who)
         aid = analyses.create(self.store, kind, run_id, params)
         self.poll()
         return aid
@@ -271,8 +294,9 @@ class JobManager:
         """Block until the analysis's worker is gone and the analysis is final (for tests and scripts)."""
         return self._wait("analysis", analysis_id, self.store.get_analysis, ANALYSIS_PREFIX + analysis_id, timeout)
 
-    def stop_sweep(self, sweep_id: str) -> str:
+    def stop_sweep(self, sweep_id: str, who: Visitor = LOCAL) -> str:
         from . import sweep
+        who.check(self.store.get_sweep(sweep_id), "stop", "sweep")
         with self._lock:
             return sweep.stop(sweep_id, self.store)
 
@@ -280,10 +304,11 @@ class JobManager:
         """Block until the sweep's worker is gone and the sweep is final (for tests and scripts)."""
         return self._wait("sweep", sweep_id, self.store.get_sweep, SWEEP_PREFIX + sweep_id, timeout)
 
-    def stop(self, run_id: str) -> str:
+    def stop(self, run_id: str, who: Visitor = LOCAL) -> str:
         """Stop a queued or running run; returns what happened, in words."""
         with self._lock:
             row = self.store.get(run_id)
+            who.check(row, "stop")
             if row["state"] == "queued":
                 self.store.update(run_id, state="stopped", error=None, stop_requested=1)
                 return f"{run_id} removed from the queue"
@@ -293,6 +318,20 @@ class JobManager:
                 return (f"stop requested for {run_id}: it ends after the current step, keeps what it trained and "
                         f"is evaluated on it (press Stop again to skip that evaluation)")
             return f"{run_id} is already {row['state']}"
+
+    def delete(self, run_id: str, who: Visitor = LOCAL) -> str:
+        """Delete an ended run (its row, artifact folder, and upload when no other run uses it); returns what
+        was deleted, in words. ValueError for a run still queued or running, NotYours for another's run."""
+        from . import uploads
+        with self._lock:
+            who.check(self.store.get(run_id), "delete")
+            return uploads.delete_run(self.store, run_id)
+
+    def rerun(self, run_id: str, who: Visitor = LOCAL) -> str:
+        """Queue a new run with the settings of `run_id` (the owner's only, on a public host); returns its id."""
+        row = self.store.get(run_id)
+        who.check(row, "re-run")
+        return self.submit(RunConfig.from_dict(row["config"]), who)
 
     def queued(self) -> list[str]:
         return [r["run_id"] for r in self.store.list(states=("queued",))]

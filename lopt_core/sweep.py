@@ -180,7 +180,7 @@ def new_sweep_id() -> str:
 
 
 def create(spec: SweepSpec, store, preset: str | None = None, limits=None, launch_id: str | None = None,
-           claim: bool = False) -> str:
+           claim: bool = False, owner: str | None = None) -> str:
     """Validate the spec and queue all its runs (or none of them); returns the sweep id. claim=True: this
     process will run it (the CLI), so the sweep is born running and no app sharing the store picks it up."""
     from .train import new_run_id
@@ -188,18 +188,21 @@ def create(spec: SweepSpec, store, preset: str | None = None, limits=None, launc
     sweep_id = new_sweep_id()
     pairs = [(new_run_id(c), c) for c in spec.configs()]
     store.create_sweep(sweep_id, spec.to_dict(), pairs, command=spec.command(), preset=preset, launch_id=launch_id,
-                       claimed_by=os.getpid() if claim else None)
+                       claimed_by=os.getpid() if claim else None, owner=owner)
     return sweep_id
 
 
-def create_preset(key: str, store, model: str, quick: bool, limits=None, claim: bool = False) -> list[str]:
+def create_preset(key: str, store, model: str, quick: bool, limits=None, claim: bool = False,
+                  owner: str | None = None) -> list[str]:
     """Queue a guided experiment: every one of its sweeps is validated before any is queued; they share one
     launch id (the sweep id of the first), so the app watches and reads them together."""
-    from . import presets
-    specs = [s.validate(limits) for s in presets.get(key).specs(model=model, quick=quick)]
+    from . import hosting, presets
+    limits = limits or hosting.limits()
+    specs = [s.validate(limits) for s in presets.get(key).specs(model=model, quick=quick, limits=limits)]
     ids: list[str] = []
     for s in specs:
-        ids.append(create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None, claim=claim))
+        ids.append(create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None, claim=claim,
+                          owner=owner))
     return ids
 
 

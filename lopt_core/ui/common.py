@@ -30,9 +30,8 @@ class AppContext:
 
     def visitor(self, request=None, token=None) -> owners.Visitor:
         """Who sent this request (owners.LOCAL when the host is not public)."""
-        return owners.visitor(self.limits.public, self.limits.show_others,
-                              username=getattr(request, "username", None) if request else None, token=token,
-                              session=getattr(request, "session_hash", None) if request else None)
+        return owners.visitor(self.limits.public, self.limits.show_others, username=signed_in(request),
+                              token=token, session=getattr(request, "session_hash", None) if request else None)
 
     def runs(self, request=None, token=None, **filters) -> list[dict]:
         """The runs this request's visitor may see."""
@@ -41,6 +40,18 @@ class AppContext:
     def inputs(self, *components) -> list:
         """A handler's inputs plus the visitor token, when the page has one (handlers take `token=None` last)."""
         return [*components, self.token] if self.token is not None else list(components)
+
+
+def signed_in(request) -> str | None:
+    """The account a request is signed in with: a Space's "Sign in with Hugging Face" (hf_oauth: true), else
+    the app's own login (launch(auth=...)); None when not signed in."""
+    if request is None:
+        return None
+    try:
+        info = request.session.get("oauth_info") or {}  # Starlette's session, set by Gradio's OAuth routes
+    except Exception:  # noqa: BLE001  no session middleware: not a Space with OAuth
+        info = {}
+    return (info.get("userinfo") or {}).get("preferred_username") or getattr(request, "username", None)
 
 
 def visitor_token_store(home) -> object:

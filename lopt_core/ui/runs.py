@@ -8,8 +8,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import analyses, artifacts, downloads, uploads
-from ..config import ConfigError, RunConfig
+from .. import analyses, artifacts, downloads
+from ..config import ConfigError
 from ..export import ExportError, export_peft
 from ..run_summary import summary_markdown
 from ..safe_errors import scrub, shown_record, ui_error
@@ -45,51 +45,61 @@ def build(ctx: AppContext, on_deleted=None):
     with gr.Accordion("Raw record (JSON)", open=False):
         raw = gr.JSON(label="run record as stored", elem_id="lopt-runs-raw")
 
-    def _row(run_id):
+    def _row(run_id, who, action=None):
+        """The run, when this visitor may see it (and, given an action, change it)."""
         if not run_id:
             raise gr.Error("choose a run first")
         try:
-            return store.get(run_id)
+            r = store.get(run_id)
         except KeyError:
-            raise gr.Error(f"run {run_id} no longer exists; press Refresh") from None
+            r = None
+        if r is None or not who.sees(r):
+            raise gr.Error(f"run {run_id} no longer exists; press Refresh")
+        if action:
+            try:
+                who.check(r, action)
+            except ConfigError as e:
+                raise ui_error(e) from None
+        return r
 
-    def _get(run_id):
+    def _get(run_id, who):
         try:
-            return store.get(run_id) if run_id else None
+            r = store.get(run_id) if run_id else None
         except KeyError:
             return None
+        return r if r is not None and who.sees(r) else None
 
-    def on_select(run_id):
-        r = _get(run_id)
+    def on_select(run_id, token=None, request: gr.Request = None):
+        r = _get(run_id, ctx.visitor(request, token))
         return summary_markdown(r) if r else ""
 
-    def on_raw(run_id):
-        r = _get(run_id)
+    def on_raw(run_id, token=None, request: gr.Request = None):
+        r = _get(run_id, ctx.visitor(request, token))
         return None if r is None else shown_record({k: r.get(k) for k in (
             "run_id", "state", "error", "model", "task", "method", "n", "r", "trainable_params", "accuracy",
             "zero_shot_accuracy", "train_seconds", "steps_done", "artifact_dir", "sweep_id", "config", "result")},
             getattr(ctx.limits, "public", False))  # no server path on a public host
 
-    def on_refresh(run_id):
-        rows = store.list()
+    def on_refresh(run_id, token=None, request: gr.Request = None):
+        rows = ctx.runs(request, token)
         ids = {r["run_id"] for r in rows}
         value = run_id if run_id in ids else None
-        return gr.update(choices=run_choices(rows), value=value), on_select(value)
+        return gr.update(choices=run_choices(rows), value=value), on_select(value, token, request)
 
-    refresh.click(on_refresh, run, [run, details], api_name="runs")
-    run.change(on_select, run, details, api_name=False)
-    details.change(on_raw, run, raw, api_name=False)  # the raw record follows whatever the summary shows
+    refresh.click(on_refresh, ctx.inputs(run), [run, details], api_name="runs")
+    run.change(on_select, ctx.inputs(run), details, api_name=False)
+    details.change(on_raw, ctx.inputs(run), raw, api_name=False)  # the raw record follows the summary
 
-    def on_download(run_id):
-        r = _row(run_id)
+    def on_download(run_id, token=None, request: gr.Request = None):
+        r = _row(run_id, ctx.visitor(request, token), "download")
         folder = Path(r["artifact_dir"] or artifacts.run_dir(run_id))
         if not folder.is_dir():
             raise gr.Error(f"run {run_id} has no artifact folder (state {r['state']}; nothing was saved)")
         return downloads.zip_folder(folder, downloads.new_entry("download", run_id), run_id), \
             f"Artifact folder of {run_id} zipped."
 
-    def on_export(run_id):
-        r = _row(run_id)
+    def on_export(run_id, token=None, request: gr.Request = None):
+        r = _row(run_id, ctx.visitor(request, token), "export")
         if not r["artifact_dir"]:
             raise gr.Error(f"run {run_id} has no saved prompt (state {r['state']})")
         entry = downloads.new_entry("peft", run_id)  # one bounded folder under LOPT_HOME (downloads.py)
@@ -101,30 +111,33 @@ def build(ctx: AppContext, on_deleted=None):
         return downloads.zip_folder(folder, entry, f"{run_id}-peft"), (f"PEFT adapter written: unzip, then "
                                                 f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
 
-    def on_delete(run_id):
-        _row(run_id)
-        try:
-            said = uploads.delete_run(store, run_id)  # its row, its artifact folder, its upload if the last user
-        except ValueError as e:
+    def on_delete(run_id, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        _row(run_id, who)
+        try:  # its row, its artifact folder, its upload if the last user (ValueError: NotYours, still running)
+            said = jobs.delete(run_id, who)
+        except (ValueError, KeyError) as e:
             raise ui_error(e) from None
         if on_deleted:
             on_deleted(run_id)
-        choice, det = on_refresh(None)
+        choice, det = on_refresh(None, token, request)
         return choice, det, said, None
 
-    def on_rerun(run_id):
-        r = _row(run_id)
+    def on_rerun(run_id, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        _row(run_id, who)
         try:
-            new = jobs.submit(RunConfig.from_dict(r["config"]))
+            new = jobs.rerun(run_id, who)
         except (ConfigError, ValueError) as e:
             raise ui_error(e) from None
         return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
 
-    def on_evaluate(run_id):
-        _row(run_id)
+    def on_evaluate(run_id, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        _row(run_id, who)
         try:
-            aid = jobs.submit_analysis("evaluate", run_id)
-        except (analyses.AnalysisError, KeyError) as e:
+            aid = jobs.submit_analysis("evaluate", run_id, who=who)
+        except (analyses.AnalysisError, ConfigError, KeyError) as e:
             raise ui_error(e) from None
         return f"Evaluating {run_id} in the background ({aid}); its accuracy appears here when it is done."
 
@@ -144,10 +157,10 @@ def build(ctx: AppContext, on_deleted=None):
                     f"{a['result']['eval_examples']} examples (recorded)."), on_select(run_id)
         return f"⚠️ Evaluation of {run_id} {a['state']}: {scrub(a.get('error'))}", gr.skip()
 
-    evaluate.click(on_evaluate, run, status, api_name="evaluate")
+    evaluate.click(on_evaluate, ctx.inputs(run), status, api_name="evaluate")
     gr.Timer(1.0).tick(evaluation_status, run, [status, details], api_name=False, show_progress="hidden")
-    download.click(on_download, run, [file, status], api_name="download")
-    export.click(on_export, run, [file, status], api_name="export")
-    delete.click(on_delete, run, [run, details, status, file], api_name="delete")
-    rerun.click(on_rerun, run, status, api_name="rerun")
+    download.click(on_download, ctx.inputs(run), [file, status], api_name="download")
+    export.click(on_export, ctx.inputs(run), [file, status], api_name="export")
+    delete.click(on_delete, ctx.inputs(run), [run, details, status, file], api_name="delete")
+    rerun.click(on_rerun, ctx.inputs(run), status, api_name="rerun")
     return {"run": run, "on_refresh": on_refresh, "details": details, "raw": raw, "on_raw": on_raw}

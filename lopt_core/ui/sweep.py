@@ -102,7 +102,7 @@ def _total(ests: list) -> estimate.Estimate:
 def preset_specs(ctx: AppContext, key: str, model, quick) -> list[SweepSpec]:
     if not model or not str(model).strip():
         raise SweepError("choose a model")
-    specs = presets.get(key).specs(model=str(model).strip(), quick=bool(quick))
+    specs = presets.get(key).specs(model=str(model).strip(), quick=bool(quick), limits=ctx.limits)
     return [s.validate(ctx.limits) for s in specs]
 
 

@@ -272,7 +272,8 @@ def build(ctx: AppContext):
             link = gr.Markdown(line0, elem_id="lopt-share-link")
             share_query = gr.Textbox(query0, visible="hidden", elem_id="lopt-share-query")  # read by SYNC_URL_JS
         with gr.Column(scale=3, min_width=420):
-            watch = gr.Dropdown(run_choices(store.list()), value=None, label="Run shown", elem_id="lopt-watch",
+            watch = gr.Dropdown(run_choices(ctx.runs()) if not ctx.limits.public else [], value=None,
+                                label="Run shown", elem_id="lopt-watch",
                                 allow_custom_value=True)
             progress = gr.HTML(progress_html(None), elem_id="lopt-progress")
             error = gr.Markdown("", elem_id="lopt-error")
@@ -335,37 +336,41 @@ def build(ctx: AppContext):
     share_query.change(None, share_query, None, js=SYNC_URL_JS)
 
     def on_train(model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size, upload, text_column,
-                 text_b_column, label_column, label_words=""):
+                 text_b_column, label_column, label_words="", token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        cfg = None
         try:
             cfg = build_config(ctx, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
                                upload, text_column, text_b_column, label_column, label_words)
-            run_id = jobs.submit(cfg)
+            run_id = jobs.submit(cfg, who)
         except (ConfigError, HostingError, ValueError, OSError) as e:
+            if cfg is not None and cfg.data_file:  # kept, then refused (a full queue): keep no orphan copy
+                uploads.release(store, cfg.data_file)
             msg = user_message(e)  # the message only: paths and tracebacks stay in the server log
             gr.Warning(msg)
             return f"⚠️ **Not started:** {msg}", gr.skip()
         ahead = len([q for q in jobs.queued() if q != run_id])
         note = f" ({ahead} run(s) ahead in the queue)" if ahead else ""
         return (f"Queued **{run_id}**{note}.",
-                gr.update(choices=run_choices(store.list()), value=run_id))
+                gr.update(choices=run_choices(who.visible(store.list())), value=run_id))
 
-    train_btn.click(on_train, [model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
-                               upload, text_col, text_b_col, label_col, label_words], [status, watch],
-                    api_name="train")
+    train_btn.click(on_train, ctx.inputs(model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
+                                         eval_size, upload, text_col, text_b_col, label_col, label_words),
+                    [status, watch], api_name="train")
 
-    def on_stop(run_id):
+    def on_stop(run_id, token=None, request: gr.Request = None):
         if not run_id:
             return "Nothing to stop: no run is shown."
         try:
-            return jobs.stop(run_id)
-        except KeyError as e:
+            return jobs.stop(run_id, ctx.visitor(request, token))
+        except (KeyError, ConfigError) as e:
             return f"⚠️ {e}"
 
-    stop_btn.click(on_stop, watch, status, api_name="stop")
+    stop_btn.click(on_stop, ctx.inputs(watch), status, api_name="stop")
 
     # ---- watching: every second the shown run's curves and progress, the table, and the picker's list
-    def on_tick(run_id, last_sig, status_text=""):
-        rows = store.list()
+    def on_tick(run_id, last_sig, status_text="", token=None, request: gr.Request = None):
+        rows = ctx.runs(request, token)
         listed = tuple((x["run_id"], x["state"]) for x in rows)
         new_list = last_sig is not None and last_sig[-1] != listed
         choices = gr.update(choices=run_choices(rows)) if new_list else gr.skip()
@@ -374,6 +379,8 @@ def build(ctx: AppContext):
             pick = gr.update(choices=run_choices(rows), value=rid) if rid else gr.skip()
             return gr.skip(), progress_html(None), "", queue_table(rows), last_sig, pick, gr.skip()
         try:
+            if run_id not in {x["run_id"] for x in rows}:  # gone, or another visitor's
+                raise KeyError(run_id)
             p = run_progress(store, run_id)
         except KeyError:
             return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), None,
@@ -389,14 +396,18 @@ def build(ctx: AppContext):
         news = gr.update(value=said) if said and said != status_text else gr.skip()
         return fig, progress_html(p), err, queue_table(rows), sig, choices, news
 
-    timer.tick(on_tick, [watch, last, status], [curves, progress, error, queue, last, watch, status], api_name=False,
-               show_progress="hidden")
-    watch.change(lambda rid: on_tick(rid, None)[:5], watch, [curves, progress, error, queue, last], api_name="watch",
+    timer.tick(on_tick, ctx.inputs(watch, last, status), [curves, progress, error, queue, last, watch, status],
+               api_name=False, show_progress="hidden")
+
+    def on_watch(run_id, token=None, request: gr.Request = None):
+        return on_tick(run_id, None, "", token, request)[:5]
+
+    watch.change(on_watch, ctx.inputs(watch), [curves, progress, error, queue, last], api_name="watch",
                  show_progress="hidden")
 
     # ---- every page load (a reload, a second tab, a shared link) shows the runs as they are now
-    def on_load(request: gr.Request):
-        rows = store.list()
+    def on_load(token=None, request: gr.Request = None):
+        rows = ctx.runs(request, token)
         chosen, message = link_settings(dict(request.query_params) if request else {}, first, ctx.limits)
         r_upd, lr_upd, readout_html, query, line = follow(chosen or first, ctx.limits)
         if chosen:
@@ -409,5 +420,5 @@ def build(ctx: AppContext):
 
     rest = [k for k in share.KEYS if k not in ("r", "lr")]  # r and lr also get their bound and hint
     return {"watch": watch, "queue": queue, "status": status, "settings": settings, "share_query": share_query,
-            "readout": readout, "load": (on_load, [], [watch, queue, status, *[settings[k] for k in rest], r, lr,
-                                                       readout, share_query, link])}
+            "readout": readout, "load": (on_load, ctx.inputs(), [watch, queue, status, *[settings[k] for k in rest],
+                                                                  r, lr, readout, share_query, link])}
