@@ -98,6 +98,30 @@ class Limits:
             if v > cap:
                 raise ConfigError(f"{field}={v} is above this host's limit of {cap} ({var})")
 
+    def fit(self, knobs: dict) -> dict:
+        """`knobs` (steps, batch_size, eval_size) brought within this host's caps: what a guided experiment
+        runs with here (all test examples, eval_size 0, become the first LOPT_MAX_EVAL_SIZE)."""
+        out = dict(knobs)
+        for field, cap in (("steps", self.max_steps), ("batch_size", self.max_batch_size),
+                           ("eval_size", self.max_eval_size)):
+            if cap is not None and field in out and (out[field] > cap or (field == "eval_size" and out[field] == 0)):
+                out[field] = cap
+        return out
+
+    def notice(self) -> str:
+        """One line for the page on a public host (empty locally): what a visitor owns and may queue."""
+        if not self.public:
+            return ""
+        bits = ["runs you start are yours: only you can stop, delete or re-run them"]
+        if self.max_queued_per_visitor:
+            bits.append(f"at most {self.max_queued_per_visitor} unfinished job(s) per visitor")
+        caps = [f"{name} ≤ {v}" for name, v in (("steps", self.max_steps), ("batch size", self.max_batch_size),
+                                                 ("eval examples", self.max_eval_size)) if v]
+        if caps:
+            bits.append(", ".join(caps))
+        bits.append("others' finished runs are shown read-only" if self.show_others else "you see only your own runs")
+        return "**Shared host:** " + "; ".join(bits) + "."
+
     def check_upload(self, path) -> None:
         size = os.path.getsize(path)
         if size > self.max_upload_mb * 2**20:

@@ -23,10 +23,13 @@ class Preset:
     why: str
     build: Callable[[str, dict, bool], list[SweepSpec]]   # (model, knobs, hub) -> specs
 
-    def specs(self, model: str = "smollm2-135m", quick: bool = False, hub: bool | None = None) -> list[SweepSpec]:
+    def specs(self, model: str = "smollm2-135m", quick: bool = False, hub: bool | None = None,
+              limits=None) -> list[SweepSpec]:
+        """The preset's sweeps; on a host with size caps (`limits`), its knobs brought within them."""
         from .models import hub_reachable
         hub = hub_reachable() if hub is None else hub
-        return self.build(model, dict(QUICK if quick else FULL), hub)
+        knobs = dict(QUICK if quick else FULL)
+        return self.build(model, limits.fit(knobs) if limits is not None else knobs, hub)
 
 
 def _pt_vs_lopt(model, knobs, hub):

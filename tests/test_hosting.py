@@ -153,3 +153,15 @@ def test_visitors_own_their_runs_and_the_queue_caps_hold(public_app):
     status, _ = _train(cy, tiny, steps=2)  # room again: Ada's job ended
     assert "Queued" in status, status
     assert b_run in _runs(bob) and b_run not in _runs(cy)
+
+
+def test_guided_experiments_fit_the_hosts_caps():
+    """A full preset evaluates on every test example; on a host with LOPT_MAX_EVAL_SIZE it uses the first N."""
+    from lopt_core import presets
+    lim = hosting.Limits(allowed_models=None, public=True, max_eval_size=500, max_steps=100)
+    assert lim.fit({"steps": 150, "batch_size": 8, "eval_size": 0}) == {"steps": 100, "batch_size": 8,
+                                                                      "eval_size": 500}
+    for p in presets.PRESETS.values():
+        for spec in p.specs(quick=False, hub=False, limits=lim):
+            spec.validate(lim)  # no ConfigError: every configuration is within the caps
+            assert spec.knobs["eval_size"] == 500 and spec.knobs["steps"] == 100
