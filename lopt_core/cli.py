@@ -175,6 +175,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(method_knobs=not argv or argv[0] in KNOB_COMMANDS).parse_args(argv)
     try:
+        if args.cmd not in ("methods", "tasks", "params", "preview", "cluster"):  # commands that use LOPT_HOME
+            from . import paths
+            paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster,
