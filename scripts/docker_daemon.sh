@@ -5,10 +5,10 @@
 # Storage: overlay2 where the daemon accepts it (the image's layers are shared, not copied: measured 17 min for
 # the test on vfs under load), else vfs, which works everywhere. LOPT_DOCKER_STORAGE=vfs forces one.
 # Exit 0: `docker info` answers. Exit 1: the LAST line of output says why (the test's skip message).
-# Env: LOPT_DOCKER_LOG (default .cache/docker/dockerd.log), LOPT_DOCKER_WAIT_S (default 60).
+# Env: LOPT_DOCKER_LOG (default ~/.cache/lopt-docker/dockerd.log), LOPT_DOCKER_WAIT_S (default 60).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LOG=${LOPT_DOCKER_LOG:-.cache/docker/dockerd.log}
+LOG=${LOPT_DOCKER_LOG:-${LOPT_DOCKER_CACHE:-$HOME/.cache/lopt-docker}/dockerd.log}
 WAIT=${LOPT_DOCKER_WAIT_S:-60}
 fail() { echo "$*"; exit 1; }
 

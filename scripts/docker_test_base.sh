@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # What tests/test_docker.py builds on where Docker Hub and package indexes are out of a build container's reach:
 #   1. a stand-in for python:3.11-slim: a Debian bookworm minimal root (python3 = 3.11, python3-venv, passwd)
-#      made with debootstrap, cached as .cache/docker/bookworm-py311.tar and imported as $LOPT_TEST_BASE;
-#   2. a wheel folder, .cache/docker/wheels, filled with `pip download` by this machine's own pip configuration
+#      made with debootstrap, cached as $DIR/bookworm-py311.tar and imported as $LOPT_TEST_BASE;
+#   2. a wheel folder, $DIR/wheels, filled with `pip download` by this machine's own pip configuration
 #      (the same sources `pip install torch==2.13.0` uses here, so torch is the same CPU build).
 # Both are skipped when already there, so a second run costs seconds. Exit 1: the LAST line says why.
+# $DIR is LOPT_DOCKER_CACHE (default ~/.cache/lopt-docker): outside the checkout, so a fresh clone on the same
+# machine (CI) finds them too.
 # Env: LOPT_TEST_BASE (default lopt-test-base:bookworm), PY (default .venv/bin/python), DEBIAN_MIRROR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BASE=${LOPT_TEST_BASE:-lopt-test-base:bookworm}
 PY=${PY:-.venv/bin/python}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-DIR=.cache/docker
+DIR=${LOPT_DOCKER_CACHE:-$HOME/.cache/lopt-docker}
 TAR=$DIR/bookworm-py311.tar
 WHEELS=$DIR/wheels
 fail() { echo "$*"; exit 1; }

@@ -4,7 +4,7 @@ caps, and the run is still there in a fresh container on the same /data volume (
 there). An unusable LOPT_HOME stops the app with one line.
 
 Offline and loopback only: the base is a local Debian bookworm stand-in and pip installs from a `pip download`
-folder served on 127.0.0.1 (scripts/docker_test_base.sh, cached in .cache/docker/); the containers have no
+folder served on 127.0.0.1 (scripts/docker_test_base.sh, cached in ~/.cache/lopt-docker/); the containers have no
 network (--network none) and are driven from inside on 127.0.0.1:7860 with gradio_client.
 scripts/docker_daemon.sh starts a daemon (installing Debian's docker.io when root); where none can run here, the
 Docker tests skip with the reason. LOPT_TEST_DOCKER=0 skips them too.
@@ -31,7 +31,7 @@ from test_app_e2e import TRAIN
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "lopt-lab:test"
 BASE = "lopt-test-base:bookworm"
-WHEELS = ROOT / ".cache" / "docker" / "wheels"
+WHEELS = Path(os.environ.get("LOPT_DOCKER_CACHE") or Path.home() / ".cache" / "lopt-docker") / "wheels"
 WHEELS_PORT = 18765
 CAPS = {"LOPT_MAX_STEPS": "2", "LOPT_MAX_BATCH_SIZE": "2", "LOPT_MAX_EVAL_SIZE": "8", "HF_HUB_OFFLINE": "1"}
 RUN = {**TRAIN, "model": "smollm2-135m", "steps": 2, "batch_size": 2, "eval_size": 8, "eval_every": 0}
