@@ -1,7 +1,7 @@
 """Sweeps on a Ray cluster: each group of a sweep's plan is a Ray task; the store stays on this machine.
 
-    LOPT_RAY_ADDRESS=10.0.0.5:6379 python app.py                      # the app's sweeps train on the cluster
-    python -m lopt_core sweep ... --backend ray --ray-address 10.0.0.5:6379
+    LOPT_RAY_ADDRESS=head-node:6379 python app.py                      # the app's sweeps train on the cluster
+    python -m lopt_core sweep ... --backend ray --ray-address head-node:6379
     python -m lopt_core cluster                                      # the backend and the cluster's nodes
 
 Without LOPT_RAY_ADDRESS (a laptop, a Space) nothing here runs: sweeps train in the local worker queue.
