@@ -352,8 +352,9 @@ def build(ctx: AppContext):
         allowed = {sid for _, value_ in sweep_choices(store, who) for sid in value_.split(SEP)}
         return SEP.join(s for s in (value or "").split(SEP) if s in allowed)
 
-    def on_launch(*args, request: gr.Request = None):
-        args, token = args[:len(grid)], (args[len(grid):] or [None])[0]
+    def on_launch(model_, task_, methods_, n_, r_, seeds_, steps_, batch_size_, eval_size_, eval_every_, token=None,
+                  request: gr.Request = None):  # named, not *args: the API then knows `token` is optional
+        args = (model_, task_, methods_, n_, r_, seeds_, steps_, batch_size_, eval_size_, eval_every_)
         who = ctx.visitor(request, token)
         try:
             spec = build_spec(*args)
