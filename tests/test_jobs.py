@@ -106,3 +106,15 @@ def test_stop_queued_run(tiny, home):
     assert jm.queued() == [rid]
     assert "removed from the queue" in jm.stop(rid)
     assert jm.store.get(rid)["state"] == "stopped"
+
+
+def test_preflight_refuses_what_this_machine_cannot_load(monkeypatch):
+    """A hub model or an online-only task, offline: refused before anything is queued, not failed in a worker."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="model 'gpt2' is not available offline; offline you can use: smollm2"):
+        preflight(RunConfig(model="gpt2"))
+    with pytest.raises(ConfigError, match="task 'ag_news' is not available offline; offline you can use: sst2"):
+        preflight(RunConfig(task="ag_news"))
+    with pytest.raises(ConfigError, match="asked for from the hub"):
+        preflight(RunConfig(data_source="hub"))
+    preflight(RunConfig())  # the offline default on an offline task
