@@ -96,9 +96,15 @@ def preflight(cfg: RunConfig, limits=None) -> RunConfig:
 
 
 def preflight_shared(cfg: RunConfig, limits=None) -> None:
-    """The checks that depend on the model, task and data only (one per sweep): host limits, task, data file."""
+    """The checks that depend on the model, task and data only (one per sweep): host limits, the model and the
+    task available here (a hub model or an online-only task offline), the data file and label words."""
     from . import hosting
+    from .models import ModelUnavailable, check_available
     (limits or hosting.limits()).check(cfg)
+    try:
+        check_available(cfg.model)
+    except ModelUnavailable as e:
+        raise ConfigError(str(e)) from None
     if cfg.task == "file":  # the file read (off the server's GIL when large) and its label words tokenized
         from .preview import preview
         from .tasks import TaskError
@@ -110,9 +116,13 @@ def preflight_shared(cfg: RunConfig, limits=None) -> None:
         if p.words_problem:
             raise ConfigError(f"{p.facts.name}: {p.words_problem}")
     else:
-        from .tasks import TASKS
+        from .tasks import TASKS, TaskError, where
         if cfg.task not in TASKS:
             raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
+        try:
+            where(cfg.task, cfg.data_source)
+        except TaskError as e:
+            raise ConfigError(str(e)) from None
         if cfg.label_words:
             _check_task_words(cfg, TASKS[cfg.task])
 
@@ -257,8 +267,8 @@ class JobManager:
         """Re-queue the configurations of a stopped or interrupted sweep that never finished."""
         from . import sweep
         who.check(self.store.get_sweep(sweep_id), "resume", "sweep")
-        check_room(self.store, self.limits, who)
         with self._lock:
+            check_room(self.store, self.limits, who)
             proc = self._procs.get(SWEEP_PREFIX + sweep_id)
         if proc is not None and self.store.get_sweep(sweep_id)["state"] in FINAL:
             proc.join(timeout=15)  # its worker is exiting right after recording the end: let it, then reap it
@@ -273,9 +283,10 @@ class JobManager:
     def submit_preset(self, key: str, model: str, quick: bool, who: Visitor = LOCAL) -> list[str]:
         """Queue a guided experiment (one sweep, or one per task); all are checked before any is queued."""
         from . import sweep
+        from . import presets
         limits = self.limits
-        with self._lock:
-            check_room(self.store, limits, who)
+        with self._lock:  # a preset over two tasks queues two sweeps: both must fit
+            check_room(self.store, limits, who, jobs=len(presets.get(key).specs(model=model, quick=quick)))
             ids = sweep.create_preset(key, self.store, model, quick, limits=limits, owner=who.owner)
         self.poll()
         return ids
@@ -285,8 +296,13 @@ class JobManager:
         Raises analyses.AnalysisError with the reason; nothing is queued then."""
         from . import analyses
         who.check(self.store.get(run_id), "analyse")
-        check_room(self.store, self.limits, who)
-        aid = analyses.create(self.store, kind, run_id, params)
+        cap = self.limits.max_eval_size
+        size = (params or {}).get("eval_size")
+        if cap is not None and isinstance(size, int) and (size == 0 or size > cap):
+            raise ConfigError(f"{size or 'all'} test examples is above this host's limit of {cap} (LOPT_MAX_EVAL_SIZE)")
+        with self._lock:
+            check_room(self.store, self.limits, who)
+            aid = analyses.create(self.store, kind, run_id, params)
         self.poll()
         return aid
 

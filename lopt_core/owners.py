@@ -73,24 +73,25 @@ def visitor(public: bool, show_others: bool = False, username: str | None = None
     return Visitor(keys=keys, public=True, show_others=show_others)
 
 
-def unfinished_jobs(store, owner: str | None = None) -> int:
-    """Queued or running jobs (a run outside a sweep, or a sweep, each counts one), of one owner or in all."""
-    runs = [r for r in store.list(states=("queued", "running")) if not r.get("sweep_id")]
-    sweeps = store.list_sweeps(states=("queued", "running"))
-    if owner is not None:
-        runs = [r for r in runs if r.get("owner") == owner]
-        sweeps = [s for s in sweeps if s.get("owner") == owner]
-    return len(runs) + len(sweeps)
+def unfinished_jobs(store, keys: tuple[str, ...] | None = None) -> int:
+    """Queued or running jobs (a run outside a sweep, a sweep, or an analysis of a run, each counts one), of the
+    owner holding `keys` (any of a visitor's identities) or in all."""
+    live = ("queued", "running")
+    owners_of_runs = {r["run_id"]: r.get("owner") for r in store.list()}
+    owners = [r.get("owner") for r in store.list(states=live) if not r.get("sweep_id")]
+    owners += [s.get("owner") for s in store.list_sweeps(states=live)]
+    owners += [owners_of_runs.get(a["run_id"]) for a in store.list_analyses(states=live)]  # the run's owner
+    return len(owners) if keys is None else sum(o is not None and o in keys for o in owners)
 
 
-def check_room(store, limits, who: Visitor) -> None:
-    """Raise QueueFull when one more job would pass the host's caps."""
+def check_room(store, limits, who: Visitor, jobs: int = 1) -> None:
+    """Raise QueueFull when `jobs` more jobs would pass the host's caps."""
     if who.public and who.owner is None:
         raise NotYours("this host could not tell who you are (no browser session): reload the page")
-    if limits.max_queued is not None and unfinished_jobs(store) >= limits.max_queued:
+    if limits.max_queued is not None and unfinished_jobs(store) + jobs > limits.max_queued:
         raise QueueFull(f"the queue is full: this host runs at most {limits.max_queued} unfinished jobs "
                         f"(LOPT_MAX_QUEUED); try again when one has finished")
     cap = limits.max_queued_per_visitor
-    if who.public and cap is not None and unfinished_jobs(store, who.owner) >= cap:
+    if who.public and cap is not None and unfinished_jobs(store, who.keys) + jobs > cap:
         raise QueueFull(f"you already have {cap} unfinished job(s), this host's limit per visitor "
                         f"(LOPT_MAX_QUEUED_PER_VISITOR); stop one or wait until it finishes")

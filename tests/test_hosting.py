@@ -165,3 +165,23 @@ def test_guided_experiments_fit_the_hosts_caps():
         for spec in p.specs(quick=False, hub=False, limits=lim):
             spec.validate(lim)  # no ConfigError: every configuration is within the caps
             assert spec.knobs["eval_size"] == 500 and spec.knobs["steps"] == 100
+
+
+def test_caps_count_every_identity_of_a_visitor_and_their_analyses(tmp_path):
+    """A visitor who signs in keeps the jobs they queued under their browser token; an analysis of their run
+    counts as a job; a launch of two sweeps needs two places."""
+    from lopt_core.store import Store
+    store = Store(tmp_path / "runs.sqlite")
+    token = "t" * 32
+    before = owners.visitor(public=True, token=token, session="s1")
+    store.create("r1", RunConfig(), owner=before.owner)           # queued under b:<token>
+    store.create("r2", RunConfig(), state="done", owner=before.owner)
+    store.create_analysis("a1", "r2", "evaluate", {})             # queued: counts for r2's owner
+    signed = owners.visitor(public=True, username="ada", token=token, session="s2")
+    assert owners.unfinished_jobs(store, signed.keys) == 2 and owners.unfinished_jobs(store) == 2
+    lim = hosting.Limits(allowed_models=None, public=True, max_queued_per_visitor=3)
+    owners.check_room(store, lim, signed)                          # a third fits
+    with pytest.raises(owners.QueueFull, match="LOPT_MAX_QUEUED_PER_VISITOR"):
+        owners.check_room(store, lim, signed, jobs=2)               # a two-sweep launch does not
+    other = owners.visitor(public=True, session="s3")
+    owners.check_room(store, lim, other, jobs=3)                   # someone else's jobs are not theirs
