@@ -183,7 +183,9 @@ def preview(path: str, text_column: str = "text", label_column: str = "label", t
     except TaskError as e:
         return Preview(facts, words_problem=str(e))
     except Exception as e:  # noqa: BLE001  (the model's tokenizer cannot be loaded: the run will say why)
-        return Preview(facts, words_note=f"not checked here: the tokenizer of {model!r} could not be loaded ({e})")
+        from .safe_errors import scrub
+        return Preview(facts, words_note=f"not checked here: the tokenizer of {model!r} could not be loaded "
+                                         f"({scrub(str(e))})")
     return Preview(facts, chosen.words, chosen.first_tokens, chosen.rule)
 
 

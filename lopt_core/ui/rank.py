@@ -118,11 +118,13 @@ def build(ctx: AppContext):
 
     spec_runs.change(on_spectrum, ctx.inputs(spec_runs), [spec_fig, spec_table, spec_msg], api_name="spectrum")
 
-    def show_truncation(run_id):
-        a = latest_truncation(store, run_id)
+    def show_truncation(run_id, token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        a = latest_truncation(store, run_id) if run_id and _visible(store, who, run_id) else None
         fig = gr.skip()
         if a is not None and a["state"] == "done":
-            fig = rank_plots.truncation_figure(a["result"], truncate.trained_beside(store.list(), a["result"]))
+            fig = rank_plots.truncation_figure(a["result"],
+                                               truncate.trained_beside(who.visible(store.list()), a["result"]))
         elif a is None:
             fig = rank_plots.truncation_figure(None)
         return truncation_status(a), fig
@@ -139,18 +141,19 @@ def build(ctx: AppContext):
                                  who=ctx.visitor(request, token))
         except (spectrum.AnalysisError, ConfigError, KeyError) as e:
             raise ui_error(e) from None
-        return show_truncation(run_id)
+        return show_truncation(run_id, token, request)
 
     go.click(on_compute, ctx.inputs(trunc_run, ranks, eval_size), [trunc_status, trunc_fig], api_name="truncate")
-    trunc_run.change(show_truncation, trunc_run, [trunc_status, trunc_fig], api_name=False)
+    trunc_run.change(show_truncation, ctx.inputs(trunc_run), [trunc_status, trunc_fig], api_name=False)
 
-    def on_tick(run_id, status_now):
-        a = latest_truncation(store, run_id)
+    def on_tick(run_id, status_now, token=None, request: gr.Request = None):
+        a = latest_truncation(store, run_id) if run_id and _visible(store, ctx.visitor(request, token), run_id) else None
         if a is None or (a["state"] not in ("queued", "running") and status_now == truncation_status(a)):
             return gr.skip(), gr.skip()
-        return show_truncation(run_id)
+        return show_truncation(run_id, token, request)
 
-    timer.tick(on_tick, [trunc_run, trunc_status], [trunc_status, trunc_fig], api_name=False, show_progress="hidden")
+    timer.tick(on_tick, ctx.inputs(trunc_run, trunc_status), [trunc_status, trunc_fig], api_name=False,
+               show_progress="hidden")
 
     def on_nearest(run_id, k_, token=None, request: gr.Request = None):
         if not run_id:

@@ -128,7 +128,7 @@ def build(ctx: AppContext, on_deleted=None):
         _row(run_id, who)
         try:
             new = jobs.rerun(run_id, who)
-        except (ConfigError, ValueError) as e:
+        except (ConfigError, ValueError, KeyError) as e:  # KeyError: deleted meanwhile
             raise ui_error(e) from None
         return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
 
@@ -141,9 +141,10 @@ def build(ctx: AppContext, on_deleted=None):
             raise ui_error(e) from None
         return f"Evaluating {run_id} in the background ({aid}); its accuracy appears here when it is done."
 
-    def evaluation_status(run_id):
+    def evaluation_status(run_id, token=None, request: gr.Request = None):
         """While an 'evaluate now' job of the shown run is under way: its progress; when it ends: the summary."""
-        found = store.list_analyses(run_id=run_id, kind="evaluate") if run_id else []
+        seen = run_id and _get(run_id, ctx.visitor(request, token)) is not None  # another's reads as none
+        found = store.list_analyses(run_id=run_id, kind="evaluate") if seen else []
         if not found or found[-1]["state"] not in ("queued", "running") and found[-1]["updated"] < time.time() - 3:
             return gr.skip(), gr.skip()
         a, p = found[-1], analyses.progress(found[-1])
@@ -154,11 +155,11 @@ def build(ctx: AppContext, on_deleted=None):
             return f"Evaluating {run_id}: {p['done']}/{p['total'] or '?'} test examples{eta}", gr.skip()
         if a["state"] == "done":
             return (f"Evaluated {run_id}: accuracy {a['result']['accuracy']:.3f} on "
-                    f"{a['result']['eval_examples']} examples (recorded)."), on_select(run_id)
+                    f"{a['result']['eval_examples']} examples (recorded)."), on_select(run_id, token, request)
         return f"⚠️ Evaluation of {run_id} {a['state']}: {scrub(a.get('error'))}", gr.skip()
 
     evaluate.click(on_evaluate, ctx.inputs(run), status, api_name="evaluate")
-    gr.Timer(1.0).tick(evaluation_status, run, [status, details], api_name=False, show_progress="hidden")
+    gr.Timer(1.0).tick(evaluation_status, ctx.inputs(run), [status, details], api_name=False, show_progress="hidden")
     download.click(on_download, ctx.inputs(run), [file, status], api_name="download")
     export.click(on_export, ctx.inputs(run), [file, status], api_name="export")
     delete.click(on_delete, ctx.inputs(run), [run, details, status, file], api_name="delete")

@@ -311,18 +311,23 @@ def build(ctx: AppContext):
         path, name = upload_path(upload)
         try:
             ctx.limits.check_upload(path)
+            model = model_access.check(ctx.limits, model)  # a public host resolves only its allowed names
         except ConfigError as e:
-            yield f"⚠️ **{name}**: {e}", gr.update(visible=False), gr.skip()
+            yield f"⚠️ **{name}**: {user_message(e)}", gr.update(visible=False), gr.skip()
+            return
+        except OSError as e:  # Gradio's temporary copy is gone
+            yield f"⚠️ **{name}** could not be read ({user_message(e)}); upload it again", gr.update(visible=False), \
+                gr.skip()
             return
         text, text_b, label = file_columns(text_column, text_b_column, label_column)
-        job = preview_mod.start(path, text, label, text_b, str(model).strip(), words_mod.parse(given), name=name)
+        job = preview_mod.start(path, text, label, text_b, model, words_mod.parse(given), name=name)
         while not job.future.done():
             yield job.line(), gr.skip(), gr.skip()
             wait([job.future], timeout=0.5)
         try:
             p = job.future.result()
-        except TaskError as e:
-            yield f"⚠️ {e}", gr.update(visible=False), gr.skip()
+        except (TaskError, OSError, ValueError) as e:
+            yield f"⚠️ {user_message(e)}", gr.update(visible=False), gr.skip()
             return
         box = words_mod.show(p.label_words) if p.label_words and not given else gr.skip()
         yield p.markdown(), preview_table(p), box
