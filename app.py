@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from lopt_core import downloads, hosting, paths
+from lopt_core import downloads, hosting, paths, ray_backend
 from lopt_core.jobs import JobManager
 from lopt_core.ui import compare, generate, gradio_fixes, learn, rank, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text, new_token, visitor_token_store
@@ -55,7 +55,8 @@ def main() -> None:
     try:  # a bad LOPT_* variable or an unusable LOPT_HOME stops here, in one line naming it
         limits = hosting.limits()
         paths.check_home()
-    except (hosting.HostingError, paths.HomeError) as e:
+        ray_backend.from_env()  # LOPT_RAY_CPUS checked now, not in every sweep's worker
+    except (hosting.HostingError, paths.HomeError, ray_backend.RayBackendError) as e:
         raise SystemExit(f"lopt: {e}") from None
     jobs = JobManager(max_concurrent=limits.max_concurrent, limits=limits)
     rec = jobs.recovered

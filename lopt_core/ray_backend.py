@@ -286,6 +286,10 @@ def _drive(ray, sweep_id, store, backend, ids, cfgs, on_event, prompts_per_pass,
     relay = ray.remote(num_cpus=0)(Relay).options(scheduling_strategy=here).remote(store.zero_shots())
     task = ray.remote(_train_task)
     gpus = ray.cluster_resources().get("GPU", 0)
+    widest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if backend.cpus_per_task > widest:  # such a task would wait for a node forever
+        raise RayBackendError(f"{ENV_CPUS}={backend.cpus_per_task} but the largest node of the Ray cluster at "
+                              f"{backend.address} has {widest:g} CPUs")
     by_id = dict(zip(ids, cfgs))
     tasks = {}  # ref -> the run ids of its group
     for g in sweep.plan(cfgs):
@@ -308,6 +312,23 @@ def _drive(ray, sweep_id, store, backend, ids, cfgs, on_event, prompts_per_pass,
             _events(ops, store, by_id, on_event)
         for ref in ready:
             _end_task(ray, ref, tasks.pop(ref), store, nodes)
+        _cancel_unwanted(ray, tasks, store, sweep_id)
+
+
+def _cancel_unwanted(ray, tasks: dict, store: Store, sweep_id: str) -> None:
+    """Tasks whose runs were all stopped from the queue, or not yet started when the sweep was stopped, are
+    cancelled: one still waiting for a node (a GPU that died) would otherwise hold the sweep running forever."""
+    sweep_stop = bool(store.get_sweep(sweep_id)["stop_requested"])
+    for ref, run_ids in list(tasks.items()):
+        rows = [store.get(i) for i in run_ids]
+        if any(r["trainable_params"] is not None for r in rows):  # started: its end (and artifacts) will come
+            continue
+        if sweep_stop or all(r["state"] in ("stopped", "failed", "interrupted") for r in rows):
+            ray.cancel(ref, force=True)
+            del tasks[ref]
+            for r in rows:
+                if r["state"] == "queued":
+                    store.update(r["run_id"], state="stopped", error=None)
 
 
 def _word(store: Store, sweep_id: str) -> dict:
