@@ -84,8 +84,9 @@ class Limits:
 
     def check(self, cfg) -> None:
         """Raise ConfigError when `cfg` breaks a host limit."""
+        from .models import canonical
         allowed = self.models()
-        if allowed is not None and cfg.model not in allowed:
+        if allowed is not None and canonical(cfg.model) not in {canonical(m) for m in allowed}:  # aliases too
             raise ConfigError(f"model {cfg.model!r} is not allowed on this host; allowed: {', '.join(allowed)}")
         for field, cap, var in (("steps", self.max_steps, "LOPT_MAX_STEPS"),
                                 ("batch_size", self.max_batch_size, "LOPT_MAX_BATCH_SIZE"),

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import Counter
 from concurrent.futures import Future
@@ -115,8 +116,9 @@ def _read_in_child(args: tuple, on_rows) -> FileFacts:
     """read_facts(*args) in a child process, hearing its progress; the GIL-heavy parse never runs here."""
     package_root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty child can never block on it
     proc = subprocess.Popen([sys.executable, "-m", "lopt_core.preview", json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=err, text=True, env=env)
     try:
         for line in proc.stdout:
             msg = json.loads(line)
@@ -127,12 +129,14 @@ def _read_in_child(args: tuple, on_rows) -> FileFacts:
             else:
                 return _facts_from_json(msg["facts"])
         proc.wait(5)
+        err.seek(0)
         raise TaskError(f"checking {Path(args[0]).name} failed: its reader process ended with exit code "
-                        f"{proc.returncode}: {proc.stderr.read()[-300:]}")
+                        f"{proc.returncode}: {err.read()[-300:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        err.close()
 
 
 _cache: dict[tuple, FileFacts] = {}
