@@ -94,6 +94,13 @@ def model_choices(limits: Limits) -> list[tuple[str, str]]:
     return out
 
 
+def model_picker_args(limits: Limits) -> dict:
+    """The model picker's typing rule and hint: a local host may name any folder; a public host only its list."""
+    if limits.public or limits.allowed_models is not None:
+        return dict(allow_custom_value=False, info="offline ✓ = works with no network; the models this host allows")
+    return dict(allow_custom_value=True, info="offline ✓ = works with no network; or type a local model folder")
+
+
 def default_model(limits: Limits) -> str:
     from ..models import OFFLINE_DEFAULT, available_offline
     names = list(limits.allowed_models) if limits.allowed_models else [OFFLINE_DEFAULT]

@@ -16,7 +16,8 @@ from ..store import FINAL
 from ..sweep import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
 from ..owners import LOCAL
 from ..safe_errors import scrub, user_message
-from .common import AppContext, asset_text, default_model, method_choices, model_choices, task_choices
+from .common import AppContext, asset_text, default_model, method_choices, model_choices, model_picker_args, \
+    task_choices
 from .train import _int
 
 SEP = "+"                   # a launch that queued several sweeps (a two-task preset) is one picker value
@@ -293,8 +294,7 @@ def build(ctx: AppContext):
     with gr.Row():
         with gr.Column(scale=2, min_width=340):
             model = gr.Dropdown(model_choices(ctx.limits), value=model0, label="Model", elem_id="lopt-sweep-model",
-                                allow_custom_value=ctx.limits.allowed_models is None,
-                                info="offline ✓ = works with no network; or type a local model folder")
+                                **model_picker_args(ctx.limits))
             gr.Markdown("### Guided experiments")
             quick = gr.Checkbox(True, label="quick setting (fewer steps, 300 test examples: minutes, for a class)",
                                 elem_id="lopt-sweep-quick")

@@ -17,8 +17,8 @@ from ..runs import count_params
 from ..safe_errors import scrub, user_message
 from ..store import FINAL
 from ..tasks import TaskError
-from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, run_choices, \
-    runs_dataframe, task_choices
+from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, model_picker_args, \
+    run_choices, runs_dataframe, task_choices
 
 
 # ---------------------------------------------------------------- pure helpers (tested in tests/test_ui_train.py)
@@ -230,8 +230,7 @@ def build(ctx: AppContext):
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             model = gr.Dropdown(model_choices(ctx.limits), value=first["model"], label="Model",
-                                allow_custom_value=ctx.limits.allowed_models is None,
-                                info="offline ✓ = works with no network; or type a local model folder")
+                                **model_picker_args(ctx.limits))
             task = gr.Dropdown(task_choices(), value=first["task"], label="Task")
             with gr.Group(visible=False) as file_box:
                 upload = gr.File(label="CSV / TSV / JSONL file", file_types=[".csv", ".tsv", ".jsonl", ".json"],
