@@ -14,6 +14,13 @@ WATCH, PROGRESS, STATUS = "#lopt-watch input", "#lopt-progress", "#lopt-status"
 CURVE = "#lopt-curves .js-plotly-plot .scatterlayer .trace"
 
 
+def long_run_link(url: str, model: str) -> str:
+    """A link to the Train tab set for a run long enough to be caught and stopped (tiny model, small eval)."""
+    settings = dict(model=model, task="sst2", method="lopt1", n=4, r=2, steps=3000, batch_size=2, lr="",
+                    eval_every=0, eval_size=8, seed=0)
+    return f"{url}?{share.settings_to_query(settings)}"
+
+
 def test_second_tab_watches_and_stops_a_run_and_links_carry_settings(tmp_path, tiny_model_dir):
     from playwright.sync_api import expect, sync_playwright
     from lopt_core.store import Store
@@ -21,10 +28,7 @@ def test_second_tab_watches_and_stops_a_run_and_links_carry_settings(tmp_path, t
     seed_home(home)
     proc, url = start_app(home)
     ART.mkdir(exist_ok=True)
-    # long enough to be caught and stopped from the second tab; tiny model, small eval
-    settings = dict(model=tiny_model_dir, task="sst2", method="lopt1", n=4, r=2, steps=3000, batch_size=2, lr="",
-                    eval_every=0, eval_size=8, seed=0)
-    link = f"{url}?{share.settings_to_query(settings)}"
+    link = long_run_link(url, tiny_model_dir)  # long enough to be caught and stopped from the second tab
     try:
         with sync_playwright() as p:
             browser, page1 = open_page(p, link)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 
 from test_app_e2e import seed_home, start_app, stop_app
+from test_browser_classroom import long_run_link
 from test_browser import ART, CHROMIUM, pytestmark  # noqa: F401  (pytestmark: skip without chromium)
-
-from lopt_core import share
 
 WATCH, PROGRESS, STATUS, QUEUE = "#lopt-watch input", "#lopt-progress", "#lopt-status", "#lopt-queue"
 
@@ -20,9 +19,7 @@ def test_a_visitors_run_follows_them_across_tabs_and_stays_hidden_from_others(tm
     proc, url = start_app(home, {"LOPT_PUBLIC": "1", "LOPT_ALLOWED_MODELS": tiny_model_dir,
                                  "LOPT_MAX_QUEUED_PER_VISITOR": "1"})
     ART.mkdir(exist_ok=True)
-    settings = dict(model=tiny_model_dir, task="sst2", method="lopt1", n=4, r=2, steps=3000, batch_size=2, lr="",
-                    eval_every=0, eval_size=8, seed=0)
-    link = f"{url}?{share.settings_to_query(settings)}"
+    link = long_run_link(url, tiny_model_dir)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
