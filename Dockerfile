@@ -44,4 +44,4 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 # app.py, lopt_core/, assets/ (the context holds nothing else new), then the offline default dequantized once
 # into $LOPT_MODEL_CACHE
 COPY --chown=user . ./
-RUN python -c "from lopt_core.models import offline_default_folder; print(offline_default_folder())"
+RUN python -c "from lopt_core.lm.models import offline_default_folder; print(offline_default_folder())"

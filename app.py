@@ -6,8 +6,10 @@ import os
 
 import gradio as gr
 
-from lopt_core import downloads, hosting, paths, ray_backend
-from lopt_core.jobs import JobManager
+from lopt_core.hosting import downloads, limits as hosting
+from lopt_core import paths
+from lopt_core.sweeps import ray_backend
+from lopt_core.jobs.manager import JobManager
 from lopt_core.ui import compare, generate, gradio_fixes, learn, rank, runs, sweep, train
 from lopt_core.ui.common import AppContext, asset_text, new_token, visitor_token_store
 

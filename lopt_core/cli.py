@@ -1,5 +1,5 @@
 """Command line: python -m lopt_core {train,sweep,params,methods,eval,list,tasks,generate,sweep-export,sweep-import,
-spectrum,truncate,nearest,show} ...
+spectrum,truncate,nearest,show,export,delete} ...
 (the same functions as the app)."""
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
+from lopt_core import flags
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.errors import LoptError
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -20,47 +22,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r", type=int, default=d.r)
 
 
-KNOBS = [("steps", int), ("batch_size", int), ("lr", float), ("warmup", float), ("seed", int), ("eval_every", int),
-         ("eval_size", int), ("eval_batch_size", int), ("max_length", int), ("weight_decay", float),
-         ("grad_clip", float)]
 KNOB_COMMANDS = ("train", "sweep", "params")  # the commands that take the methods' own knobs (--<knob>)
-
-
-def _add_method_knob_args(p: argparse.ArgumentParser) -> None:
-    """Every registered method's own knobs, as declared on its class; None when not given (the knob's default)."""
-    from .methods import all_knobs
-    for name, (cls, k) in all_knobs().items():
-        default = "blank" if k.default is None else k.default
-        p.add_argument(k.flag, dest=name, type=k.type, choices=list(k.choices) or None, default=None,
-                       help=f"{cls.label} only: {k.help} (default {default})".replace("%", "%%"))
-
-
-def _knob_settings(args, methods: list[str]) -> dict:
-    """The knob flags given, as RunConfig keyword arguments; ConfigError for a knob none of `methods` takes."""
-    from .methods import all_knobs, knob_settings
-    known = all_knobs()
-    given = {name: getattr(args, name) for name in known if getattr(args, name, None) is not None}
-    for name in given:
-        owner, knob = known[name]
-        if owner.name not in methods:
-            raise ConfigError(f"{knob.flag} is a knob of {owner.label} ({owner.name}); "
-                              f"{', '.join(methods) or 'no method'} does not take it")
-    return knob_settings(given)
-
-
-def _add_data_args(t: argparse.ArgumentParser) -> None:
-    d = RunConfig()
-    t.add_argument("--init", choices=["vocab", "text", "random"], default=None)
-    t.add_argument("--init-text", dest="init_text", default="")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
-    t.add_argument("--data-source", dest="data_source", choices=["auto", "offline", "hub"], default=d.data_source,
-                   help="auto: the offline pack when installed, else the hub")
-    t.add_argument("--data-file", dest="data_file", default=None, help="CSV/JSONL for --task file")
-    t.add_argument("--text-column", dest="text_column", default=d.text_column)
-    t.add_argument("--text-b-column", dest="text_b_column", default=None)
-    t.add_argument("--label-column", dest="label_column", default=d.label_column)
-    t.add_argument("--label-words", dest="label_words", default=None, help="comma-separated, e.g. ' bad, good'")
-    t.add_argument("--no-shared-prefix", dest="shared_prefix", action="store_false")
 
 
 def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
@@ -70,11 +32,9 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one run and store it")
     _add_run_args(t)
     d = RunConfig()
-    for name, typ in KNOBS:
-        t.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=getattr(d, name))
-    _add_data_args(t)
+    t.add_argument("--seed", type=int, default=d.seed, help="initialisation and batch order (never the data split)")
+    flags.add_shared(t, with_defaults=True, method_knobs=method_knobs)
     t.add_argument("--json", action="store_true", help="print one final JSON object")
-    knob_parsers = [t]
 
     s = sub.add_parser("sweep", help="train a grid of methods x n x r x seeds as one job (batched where it can)")
     s.add_argument("--model", default=d.model, help="offline default alias, hub id or local folder")
@@ -87,11 +47,7 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--preset", default=None, help="a guided experiment (see --list-presets); flags override it")
     s.add_argument("--quick", action="store_true", help="the preset's quick setting (fewer steps, smaller eval)")
     s.add_argument("--list-presets", action="store_true")
-    for name, typ in KNOBS:
-        if name != "seed":
-            s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None)
-    _add_data_args(s)
-    knob_parsers.append(s)
+    flags.add_shared(s, with_defaults=False, method_knobs=method_knobs)
     s.add_argument("--prompts-per-pass", dest="prompts_per_pass", type=int, default=None,
                    help="prompt rows per model pass (default: all on a GPU, 2 on a CPU)")
     s.add_argument("--dry-run", action="store_true", help="list the configurations and the time estimate only")
@@ -117,8 +73,7 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="trainable-parameter count without training (the run's checks included)")
     _add_run_args(p)
-    _add_data_args(p)
-    knob_parsers.append(p)
+    flags.add_shared(p, with_defaults=True, method_knobs=method_knobs)
     pv = sub.add_parser("preview", help="check a CSV/JSONL before training: rows, classes, split, label words")
     pv.add_argument("--data-file", dest="data_file", required=True)
     pv.add_argument("--text-column", dest="text_column", default=d.text_column)
@@ -129,9 +84,10 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     pv.add_argument("--json", action="store_true")
     dl = sub.add_parser("delete", help="delete an ended run, its artifact folder and its upload if no run uses it")
     dl.add_argument("--run", required=True)
-    if method_knobs:
-        for kp in knob_parsers:
-            _add_method_knob_args(kp)
+    ex = sub.add_parser("export", help="write a run's prompt as a PEFT prompt-tuning adapter folder "
+                                       "(PeftModel.from_pretrained loads it)")
+    ex.add_argument("--run", required=True)
+    ex.add_argument("--out", required=True, help="the adapter folder to write (replaced if present)")
     mt = sub.add_parser("methods", help="the registered methods: label, formula, rank, input-dependence, export, knobs")
     mt.add_argument("--json", action="store_true")
     e = sub.add_parser("eval", help="re-evaluate a stored run from its artifact")
@@ -176,33 +132,40 @@ def main(argv=None) -> int:
     args = _parser(method_knobs=not argv or argv[0] in KNOB_COMMANDS).parse_args(argv)
     try:
         if args.cmd not in ("methods", "tasks", "params", "preview", "cluster"):  # commands that use LOPT_HOME
-            from . import paths
+            from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
-                "delete": cmd_delete}[args.cmd](args)
-    except (ConfigError, ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
+                "delete": cmd_delete, "export": cmd_export}[args.cmd](args)
+    except LoptError as e:  # every error a user can act on: its message, one line
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, RuntimeError, OSError) as e:  # a library's refusal (a file, a tokenizer)
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 
 def _label_words(text):
-    from .label_words import parse
+    from lopt_core.data.label_words import parse
     return parse(text)
 
 
-def cmd_train(args) -> int:
-    from .jobs import preflight
-    from .methods import all_knobs, get_method
+def _run_config(args) -> RunConfig:
+    """train/params: the run's fields from the flags (flags.py's table) and the run arguments."""
+    from lopt_core.methods import get_method
     get_method(args.method)
-    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "json") and k not in all_knobs()}
-    fields["label_words"] = _label_words(fields.get("label_words"))
-    cfg = preflight(RunConfig(**fields, **_knob_settings(args, [args.method])))  # the app's checks, model unloaded
+    run = {k: getattr(args, k) for k in ("model", "task", "method", "n", "r", "seed") if hasattr(args, k)}
+    return RunConfig(**run, **flags.given(args, [args.method]))
+
+
+def cmd_train(args) -> int:
+    from lopt_core.training.checks import check
+    cfg = check(_run_config(args)).config  # the one check, model unloaded
     from tqdm import tqdm
-    from . import runs
+    from lopt_core.training import runs
     bar = tqdm(total=cfg.steps, desc=f"{cfg.method} n={cfg.n} r={cfg.r}", file=sys.stderr, dynamic_ncols=True)
 
     def show(ev):
@@ -225,21 +188,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .jobs import preflight
-    from .methods import all_knobs, count_trainable, get_method
-    get_method(args.method)
-    fields = {k: v for k, v in vars(args).items() if k != "cmd" and k not in all_knobs()}
-    fields["label_words"] = _label_words(fields.get("label_words"))
+    from lopt_core.training.checks import check
+    from lopt_core.methods import count_trainable
     # the run's own checks: an impossible shape (LoPT-1 with r > n) or a file's label words are errors, not a count
-    cfg = preflight(RunConfig(**fields, **_knob_settings(args, [args.method])))
+    cfg = check(_run_config(args)).config
     print(count_trainable(cfg))
     return 0
 
 
 def cmd_preview(args) -> int:
     """The Train tab's preview of a user file, on the command line."""
-    from .preview import preview
-    from .tasks import TaskError
+    from lopt_core.data.preview import preview
+    from lopt_core.data.tasks import TaskError
     try:
         p = preview(args.data_file, args.text_column, args.label_column, args.text_b_column, args.model,
                     _label_words(args.label_words),
@@ -260,14 +220,24 @@ def cmd_preview(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from . import uploads
-    from .store import Store
-    print(uploads.delete_run(Store(), args.run))
+    from lopt_core.training import runs
+    from lopt_core.store.sqlite import Store
+    print(runs.delete_run(Store(), args.run))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from lopt_core.analysis.export import export_peft
+    from lopt_core.store.sqlite import Store
+    from lopt_core.training import artifacts
+    row = Store().get(args.run)
+    folder = export_peft(row["artifact_dir"] or artifacts.run_dir(args.run), args.out)
+    print(f"PEFT adapter written to {folder}: PeftModel.from_pretrained(base_model, {str(folder)!r})")
     return 0
 
 
 def cmd_methods(args) -> int:
-    from .methods import METHODS
+    from lopt_core.methods import METHODS
     facts = [cls.facts() for cls in METHODS.values()]
     if args.json:
         print(json.dumps(facts))
@@ -287,8 +257,8 @@ def cmd_methods(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .runs import evaluate_run
-    from .store import Store
+    from lopt_core.training.runs import evaluate_run
+    from lopt_core.store.sqlite import Store
     store = Store()
     had = store.get(args.run)["accuracy"]
     res = evaluate_run(args.run, store, record=args.record)
@@ -302,15 +272,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .run_summary import summary_text
-    from .store import Store
+    from lopt_core.analysis.run_summary import summary_text
+    from lopt_core.store.sqlite import Store
     print(summary_text(Store().get(args.run)))
     return 0
 
 
 def cmd_spectrum(args) -> int:
-    from . import spectrum
-    from .store import Store
+    from lopt_core.analysis import spectrum
+    from lopt_core.store.sqlite import Store
     store = Store()
     specs = [spectrum.of_run(store.get(rid)) for rid in args.run]
     if args.json:
@@ -325,8 +295,8 @@ def cmd_spectrum(args) -> int:
 
 def cmd_truncate(args) -> int:
     from tqdm import tqdm
-    from . import analyses
-    from .store import Store
+    from lopt_core.jobs import analyses
+    from lopt_core.store.sqlite import Store
     store = Store()
     aid = analyses.create(store, "truncate", args.run, {"ranks": args.ranks, "eval_size": args.eval_size})
     bar = tqdm(desc="evaluating truncations", unit="ex", file=sys.stderr, dynamic_ncols=True)
@@ -348,8 +318,8 @@ def cmd_truncate(args) -> int:
 
 
 def cmd_nearest(args) -> int:
-    from . import nearest
-    from .store import Store
+    from lopt_core.analysis import nearest
+    from lopt_core.store.sqlite import Store
     rows = nearest.of_run(Store().get(args.run), k=args.k)
     if args.json:
         print(json.dumps(rows))
@@ -360,7 +330,7 @@ def cmd_nearest(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .store import Store
+    from lopt_core.store.sqlite import Store
     rows = Store().list()
     if args.json:
         print(json.dumps([{k: r[k] for k in ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy")}
@@ -374,7 +344,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_tasks(args) -> int:
-    from .tasks import TASKS, offline_tasks
+    from lopt_core.data.tasks import TASKS, offline_tasks
     off = set(offline_tasks())
     for t in TASKS.values():
         print(f"{t.name:10s} {'offline' if t.name in off else 'hub only':9s} {t.description}")
@@ -382,8 +352,8 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .side_by_side import PromptBank, generate_columns
-    from .store import Store
+    from lopt_core.analysis.side_by_side import PromptBank, generate_columns
+    from lopt_core.store.sqlite import Store
     cols = generate_columns(Store(), PromptBank(), args.run, args.text, not args.raw, args.max_new_tokens,
                             args.temperature, args.top_p, args.seed)
     if args.json:
@@ -397,9 +367,9 @@ def cmd_generate(args) -> int:
 
 def sweep_spec_from_args(args):
     """A SweepSpec from the sweep command's flags (a preset first, when named; flags override it)."""
-    from . import presets
-    from .methods import default_sweep_methods
-    from .sweep import SweepSpec
+    from lopt_core.sweeps import presets
+    from lopt_core.methods import default_sweep_methods
+    from lopt_core.sweeps.spec import SweepSpec
     d = RunConfig()
     if args.preset:
         specs = presets.get(args.preset).specs(model=args.model, quick=args.quick)
@@ -417,28 +387,16 @@ def sweep_spec_from_args(args):
     if args.task != d.task or not args.preset:
         spec.task = args.task
     knobs = dict(spec.knobs)
-    for name, _ in KNOBS:
-        if name != "seed" and getattr(args, name) is not None:
-            knobs[name] = getattr(args, name)
-    for name in ("init", "data_file", "text_b_column"):
-        if getattr(args, name) is not None:
-            knobs[name] = getattr(args, name)
-    for name in ("init_text", "device", "data_source", "text_column", "label_column", "shared_prefix"):
-        if getattr(args, name) != getattr(d, name):
-            knobs[name] = getattr(args, name)
-    method_settings = _knob_settings(args, spec.methods)
-    if "method_knobs" in method_settings:
-        method_settings["method_knobs"] = {**knobs.get("method_knobs", {}), **method_settings["method_knobs"]}
-    knobs.update(method_settings)
-    if args.label_words:
-        knobs["label_words"] = _label_words(args.label_words)
-    spec.knobs = knobs
+    settings = flags.given(args, spec.methods)
+    if "method_knobs" in settings:
+        settings["method_knobs"] = {**knobs.get("method_knobs", {}), **settings["method_knobs"]}
+    spec.knobs = knobs | settings
     return spec
 
 
 def cmd_sweep(args) -> int:
-    from . import estimate, presets, sweep
-    from .store import Store
+    from lopt_core.sweeps import estimate, presets, spec as sweep
+    from lopt_core.store.sqlite import Store
     if args.list_presets:
         for p in presets.PRESETS.values():
             print(f"{p.key:18s} {p.title}: {p.question}")
@@ -457,7 +415,7 @@ def cmd_sweep(args) -> int:
     if args.dry_run or not args.json:
         print(f"{len(cfgs)} configuration(s); {estimate.describe(est)}", file=sys.stderr)
     if args.dry_run:
-        from .methods import count_trainable
+        from lopt_core.methods import count_trainable
         for c in cfgs:
             print(f"{sweep.describe(c):32s} {count_trainable(c):>10,} trainable")
         return 0
@@ -468,12 +426,10 @@ def cmd_sweep(args) -> int:
 
 def _multi_sweep_preset(args, store) -> int:
     """A guided experiment over several tasks: its own settings only; each sweep runs even if another fails."""
-    from . import presets, sweep
-    from .methods import all_knobs
-    given = [f"--{k.replace('_', '-')}" for k, _ in KNOBS if k != "seed" and getattr(args, k) is not None]
-    given += [kn.flag for name, (_, kn) in all_knobs().items() if getattr(args, name, None) is not None]
-    given += [f for f, v in (("--methods", args.methods), ("--n", args.n), ("--r", args.r), ("--seeds", args.seeds),
-                             ("--data-file", args.data_file)) if v is not None]
+    from lopt_core.sweeps import presets
+    given = flags.given_flags(args)
+    given += [f for f, v in (("--methods", args.methods), ("--n", args.n), ("--r", args.r), ("--seeds", args.seeds))
+              if v is not None]
     if given:
         raise ConfigError(f"preset {args.preset!r} runs one sweep per task with its own settings; "
                           f"{', '.join(given)} cannot change it (run a custom sweep per task instead)")
@@ -482,7 +438,7 @@ def _multi_sweep_preset(args, store) -> int:
             print(spec.command())
         return 0
     rc = 0
-    for sid in sweep.create_preset(args.preset, store, args.model, args.quick, claim=True):
+    for sid in presets.create_preset(args.preset, store, args.model, args.quick, claim=True):
         try:
             rc = max(rc, _run_and_report(args, store, sid))
         except Exception as e:  # noqa: BLE001  recorded on that sweep; the next one still runs
@@ -493,7 +449,7 @@ def _multi_sweep_preset(args, store) -> int:
 
 def _run_and_report(args, store, sweep_id: str) -> int:
     from tqdm import tqdm
-    from . import ray_backend, sweep
+    from lopt_core.sweeps import ray_backend, spec as sweep
     bars = {}
 
     def show(run_id, ev):
@@ -518,23 +474,23 @@ def _run_and_report(args, store, sweep_id: str) -> int:
 
 
 def cmd_sweep_export(args) -> int:
-    from . import results_file
-    from .store import Store
+    from lopt_core.sweeps import results_file
+    from lopt_core.store.sqlite import Store
     path = results_file.export_sweep(Store(), args.sweep, args.out)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_sweep_import(args) -> int:
-    from . import results_file
-    from .store import Store
+    from lopt_core.sweeps import results_file
+    from lopt_core.store.sqlite import Store
     sweep_id = results_file.import_sweep(Store(), args.file)
     print(json.dumps({"sweep_id": sweep_id}) if args.json else f"imported as {sweep_id}")
     return 0
 
 
 def cmd_sweeps(args) -> int:
-    from .store import Store
+    from lopt_core.store.sqlite import Store
     rows = Store().list_sweeps()
     if args.json:
         print(json.dumps([{k: s[k] for k in ("sweep_id", "state", "preset", "command")} for s in rows]))
@@ -546,7 +502,7 @@ def cmd_sweeps(args) -> int:
 
 def _sweep_backend(args):
     """--backend ray / --ray-address ADDR / LOPT_RAY_ADDRESS: a Ray cluster (ray_backend.py); else this process."""
-    from . import ray_backend
+    from lopt_core.sweeps import ray_backend
     if args.backend == "local":
         return None
     backend = ray_backend.from_env(args.ray_address)
@@ -557,7 +513,7 @@ def _sweep_backend(args):
 
 def cmd_cluster(args) -> int:
     """The Sweep tab's backend line: where sweeps train, with the nodes, CPUs and GPUs."""
-    from . import ray_backend
+    from lopt_core.sweeps import ray_backend
     info = ray_backend.cluster_info(ray_backend.from_env(args.ray_address))
     if args.json:
         print(json.dumps(info))

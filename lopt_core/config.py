@@ -6,7 +6,14 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as everywhere imports it)
+from lopt_core import choices
+from lopt_core.choices import DataSource, Device, Init, LrSchedule
+from lopt_core.errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as many modules import it)
+from lopt_core.methods import METHODS, check_knobs, get_method, reference_method, registry
+
+# fields older stores and artifacts hold that are now method knobs (moved into method_knobs on load) or gone
+MOVED_TO_KNOBS = {"activation": "elu"}        # LoPT-2's activation: kept when it is not the default
+DROPPED = ("lopa_hidden",)                     # no longer read by LoPA (its heads take the encoder's width)
 
 
 @dataclass
@@ -14,7 +21,7 @@ class RunConfig:
     # what to train
     model: str = "smollm2-135m"      # offline default alias, a hub id, or a local folder
     task: str = "sst2"               # a registered task, or "file" with data_file set
-    method: str = "prompt_tuning"    # a registered method (lopt_core.methods.METHODS); this one is the reference
+    method: str = field(default_factory=reference_method)  # a registered method (lopt_core.methods.METHODS)
     n: int = 20                      # prompt length (virtual tokens)
     r: int = 5                       # rank (low-rank methods, LoRA)
     # optimisation
@@ -22,7 +29,7 @@ class RunConfig:
     batch_size: int = 8
     lr: float | None = None          # None: the method's measured default
     warmup: float = 0.1              # fraction of steps with linear warm-up
-    lr_schedule: str = "linear"      # after warm-up: "linear" decay to 0, or "constant"
+    lr_schedule: str = LrSchedule.LINEAR.value  # after warm-up: linear decay to 0, or constant (choices.LrSchedule)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0                    # initialisation and batch order; never the data split
@@ -31,15 +38,11 @@ class RunConfig:
     eval_size: int = 300             # test examples used for accuracy (0: all)
     eval_batch_size: int = 32
     # method details
-    init: str | None = None          # prompt init of the methods that start from a prompt: "vocab" | "text" | "random"
+    init: str | None = None          # prompt init of the methods that start from a prompt (choices.Init)
     init_text: str = ""
-    # two methods' knobs kept as fields of their own (stored runs have them); what they mean and which values
-    # they take is declared on the method (methods/*.py, Knob(..., field=True)) and checked there
-    activation: str = "elu"
-    lopa_hidden: int = 16
-    method_knobs: dict = field(default_factory=dict)  # every other method knob by name (Knob on the method class)
+    method_knobs: dict = field(default_factory=dict)  # each method's own knobs by name (Knob on the method class)
     # data
-    data_source: str = "auto"        # auto: offline pack when installed, else the hub | offline | hub
+    data_source: str = DataSource.AUTO.value  # offline pack when installed, else the hub (choices.DataSource)
     split_seed: int = 0              # the task's fixed train/test split: every run of a task sees the same test set
     data_file: str | None = None     # user CSV/JSONL when task == "file"
     text_column: str = "text"
@@ -48,12 +51,10 @@ class RunConfig:
     label_words: list[str] | None = None  # override the task's verbalizer
     max_length: int = 256            # input tokens kept per example (left-truncated, keeps the answer cue)
     # runtime
-    device: str = "auto"             # auto | cpu | cuda
+    device: str = Device.AUTO.value  # choices.Device
     shared_prefix: bool = True       # shared prompt keys/values (exact; causal LMs, input-independent prompts)
 
     def validate(self) -> "RunConfig":
-        from .methods import METHODS, check_knobs  # late import: config stays importable without torch
-
         def need(ok: bool, msg: str):
             if not ok:
                 raise ConfigError(msg)
@@ -72,15 +73,13 @@ class RunConfig:
             need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10,
                  f"lr must be a positive number no larger than 10, got {self.lr!r}")
         need(0 <= self.warmup < 1, f"warmup is a fraction of the steps in [0, 1), got {self.warmup!r}")
-        need(self.lr_schedule in ("linear", "constant"),
-             f"lr_schedule must be linear or constant, got {self.lr_schedule!r}")
+        choices.check(LrSchedule, self.lr_schedule, "lr_schedule")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
-        need(self.init in (None, "vocab", "text", "random"), f"init must be vocab, text or random, got {self.init!r}")
-        need(self.init != "text" or self.init_text.strip() != "", "init='text' needs init_text")
-        need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
-        need(self.data_source in ("auto", "offline", "hub"),
-             f"data_source must be auto, offline or hub, got {self.data_source!r}")
+        choices.check(Init, self.init, "init", optional=True)
+        need(self.init != Init.TEXT or self.init_text.strip() != "", "init='text' needs init_text")
+        choices.check(Device, self.device, "device")
+        choices.check(DataSource, self.data_source, "data_source")
         need(self.task != "file" or bool(self.data_file), "task 'file' needs data_file (a CSV or JSONL path)")
         if self.label_words is not None:
             need(len(self.label_words) >= 2 and all(isinstance(w, str) and w.strip() for w in self.label_words),
@@ -89,7 +88,6 @@ class RunConfig:
         return self
 
     def resolved_lr(self) -> float:
-        from .methods import get_method
         return float(self.lr) if self.lr is not None else get_method(self.method).default_lr
 
     def to_dict(self) -> dict:
@@ -100,8 +98,26 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """A config from its dict, also one an older LoPT Lab stored (see MOVED_TO_KNOBS and DROPPED)."""
+        d = migrate(d)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+registry.reserve(f.name for f in dataclasses.fields(RunConfig))  # a knob named like a field could not be set
+
+
+def migrate(d: dict) -> dict:
+    """An older stored config in today's shape: method knobs that were fields move into method_knobs."""
+    d = dict(d)
+    for name in DROPPED:
+        d.pop(name, None)
+    for name, default in MOVED_TO_KNOBS.items():
+        if name in d:
+            value = d.pop(name)
+            if value != default:
+                d["method_knobs"] = {name: value} | dict(d.get("method_knobs") or {})
+    return d

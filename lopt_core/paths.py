@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from lopt_core.errors import HomeError
 
 PERSISTENT_DIR = Path("/data")  # where a Space with persistent storage mounts it
-
-
-class HomeError(RuntimeError):
-    """LOPT_HOME cannot be used; the message is one line naming LOPT_HOME, the folder and the problem."""
 
 
 def home_path() -> Path:

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from .config import ConfigError
-from .methods import METHODS, get_method
+from lopt_core.config import ConfigError
+from lopt_core.methods import METHODS, get_method
 
 KEYS = ("model", "task", "method", "n", "r", "steps", "batch_size", "lr", "eval_every", "eval_size", "seed")
 
@@ -81,7 +81,7 @@ def rank_limit(method: str, n: int, model: str | None = None, width=None) -> int
     """The largest r `method` takes at prompt length n on `model` (its width read from the model's config);
     when the width cannot be read, the bound that does not depend on it."""
     if width is None:
-        from .models import model_width as width
+        from lopt_core.lm.models import model_width as width
     try:
         d = int(width(model))
     except Exception:  # an unknown or unreadable model: the run itself reports that
@@ -139,7 +139,7 @@ def _model(v: str, allowed) -> str:
 
 
 def _task(v: str) -> str:
-    from .tasks import TASKS
+    from lopt_core.data.tasks import TASKS
     if v not in TASKS and v != "file":
         raise ConfigError(f"unknown task; choose one of: {', '.join(TASKS)}, or file")
     return v

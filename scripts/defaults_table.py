@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from lopt_core.config import RunConfig
-from lopt_core.runs import run_and_record
+from lopt_core.training.runs import run_and_record
 
 
 def main() -> None:

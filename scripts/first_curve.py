@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from lopt_core.config import RunConfig
-from lopt_core.jobs import JobManager
+from lopt_core.jobs.manager import JobManager
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ import sys
 import time
 
 from lopt_core.config import RunConfig
-from lopt_core.group import train_group
-from lopt_core.models import load_model
-from lopt_core.store import Store
-from lopt_core.train import new_run_id
+from lopt_core.training.group import train_group
+from lopt_core.lm.models import load_model
+from lopt_core.store.sqlite import Store
+from lopt_core.training.loop import new_run_id
 
 VARIANTS = {  # name -> RunConfig fields that differ from the defaults
     "defaults (ids 0-5000, warm-up + linear decay, clip 1.0)": {},

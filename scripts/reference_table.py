@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from lopt_core import aggregate, readings, results_file
+from lopt_core.analysis import aggregate
+from lopt_core.sweeps import readings, results_file
 
 
 def main(path=None) -> None:
@@ -27,7 +28,7 @@ def main(path=None) -> None:
         loss = by_id[p.run_ids[0]]["result"].get("final_loss")
         print(f"| {p.label.split(' n=')[0]} | {p.n} | {p.r if p.r is not None else '–'} | {p.trainable_params:,} | "
               f"{aggregate.fmt_acc(p)} | {loss:.3f} |")
-    print("\nReading (computed by lopt_core.readings from the same file):\n")
+    print("\nReading (computed by lopt_core.sweeps.readings from the same file):\n")
     for line in readings.read_runs(rows)["lines"]:
         print(f"- {line}")
 

@@ -60,7 +60,7 @@ def make_tiny_model(folder: Path) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
     sys.path.insert(0, str(ROOT))
-    from lopt_core.models import offline_default_folder
+    from lopt_core.lm.models import offline_default_folder
     tok = AutoTokenizer.from_pretrained(str(offline_default_folder()))
     tok.pad_token = tok.eos_token
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,

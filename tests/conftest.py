@@ -13,6 +13,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")        # tests never reach for the 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# markers by file (pytest.ini registers them): `pytest -m unit` runs the fast tests, `-m "not docker"` skips one kind
+MARKERS = {"test_browser": "browser", "test_docker": "docker", "test_ray": "ray", "test_app_e2e": "app",
+           "test_app_rank": "app", "test_hosting": "app", "test_integration": "slow"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        stem = Path(str(item.fspath)).stem
+        kind = next((m for prefix, m in MARKERS.items() if stem == prefix or stem.startswith(prefix + "_")), "unit")
+        item.add_marker(getattr(pytest.mark, kind))
+
+
 @pytest.fixture(autouse=True)
 def lopt_home(tmp_path, monkeypatch):
     home = tmp_path / "lopt_home"
@@ -23,7 +35,7 @@ def lopt_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     from transformers import AutoTokenizer
-    from lopt_core.models import offline_default_folder
+    from lopt_core.lm.models import offline_default_folder
     tok = AutoTokenizer.from_pretrained(str(offline_default_folder()))
     tok.pad_token = tok.eos_token
     return tok
@@ -58,7 +70,7 @@ def tiny_gpt2_dir(tmp_path_factory, smol_tokenizer):
 
 @pytest.fixture
 def tiny_lm(tiny_model_dir):
-    from lopt_core.models import load_model
+    from lopt_core.lm.models import load_model
     return load_model(tiny_model_dir, "cpu")
 
 

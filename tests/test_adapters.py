@@ -78,11 +78,11 @@ def shift_adapter(tmp_path, monkeypatch):
 
 def test_a_toy_adapter_trains_saves_reloads_and_is_refused_by_export(shift_adapter, tiny_model_dir, sentiment_csv,
                                                                     tmp_path):
-    from lopt_core import artifacts
-    from lopt_core.export import export_refusal
-    from lopt_core.models import load_model
-    from lopt_core.runs import evaluate_run, run_and_record
-    from lopt_core.store import Store
+    from lopt_core.training import artifacts
+    from lopt_core.analysis.export import export_refusal
+    from lopt_core.lm.models import load_model
+    from lopt_core.training.runs import evaluate_run, run_and_record
+    from lopt_core.store.sqlite import Store
 
     assert get_method(shift_adapter.name) is shift_adapter
     facts = shift_adapter.facts()
@@ -116,7 +116,7 @@ def test_a_toy_adapter_trains_saves_reloads_and_is_refused_by_export(shift_adapt
 
 def test_a_peft_adapter_gives_the_base_model_back_when_scoring_fails(tiny_model_dir):
     from lopt_core.methods import PromptContext
-    from lopt_core.models import load_model
+    from lopt_core.lm.models import load_model
     lm = load_model(tiny_model_dir, "cpu")
     base = lm.model
     before = {k: v.clone() for k, v in base.state_dict().items()}
@@ -149,7 +149,7 @@ def test_every_method_is_one_kind_and_says_so():
     assert "liar_toy" not in METHODS and "neither_toy" not in METHODS
 
 
-@pytest.mark.parametrize("path", ["lopt_core/train.py", "lopt_core/runs.py", "lopt_core/artifacts.py"])
+@pytest.mark.parametrize("path", ["lopt_core/training/loop.py", "lopt_core/training/runs.py", "lopt_core/training/artifacts.py"])
 def test_run_code_has_no_branch_on_the_kind_of_method(path):
     """train, runs and artifacts call the method (attached, scoring_args, save, load); they never ask what it is."""
     text = (ROOT / path).read_text()

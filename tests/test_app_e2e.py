@@ -4,65 +4,12 @@ the curves and the trade-off plot show it, it generates side by side and exports
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def seed_home(home: Path) -> None:
-    """Reuse the already dequantized offline default, so the app starts in seconds."""
-    from lopt_core.models import offline_default_folder
-    src = offline_default_folder()
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    dst = home / "models" / src.name
-    if not dst.exists():
-        os.symlink(src, dst)
-
-
-def start_app(home: Path, extra_env: dict | None = None):
-    port = free_port()
-    env = {**os.environ, "LOPT_HOME": str(home), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           **(extra_env or {})}
-    log = open(home / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.time()
-    while time.time() - t0 < 90:
-        if proc.poll() is not None:
-            raise RuntimeError("app exited early:\n" + (home / "app.log").read_text())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("app did not start in 90 s:\n" + (home / "app.log").read_text())
-
-
-def stop_app(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+from helpers import TRAIN, seed_home, start_app, stop_app
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +21,6 @@ def app(tmp_path_factory, tiny_model_dir):
     yield url, tiny, home
     stop_app(proc)
 
-
-TRAIN = dict(task="sst2", method="lopt1", n=4, r=2, steps=4, batch_size=2, lr="", eval_every=2, seed=0,
-             eval_size=8, upload=None, text_column="text", text_b_column="", label_column="label")
 
 
 def test_app_end_to_end(app):
@@ -145,7 +89,7 @@ def test_app_sweep(app):
     """Through the Sweep tab's API: bad grids name the bad value and queue nothing; a 3-configuration grid on
     the tiny model runs as one sweep to done, and the watch pane reads it."""
     from gradio_client import Client
-    from lopt_core.store import Store
+    from lopt_core.store.sqlite import Store
     url, tiny, home = app
     c = Client(url, verbose=False)
     store = Store(home / "runs.sqlite")

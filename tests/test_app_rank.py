@@ -7,36 +7,8 @@ import time
 
 import pytest
 
-from test_app_e2e import seed_home, start_app, stop_app
-
-
-def seed_runs(home, tiny: str, stopped: bool = False) -> dict:
-    """A finished LoPT-1 (n=6, r=2) and prompt-tuning run on the tiny model, in `home`'s store."""
-    import os
-    from lopt_core.config import RunConfig
-    from lopt_core.runs import run_and_record
-    old = os.environ.get("LOPT_HOME")
-    os.environ["LOPT_HOME"] = str(home)
-    try:
-        ids = {}
-        for method in ("lopt1", "prompt_tuning"):
-            cfg = RunConfig(model=tiny, task="sst2", method=method, n=6, r=2, steps=3, batch_size=2,
-                            eval_every=0, eval_size=16, eval_batch_size=8, max_length=64, device="cpu")
-            ids[method] = run_and_record(cfg)["run_id"]
-        if stopped:  # a run stopped twice at step 1: it ended without its closing evaluation
-            from lopt_core.store import Store
-            store = Store()
-            store.create("stopped-1", cfg, state="running")
-
-            def stop_twice(ev):
-                if ev["type"] == "step":
-                    store.request_stop("stopped-1")
-                    store.request_stop("stopped-1")
-            run_and_record(cfg, stop_twice, store=store, run_id="stopped-1")
-            ids["stopped"] = "stopped-1"
-    finally:
-        os.environ["LOPT_HOME"] = old or ""
-    return ids
+from helpers import seed_home, start_app, stop_app
+from helpers import seed_runs
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +23,8 @@ def rank_app(tmp_path_factory, tiny_model_dir):
 
 def test_rank_views_through_the_app(rank_app):
     from gradio_client import Client
-    from lopt_core import spectrum, store as store_mod, truncate
+    from lopt_core.analysis import spectrum, truncate
+    from lopt_core.store import sqlite as store_mod
     url, ids, home = rank_app
     c = Client(url, verbose=False)
     spec_runs, trunc_run, near_run = c.predict([], None, None, api_name="/rank_runs")
@@ -84,7 +57,7 @@ def test_rank_views_through_the_app(rank_app):
 
 def test_evaluate_now_gives_a_stopped_run_its_accuracy(rank_app):
     from gradio_client import Client
-    from lopt_core import store as store_mod
+    from lopt_core.store import sqlite as store_mod
     url, ids, home = rank_app
     st = store_mod.Store(home / "runs.sqlite")
     assert st.get(ids["stopped"])["accuracy"] is None

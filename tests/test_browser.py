@@ -3,29 +3,11 @@ starts a short run on a tiny model, sees the loss curve appear, and saves a scre
 test-artifacts/."""
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-import pytest
+from helpers import ART, needs_chromium, open_page, seed_home, start_app, stop_app
 
-from test_app_e2e import seed_home, start_app, stop_app
-
-CHROMIUM = "/usr/bin/chromium"
-ART = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-
-
-def open_page(p, url: str):
-    """Debian chromium, headless, with the flags this closed network needs; the app's page loaded."""
-    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"])
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url, wait_until="domcontentloaded")
-    return browser, page
+pytestmark = needs_chromium
 
 
 def pick_first(page, dropdown: str) -> None:

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import re
 
-from test_app_e2e import seed_home, start_app, stop_app
-from test_browser import ART, CHROMIUM, open_page, pytestmark  # noqa: F401  (pytestmark: skip without chromium)
+from helpers import needs_chromium, seed_home, start_app, stop_app
+from helpers import ART, open_page
 
-from lopt_core import share
+pytestmark = needs_chromium
+
+from helpers import long_run_link
 
 WATCH, PROGRESS, STATUS = "#lopt-watch input", "#lopt-progress", "#lopt-status"
 CURVE = "#lopt-curves .js-plotly-plot .scatterlayer .trace"
 
 
-def long_run_link(url: str, model: str) -> str:
-    """A link to the Train tab set for a run long enough to be caught and stopped (tiny model, small eval)."""
-    settings = dict(model=model, task="sst2", method="lopt1", n=4, r=2, steps=3000, batch_size=2, lr="",
-                    eval_every=0, eval_size=8, seed=0)
-    return f"{url}?{share.settings_to_query(settings)}"
-
-
 def test_second_tab_watches_and_stops_a_run_and_links_carry_settings(tmp_path, tiny_model_dir):
     from playwright.sync_api import expect, sync_playwright
-    from lopt_core.store import Store
+    from lopt_core.store.sqlite import Store
     home = tmp_path / "home"
     seed_home(home)
     proc, url = start_app(home)

@@ -2,15 +2,11 @@
 chart draws a line per method, and moving n changes the live formulas. Screenshot: test-artifacts/tab-learn.png."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from test_app_e2e import seed_home, start_app, stop_app
-from test_browser import ART, CHROMIUM, open_page
+from helpers import ART, needs_chromium, open_page, seed_home, start_app, stop_app
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
-from test_app_e2e import seed_home, start_app, stop_app
-from test_browser_classroom import long_run_link
-from test_browser import ART, CHROMIUM, pytestmark  # noqa: F401  (pytestmark: skip without chromium)
+from helpers import needs_chromium, seed_home, start_app, stop_app
+from helpers import long_run_link
+from helpers import ART, CHROMIUM
+
+pytestmark = needs_chromium
 
 WATCH, PROGRESS, STATUS, QUEUE = "#lopt-watch input", "#lopt-progress", "#lopt-status", "#lopt-queue"
 

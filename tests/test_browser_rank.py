@@ -2,9 +2,11 @@
 background job, nearest tokens; screenshots of the tab and each view under test-artifacts/."""
 from __future__ import annotations
 
-from test_app_e2e import seed_home, start_app, stop_app
-from test_app_rank import seed_runs
-from test_browser import ART, CHROMIUM, open_page, pytestmark  # noqa: F401  (skips without chromium)
+from helpers import needs_chromium, seed_home, start_app, stop_app
+from helpers import seed_runs
+from helpers import ART, open_page
+
+pytestmark = needs_chromium
 
 
 def pick(page, dropdown: str, run_id: str) -> None:

@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
-import pytest
+from helpers import ART, needs_chromium, open_page, seed_home, start_app, stop_app
 
-from test_app_e2e import seed_home, start_app, stop_app
-from test_browser import ART, CHROMIUM, open_page
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 CURVES = "#lopt-sweep-curves .js-plotly-plot .scatterlayer .trace"
 PROGRESS = "#lopt-sweep-progress"

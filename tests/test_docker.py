@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lopt_core import paths
-from test_app_e2e import TRAIN
+from helpers import TRAIN, skip_unless_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "lopt-lab:test"
@@ -90,12 +90,12 @@ def docker():
         pytest.skip("LOPT_TEST_DOCKER=0")
     r = sh(["bash", "scripts/docker_daemon.sh"], 600, check=False)
     if r.returncode:
-        pytest.skip(f"no Docker daemon here: {last_line(r)}")
+        skip_unless_ci(f"no Docker daemon here: {last_line(r)}")
     started = re.search(r"started \(pid (\d+)", r.stdout)
     try:
         r = sh(["bash", "scripts/docker_test_base.sh"], 600, check=False, env={**os.environ, "PY": sys.executable})
         if r.returncode:
-            pytest.skip(f"no base image for the Docker test: {last_line(r)}")
+            skip_unless_ci(f"no base image for the Docker test: {last_line(r)}")
         yield
     finally:
         if started:

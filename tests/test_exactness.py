@@ -6,16 +6,15 @@ concatenation of the prompt in front of the token embeddings and a full-vocabula
 """
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lopt_core import engine
+from lopt_core.lm import engine
 from lopt_core.config import RunConfig
 from lopt_core.methods import PromptContext, get_method
-from lopt_core.models import LoadedModel, offline_default_folder
+from lopt_core.lm.models import LoadedModel, offline_default_folder
 
 TEXTS = ["Review: a gorgeous, witty film.\nSentiment:",
          "Review: dull.\nSentiment:",
@@ -201,7 +200,7 @@ def test_generate_reuses_cache_exactly(lm):
 
 
 def test_lopa_takes_the_plain_path(lm, monkeypatch):
-    cfg = RunConfig(method="lopa", n=4, r=2, lopa_hidden=8)
+    cfg = RunConfig(method="lopa", n=4, r=2)
     m = get_method("lopa").from_config(cfg, PromptContext(lm.d, lm.embeddings, lm.tokenizer, 0))
     assert not engine.uses_shared_prefix(lm, m)
     ids, mask, lengths = _batch(lm)
@@ -213,7 +212,7 @@ def test_lopa_takes_the_plain_path(lm, monkeypatch):
     monkeypatch.setattr(engine, "_packed_answer_hidden", boom)
     got = engine.class_logits(lm, ids, mask, lengths, label_ids, m, shared_prefix=True)
     with torch.no_grad():
-        P = m(engine.method_summary(lm, m, ids, mask))      # (B, n, d): one prompt per input
+        P = m.prompt_for(lm, ids, mask)      # (B, n, d): one prompt per input
         assert (P[0] - P[1]).abs().max() > 0
         ref = _reference_logits(lm, P, ids, mask, lengths, label_ids)
     torch.testing.assert_close(got.detach(), ref, rtol=1e-5, atol=1e-5)

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from lopt_core.config import RunConfig
-from lopt_core.export import ExportError, export_peft
-from test_jobs import tiny_cfg
+from lopt_core.errors import ArtifactMismatch
+from lopt_core.analysis.export import ExportError, export_peft
+from helpers import tiny_cfg
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def trained(tmp_path_factory, tiny_model_dir):
     old = os.environ.get("LOPT_HOME")
     os.environ["LOPT_HOME"] = str(home)
     try:
-        from lopt_core.runs import run_and_record
-        from lopt_core.store import Store
+        from lopt_core.training.runs import run_and_record
+        from lopt_core.store.sqlite import Store
         store = Store()
         out = {m: run_and_record(tiny_cfg(model, method=m, steps=2), store=store)
                for m in ("lopt1", "ulpt", "lopa")}
@@ -36,8 +36,9 @@ def trained(tmp_path_factory, tiny_model_dir):
 def test_export_loads_in_peft_and_matches_engine(trained, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-    from lopt_core import artifacts, engine
-    from lopt_core.models import load_model
+    from lopt_core.training import artifacts
+    from lopt_core.lm import engine
+    from lopt_core.lm.models import load_model
     model, runs = trained
     for m in ("lopt1", "ulpt"):
         folder = export_peft(runs[m]["artifact_dir"], tmp_path / f"adapter-{m}")
@@ -84,7 +85,7 @@ def test_export_readme_states_shape_accuracy_and_template(trained, tmp_path):
 
 
 def test_indefinite_article_for_numbers():
-    from lopt_core.export import indefinite_article
+    from lopt_core.analysis.export import indefinite_article
     assert [indefinite_article(n) for n in (4, 8, 11, 18, 20, 80, 110, 800, 1100, 11000, 18576)] == \
         ["a", "an", "an", "an", "a", "an", "a", "an", "a", "an", "an"]
 
@@ -115,9 +116,10 @@ def test_exported_prompt_scores_the_same_in_plain_peft(trained, tmp_path):
     gives the label probabilities LoPT Lab's evaluation gives on the same sentences (tolerance 1e-4)."""
     import subprocess
     import sys
-    from lopt_core import artifacts, engine
-    from lopt_core.models import load_model
-    from lopt_core.tasks import load_for_config
+    from lopt_core.training import artifacts
+    from lopt_core.lm import engine
+    from lopt_core.lm.models import load_model
+    from lopt_core.data.tasks import load_for_config
     model, runs = trained
     folder = export_peft(runs["lopt1"]["artifact_dir"], tmp_path / "adapter")
     lm = load_model(model, "cpu")
@@ -140,8 +142,8 @@ def test_a_reloaded_run_must_rebuild_the_prompt_it_was_trained_to(trained, tmp_p
     """Issue 10: the prompt rebuilt on load (factors + seeded frozen tensors) is checked against the saved
     materialised prompt; a run whose frozen random tensors would come out differently is refused, clearly."""
     import shutil
-    from lopt_core import artifacts
-    from lopt_core.models import load_model
+    from lopt_core.training import artifacts
+    from lopt_core.lm.models import load_model
     model, runs = trained
     lm = load_model(model, "cpu")
     artifacts.load_method(runs["ulpt"]["artifact_dir"], lm)  # ULPT's frozen projection is seeded: it rebuilds
@@ -150,5 +152,5 @@ def test_a_reloaded_run_must_rebuild_the_prompt_it_was_trained_to(trained, tmp_p
     doc = json.loads((bad / "run.json").read_text())
     doc["config"]["seed"] += 1  # another seed: another frozen projection, another prompt
     (bad / "run.json").write_text(json.dumps(doc))
-    with pytest.raises(artifacts.ArtifactMismatch, match="differs from the saved prompt"):
+    with pytest.raises(ArtifactMismatch, match="differs from the saved prompt"):
         artifacts.load_method(bad, lm)

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lopt_core import engine, fast_path, multi_prompt
+from lopt_core.lm import engine, fast_path, multi_prompt
 from lopt_core.config import RunConfig
 from lopt_core.methods import get_method
-from lopt_core.models import LoadedModel, load_model
+from lopt_core.lm.models import LoadedModel, load_model
 
 # family -> (its fixture, or None for tiny_family_dir; shared_prefix, packed, words of the reason)
 FAMILIES = {
@@ -188,8 +188,8 @@ def _cfg(folder, csv, method="prompt_tuning", n=4, r=2, **kw):
 def test_group_takes_the_k_prompt_pass_only_where_exact(request, sentiment_csv, monkeypatch, family):
     """Mistral's window: the group trains each prompt by its solo path, exactly as alone; Llama: one K-prompt
     pass per step. Either way each member records the path it used."""
-    from lopt_core.group import train_group
-    from lopt_core.train import train
+    from lopt_core.training.loop import train_group
+    from lopt_core.training.loop import train
     monkeypatch.setattr(engine, "PACK", "always")
     lm = _lm(request, family)
     folder = _folder(request, family)
@@ -209,7 +209,7 @@ def test_group_takes_the_k_prompt_pass_only_where_exact(request, sentiment_csv, 
 
 
 def test_runs_record_the_path_they_used(request, tiny_model_dir, tiny_t5_dir, sentiment_csv):
-    from lopt_core.train import train
+    from lopt_core.training.loop import train
 
     def path(folder, **kw):
         return train(_cfg(folder, sentiment_csv, steps=1, **kw), save=False)["fast_path"]
@@ -220,7 +220,7 @@ def test_runs_record_the_path_they_used(request, tiny_model_dir, tiny_t5_dir, se
     assert path(tiny_model_dir, shared_prefix=False) == {
         "shared_prefix": False, "packed": False, "reason": "shared_prefix is off in the run's settings: plain "
                                                            "concatenation"}
-    assert path(tiny_model_dir, method="lopa", lopa_hidden=8)["reason"] == "one prompt per input: plain concatenation"
+    assert path(tiny_model_dir, method="lopa")["reason"] == "one prompt per input: plain concatenation"
     got = path(tiny_t5_dir)
     assert not got["shared_prefix"] and not got["packed"] and "encoder-decoder" in got["reason"]
 

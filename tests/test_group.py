@@ -6,12 +6,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lopt_core import engine, multi_prompt
+from lopt_core.lm import engine, multi_prompt
 from lopt_core.config import RunConfig
-from lopt_core.group import batchable, group_key, train_group
+from lopt_core.training.group import batchable, group_key
+from lopt_core.training.loop import train_group
 from lopt_core.methods import get_method
-from lopt_core.models import load_model
-from lopt_core.train import train
+from lopt_core.lm.models import load_model
+from lopt_core.training.loop import train
 
 MIXED = [("prompt_tuning", 4, 1), ("lopt1", 6, 2), ("ulpt", 3, 2), ("lopt2", 5, 3)]
 
@@ -87,7 +88,8 @@ def test_a_failing_or_stopped_member_leaves_the_others_alone(tiny_model_dir, sen
             order.append((rid, "end"))
     a, b, c = train_group(cfgs, ids, on_event=on_event, should_stop=should_stop, save=False)
     assert a["state"] == "done" and a["steps_done"] == 6 and a["accuracy"] is not None
-    assert c["state"] == "stopped" and c["steps_done"] == 2 and c["accuracy"] is None
+    assert c["state"] == "stopped" and c["steps_done"] == 2 and c["accuracy"] is not None  # as a solo run
+    assert c["evaluated_after_stop"] is True
     assert order.index(("c-run", "end")) < order.index(("a-step", 3)), "a stopped member ends at once"
     if b["state"] == "failed":  # lr 10 may or may not diverge on a tiny model; when it does, only b fails
         assert "loss became" in b["error"] and b["accuracy"] is None

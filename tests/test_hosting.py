@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from lopt_core import hosting, owners
+from lopt_core.hosting import limits as hosting, owners
 from lopt_core.config import ConfigError, RunConfig
 
-from test_app_e2e import ROOT, TRAIN, seed_home, start_app, stop_app
+from helpers import ROOT, TRAIN, seed_home, start_app, stop_app
 
 
 # ---------------------------------------------------------------- who may do what
@@ -114,7 +114,7 @@ def _runs(client) -> list[str]:
 
 
 def _state(home, run_id):
-    from lopt_core.store import Store
+    from lopt_core.store.sqlite import Store
     return Store(home / "runs.sqlite").get(run_id)["state"]
 
 
@@ -157,7 +157,7 @@ def test_visitors_own_their_runs_and_the_queue_caps_hold(public_app):
 
 def test_guided_experiments_fit_the_hosts_caps():
     """A full preset evaluates on every test example; on a host with LOPT_MAX_EVAL_SIZE it uses the first N."""
-    from lopt_core import presets
+    from lopt_core.sweeps import presets
     lim = hosting.Limits(allowed_models=None, public=True, max_eval_size=500, max_steps=100)
     assert lim.fit({"steps": 150, "batch_size": 8, "eval_size": 0}) == {"steps": 100, "batch_size": 8,
                                                                       "eval_size": 500}
@@ -170,7 +170,7 @@ def test_guided_experiments_fit_the_hosts_caps():
 def test_caps_count_every_identity_of_a_visitor_and_their_analyses(tmp_path):
     """A visitor who signs in keeps the jobs they queued under their browser token; an analysis of their run
     counts as a job; a launch of two sweeps needs two places."""
-    from lopt_core.store import Store
+    from lopt_core.store.sqlite import Store
     store = Store(tmp_path / "runs.sqlite")
     token = "t" * 32
     before = owners.visitor(public=True, token=token, session="s1")

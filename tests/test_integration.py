@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lopt_core import models
+from lopt_core.lm import models
 from lopt_core.config import RunConfig
-from lopt_core.runs import count_params, evaluate_run, run_and_record
-from lopt_core.store import Store
+from lopt_core.training.runs import count_params, evaluate_run, run_and_record
+from lopt_core.store.sqlite import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from lopt_core.config import ConfigError, RunConfig
-from lopt_core.jobs import JobManager, preflight, run_progress
-from lopt_core.store import Store
-
-def tiny_cfg(model: str, **kw) -> RunConfig:
-    base = dict(model=model, task="sst2", method="lopt1", n=4, r=2, steps=3, batch_size=2, eval_every=0,
-                eval_size=8, eval_batch_size=8, max_length=64, device="cpu")
-    base.update(kw)
-    return RunConfig(**base)
-
+from lopt_core.jobs.manager import JobManager, run_progress
+from lopt_core.training.checks import check
+from lopt_core.store.sqlite import Store
+from helpers import tiny_cfg
 
 @pytest.fixture
 def tiny(tiny_model_dir):
@@ -32,19 +27,19 @@ def home(tmp_path, monkeypatch):
 
 def test_preflight_gives_clear_errors(tiny, home, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="rank r"):
-        preflight(tiny_cfg(tiny, method="lopt1", n=2, r=5))
+        check(tiny_cfg(tiny, method="lopt1", n=2, r=5))
     with pytest.raises(ConfigError, match="steps"):
-        preflight(tiny_cfg(tiny, steps=0))
+        check(tiny_cfg(tiny, steps=0))
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\na,1\n")
     with pytest.raises(ConfigError, match="one class|usable rows"):
-        preflight(tiny_cfg(tiny, task="file", data_file=str(bad)))
+        check(tiny_cfg(tiny, task="file", data_file=str(bad)))
     monkeypatch.setenv("LOPT_MAX_STEPS", "2")
     with pytest.raises(ConfigError, match="LOPT_MAX_STEPS"):
-        preflight(tiny_cfg(tiny, steps=3))
+        check(tiny_cfg(tiny, steps=3))
     monkeypatch.setenv("LOPT_MAX_STEPS", "many")
     with pytest.raises(ValueError, match="LOPT_MAX_STEPS must be a whole number"):
-        preflight(tiny_cfg(tiny))
+        check(tiny_cfg(tiny))
 
 
 def test_queue_run_stop_crash_and_kill(tiny, home, tmp_path):
@@ -112,9 +107,9 @@ def test_preflight_refuses_what_this_machine_cannot_load(monkeypatch):
     """A hub model or an online-only task, offline: refused before anything is queued, not failed in a worker."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="model 'gpt2' is not available offline; offline you can use: smollm2"):
-        preflight(RunConfig(model="gpt2"))
+        check(RunConfig(model="gpt2"))
     with pytest.raises(ConfigError, match="task 'ag_news' is not available offline; offline you can use: sst2"):
-        preflight(RunConfig(task="ag_news"))
+        check(RunConfig(task="ag_news"))
     with pytest.raises(ConfigError, match="asked for from the hub"):
-        preflight(RunConfig(data_source="hub"))
-    preflight(RunConfig())  # the offline default on an offline task
+        check(RunConfig(data_source="hub"))
+    check(RunConfig())  # the offline default on an offline task

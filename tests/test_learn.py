@@ -7,7 +7,7 @@ import math
 import gradio as gr
 import pytest
 
-from lopt_core import learn
+from lopt_core.analysis import learn
 from lopt_core.methods import METHODS
 
 PROMPTS = {name: cls for name, cls in METHODS.items() if not cls.changes_model}
@@ -17,7 +17,7 @@ def test_parameter_table_matches_the_formulas():
     n, r, d = 20, 5, 576
     table = learn.parameter_table(n, r, d)
     assert [row["method"] for row in table] == list(METHODS)
-    ref = learn.reference_method()
+    ref = learn.reference_class()
     assert ref.reference and not ref.has_rank
     by = {row["method"]: row for row in table}
     for name, cls in PROMPTS.items():
@@ -37,8 +37,8 @@ def test_parameter_table_matches_the_formulas():
 
 
 def test_peft_counts_come_from_the_model(tiny_model_dir):
-    from lopt_core.models import model_width
-    from lopt_core.runs import count_params
+    from lopt_core.lm.models import model_width
+    from lopt_core.training.runs import count_params
     d = model_width(tiny_model_dir)
     by = {row["method"]: row for row in learn.parameter_table(4, 2, d, tiny_model_dir)}
     for name, cls in METHODS.items():
@@ -48,7 +48,7 @@ def test_peft_counts_come_from_the_model(tiny_model_dir):
 
 @pytest.mark.parametrize("n,d", [(20, 576), (10, 768), (100, 576), (4, 32)])
 def test_crossover_rank(n, d):
-    ref = learn.reference_method().formula(n, 1, d)
+    ref = learn.reference_class().formula(n, 1, d)
     for name, cls in PROMPTS.items():
         if not cls.has_rank:
             continue
@@ -69,7 +69,7 @@ def test_crossover_rule_reads_from_the_formula_text():
     rule = learn.crossover_rule(METHODS["lopt1"])
     assert rule is not None and rule.text in ("r < d·n/(d + n)", "r < n·d/(n + d)")
     assert rule.value(20, 576) == pytest.approx(20 * 576 / 596)
-    assert learn.crossover_rule(learn.reference_method()) is None  # no rank
+    assert learn.crossover_rule(learn.reference_class()) is None  # no rank
     for cls in METHODS.values():  # prose formulas ("... two small heads") give no rule, and no error
         rule = learn.crossover_rule(cls)
         assert rule is None or (cls.has_rank and " " not in cls.formula_text.replace(" + ", ""))
@@ -85,7 +85,7 @@ def test_figure_log_y_one_trace_per_method():
     lo = lines[METHODS["lopt1"].label]
     assert list(lo.x)[:3] == [1, 2, 3] and list(lo.y)[:2] == [596, 1192]
     assert max(lo.x) == METHODS["lopt1"].max_rank(20, 576)
-    pt = lines[learn.reference_method().label]
+    pt = lines[learn.reference_class().label]
     assert set(pt.y) == {20 * 576}
 
 
@@ -106,8 +106,8 @@ def test_tab_builds_and_updates():
 
 def test_app_has_the_learn_tab():
     import app
-    from lopt_core.hosting import limits
-    from lopt_core.jobs import JobManager
+    from lopt_core.hosting.limits import limits
+    from lopt_core.jobs.manager import JobManager
     from lopt_core.ui.common import AppContext
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from lopt_core import encoders, engine, models
+from lopt_core.methods import encoders
+from lopt_core.lm import engine, models
 from lopt_core.config import ConfigError, RunConfig
 from lopt_core.methods import METHODS, PromptContext, count_trainable
-from lopt_core.models import load_model
-from lopt_core.train import train
+from lopt_core.lm.models import load_model
+from lopt_core.training.loop import train
 
 LoPA = METHODS["lopa"]
 D = 48
@@ -49,9 +50,9 @@ def test_summary_of_base_model_ids(tiny_model_dir):
     ids, mask, _ = engine.collate(engine.encode(lm.tokenizer, TEXTS, 64), lm.tokenizer.pad_token_id, lm.device)
     torch.testing.assert_close(encoders.summary("minilm", lm, ids, mask), encoders.encode_texts("minilm", TEXTS),
                                atol=1e-5, rtol=0)
-    assert torch.equal(encoders.summary("base-mean", lm, ids, mask), engine.input_summary(lm, ids, mask))
+    assert torch.equal(encoders.summary("base-mean", lm, ids, mask), encoders.input_summary(lm, ids, mask))
     m = LoPA.from_config(RunConfig(method="lopa", n=3, r=2), PromptContext(lm.d, lm.embeddings, lm.tokenizer, 0))
-    assert m.encoder == "minilm" and engine.method_summary(lm, m, ids, mask).shape == (3, 384)
+    assert m.encoder == "minilm" and encoders.summary(m.encoder, lm, ids, mask).shape == (3, 384)
 
 
 def test_two_sentences_give_two_prompts():

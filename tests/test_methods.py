@@ -18,7 +18,7 @@ def ctx():
 
 
 def build(name, ctx, n=7, r=3, **kw):
-    return METHODS[name].from_config(RunConfig(method=name, n=n, r=r, **kw), ctx)
+    return METHODS[name].from_config(RunConfig(method=name, n=n, r=r, method_knobs=kw), ctx)
 
 
 def test_registry_has_all_methods():
@@ -162,6 +162,6 @@ def test_prompt_tuning_vocab_init_never_samples_special_or_control_tokens(tiny_l
 
 
 def test_constant_lr_schedule_keeps_the_lr_after_warm_up():
-    from lopt_core.train import lr_lambda
+    from lopt_core.training.loop import lr_lambda
     lin, const = lr_lambda(100, 0.1), lr_lambda(100, 0.1, "constant")
     assert lin(5) == const(5) == 0.6 and const(99) == 1.0 and lin(99) < 0.02

@@ -1,7 +1,7 @@
 """Plot builders: pure functions of store rows and metric lists."""
 from __future__ import annotations
 
-from lopt_core import plots
+from lopt_core.plots import figures as plots
 
 
 def _row(rid, method, n, r, params, acc, state="done"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lopt_core import downloads, hosting, model_access
-from lopt_core.safe_errors import scrub, user_message
+from lopt_core.hosting import downloads, limits as hosting, model_access
+from lopt_core.hosting.safe_errors import scrub, user_message
 
 
 # ---------------------------------------------------------------- downloads: one bounded folder
@@ -40,11 +40,11 @@ def test_forget_removes_only_that_runs_entries(lopt_home):
 def runs_tab(tiny_model_dir):
     """The Runs tab built in a Blocks on a store holding one trained tiny run; its handlers by API name."""
     import gradio as gr
-    from lopt_core.jobs import JobManager
-    from lopt_core.runs import run_and_record
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.training.runs import run_and_record
     from lopt_core.ui import runs
     from lopt_core.ui.common import AppContext
-    from test_jobs import tiny_cfg
+    from helpers import tiny_cfg
     jobs = JobManager(start=False)
     out = run_and_record(tiny_cfg(tiny_model_dir, method="lopt1", steps=2), store=jobs.store)
     with gr.Blocks() as demo:
@@ -107,7 +107,7 @@ def test_a_handler_given_a_bad_model_folder_answers_without_the_servers_path(tmp
 
 def test_runs_tab_errors_carry_no_server_path(runs_tab, lopt_home):
     import gradio as gr
-    from lopt_core.store import Store
+    from lopt_core.store.sqlite import Store
     run_id, fns = runs_tab
     Store().update(run_id, artifact_dir=str(lopt_home / "artifacts" / "gone-folder"))
     with pytest.raises(gr.Error) as err:
@@ -117,7 +117,7 @@ def test_runs_tab_errors_carry_no_server_path(runs_tab, lopt_home):
 
 
 def test_a_runs_raw_record_on_a_public_host_names_no_server_path():
-    from lopt_core.safe_errors import shown_record
+    from lopt_core.hosting.safe_errors import shown_record
     rec = {"run_id": "r1", "artifact_dir": "/home/u/.cache/lopt-lab/artifacts/r1",
            "config": {"data_file": "/home/u/.cache/lopt-lab/uploads/ab-reviews.csv", "n": 4},
            "error": "OSError: cannot read /home/u/.cache/lopt-lab/uploads/ab-reviews.csv"}
@@ -129,7 +129,7 @@ def test_a_runs_raw_record_on_a_public_host_names_no_server_path():
 # ---------------------------------------------------------------- a public host never probes folders
 
 def test_public_host_resolves_only_allowed_names(monkeypatch, tiny_model_dir):
-    from lopt_core import models
+    from lopt_core.lm import models
     from lopt_core.ui import common, train
     public = hosting.Limits(allowed_models=None, public=True)
     looked_up, probed = [], []
@@ -168,7 +168,7 @@ def test_polling_does_not_grow_a_sessions_state(lopt_home):
     import asyncio
     from gradio.state_holder import SessionState
     import app
-    from lopt_core.jobs import JobManager
+    from lopt_core.jobs.manager import JobManager
     from lopt_core.ui.common import AppContext
     jobs = JobManager(start=False)
     try:

@@ -8,11 +8,13 @@ import time
 import pytest
 import torch
 
-from lopt_core import analyses, cli, nearest, spectrum, truncate
+from lopt_core.jobs import analyses
+from lopt_core import cli
+from lopt_core.analysis import nearest, spectrum, truncate
 from lopt_core.config import RunConfig
-from lopt_core.jobs import JobManager, run_progress
-from lopt_core.runs import evaluate_run, run_and_record
-from lopt_core.store import Store
+from lopt_core.jobs.manager import JobManager, run_progress
+from lopt_core.training.runs import evaluate_run, run_and_record
+from lopt_core.store.sqlite import Store
 
 
 def tiny_cfg(model: str, **kw) -> RunConfig:
@@ -200,7 +202,7 @@ def test_peft_and_input_dependent_runs_are_refused_with_the_reason():
 def test_evaluate_now_through_the_job_manager_and_show(tiny_model_dir, capsys):
     """A stopped run that skipped its evaluation gets one from the Runs tab's job; a stopped run is its own point
     on the plots (never pooled with finished runs of the same settings); `show` prints its summary."""
-    from lopt_core import aggregate
+    from lopt_core.analysis import aggregate
     store = Store()
     cfg = tiny_cfg(tiny_model_dir, steps=50)
     store.create("s1", cfg, state="running")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lopt_core import ray_backend, sweep
+from lopt_core.sweeps import ray_backend, spec as sweep
 from lopt_core.config import RunConfig
-from lopt_core.store import Store
-from lopt_core.sweep import SweepSpec
+from lopt_core.store.sqlite import Store
+from lopt_core.sweeps.spec import SweepSpec
 
 # every Ray process of this test (the cluster's, the drivers') on loopback only: Ray otherwise advertises the
 # machine's network address for 127.0.0.1 (services.resolve_ip_for_localhost); read when ray is imported
@@ -97,7 +97,8 @@ def test_the_backend_comes_from_the_environment_or_the_flags(monkeypatch, capsys
 
 
 def test_what_a_node_without_our_disk_needs_travels_as_bytes(tmp_path, sentiment_csv):
-    from lopt_core import artifacts, remote_store
+    from lopt_core.training import artifacts
+    from lopt_core.sweeps import remote_store
     # an artifact folder (with a subfolder, as peft's adapter/) comes back file by file under this LOPT_HOME
     src = tmp_path / "remote" / "run-1"
     (src / "adapter").mkdir(parents=True)
@@ -175,14 +176,14 @@ def test_a_sweep_on_ray_matches_the_local_backend(backend, tiny_model_dir, senti
         folder = Path(g["artifact_dir"])
         assert folder.parent == Path(w["artifact_dir"]).parent and folder.name == g["run_id"]
         assert sorted(p.name for p in folder.rglob("*")) == sorted(p.name for p in Path(w["artifact_dir"]).rglob("*"))
-    from lopt_core.runs import evaluate_run
+    from lopt_core.training.runs import evaluate_run
     g = got[("lopt1", 4, 2, 1)]  # an artifact written here from a remote task's bytes evaluates to its accuracy
     assert evaluate_run(g["run_id"], remote)["accuracy"] == g["accuracy"]
 
 
 def test_stop_through_the_job_manager_reaches_the_remote_task(cluster, tiny_model_dir, sentiment_csv, tmp_path,
                                                              monkeypatch):
-    from lopt_core.jobs import JobManager
+    from lopt_core.jobs.manager import JobManager
     monkeypatch.setenv(ray_backend.ENV_ADDRESS, cluster.address)  # the worker process drives the cluster
     jm = JobManager(tmp_path / "jobs.sqlite", max_concurrent=1, poll_s=0.2, worker_threads=1)
     try:

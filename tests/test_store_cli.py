@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lopt_core.config import RunConfig
-from lopt_core.models import ModelUnavailable, load_model
-from lopt_core.store import RunNotFound, Store
+from lopt_core.lm.models import ModelUnavailable, load_model
+from lopt_core.store.sqlite import RunNotFound, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

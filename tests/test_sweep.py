@@ -11,11 +11,14 @@ import time
 
 import pytest
 
-from lopt_core import aggregate, cli, plots, readings, results_file, sweep
+from lopt_core.analysis import aggregate
+from lopt_core import cli
+from lopt_core.plots import figures as plots
+from lopt_core.sweeps import presets, readings, results_file, spec as sweep
 from lopt_core.config import ConfigError, RunConfig
-from lopt_core.jobs import JobManager
-from lopt_core.store import Store
-from lopt_core.sweep import SweepError, SweepSpec
+from lopt_core.jobs.manager import JobManager
+from lopt_core.store.sqlite import Store
+from lopt_core.sweeps.spec import SweepError, SweepSpec
 
 
 def spec_for(model_dir, csv, **kw):
@@ -84,7 +87,7 @@ def test_sweep_runs_every_configuration_as_an_ordinary_run(tiny_model_dir, senti
         assert [m["step"] for m in store.metrics(r["run_id"], "loss")] == [1, 2, 3]
         assert os.path.isdir(r["artifact_dir"])
         # per seed: prompt tuning + 2 LoPT-1 + 2 ULPT in one batched group; LoRA alone on the same model
-        assert r["result"].get("group_size") == (None if r["method"] == "lora" else 5)
+        assert r["result"].get("group_size") == (1 if r["method"] == "lora" else 5)  # LoRA: a group of one
     sw = store.get_sweep(sid)
     assert sw["reading"]["lines"] and sw["command"].startswith("python -m lopt_core sweep")
     # two seeds pooled per configuration on the plots and in the reading
@@ -342,7 +345,7 @@ def test_resumed_configurations_count_once(tiny_model_dir, sentiment_csv):
 
 def test_a_two_task_preset_is_one_launch(tiny_model_dir):
     store = Store()
-    ids = sweep.create_preset("task_difficulty", store, tiny_model_dir, quick=True)
+    ids = presets.create_preset("task_difficulty", store, tiny_model_dir, quick=True)
     assert len(ids) == 2
     sweeps = sweep.launch_sweeps(store, ids[0])
     assert [s["sweep_id"] for s in sweeps] == ids and {s["spec"]["task"] for s in sweeps} == {"sst2", "rte"}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lopt_core import tasks
-from lopt_core.tasks import TaskError, _alnum_key, load_task, load_user_file
+from lopt_core.data import tasks
+from lopt_core.data.tasks import TaskError, _alnum_key, load_task, load_user_file
 
 
 def test_sst2_offline_is_real_and_leak_free():
@@ -88,10 +88,10 @@ def test_hub_source_offline_is_a_clear_error():
 def test_every_seed_of_a_task_sees_the_same_test_set(sentiment_csv, tiny_model_dir):
     """Issue 10: the split is fixed per task (split_seed, recorded); the run seed changes only initialisation and
     batch order, so two seeds of one configuration are scored on the same examples and pool on the plots."""
-    from lopt_core import aggregate
+    from lopt_core.analysis import aggregate
     from lopt_core.config import RunConfig
-    from lopt_core.runs import run_and_record
-    from lopt_core.store import Store
+    from lopt_core.training.runs import run_and_record
+    from lopt_core.store.sqlite import Store
     for task in ("rte", "file"):
         kw = dict(task=task, data_file=str(sentiment_csv) if task == "file" else None)
         a, b = (tasks.load_for_config(RunConfig(seed=s, **kw)) for s in (0, 7))

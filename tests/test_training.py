@@ -6,12 +6,13 @@ import json
 import pytest
 import torch
 
-from lopt_core import artifacts, engine
+from lopt_core.training import artifacts
+from lopt_core.lm import engine
 from lopt_core.config import ConfigError, RunConfig
-from lopt_core.models import load_model
-from lopt_core.runs import evaluate_run, run_and_record
-from lopt_core.store import Store
-from lopt_core.train import train
+from lopt_core.lm.models import load_model
+from lopt_core.training.runs import evaluate_run, run_and_record
+from lopt_core.store.sqlite import Store
+from lopt_core.training.loop import train
 
 
 def cfg_for(model_dir, csv, **kw):
@@ -141,7 +142,7 @@ def _explode(model_dir, csv, store):
 
 @pytest.mark.parametrize("field,value,msg", [
     ("n", 0, "n must be between"), ("r", -1, "r must be between"), ("steps", 0, "steps must be between"),
-    ("lr", -0.1, "lr must be a positive"), ("method", "nope", "unknown method"), ("activation", "tanh", "activation"),
+    ("lr", -0.1, "lr must be a positive"), ("method", "nope", "unknown method"), ("method_knobs", {"activation": "tanh"}, "activation"),
     ("task", "file", "needs data_file"), ("batch_size", 2.5, "batch_size must be an integer"),
 ])
 def test_bad_config_gets_a_clear_error(field, value, msg):

@@ -15,8 +15,8 @@ from lopt_core.ui import train as tab
 
 @pytest.fixture
 def ctx(tmp_path):
-    from lopt_core.hosting import limits
-    from lopt_core.jobs import JobManager
+    from lopt_core.hosting.limits import limits
+    from lopt_core.jobs.manager import JobManager
     from lopt_core.ui.common import AppContext
     jobs = JobManager(tmp_path / "runs.db", start=False)
     yield AppContext(jobs=jobs, limits=limits())
@@ -136,9 +136,9 @@ def test_max_rank_is_a_fact_on_the_method():
 
 
 def test_readout_shows_the_runs_own_error_for_an_impossible_shape(tiny_model_dir):
-    from lopt_core.jobs import preflight_method
+    from lopt_core.training.checks import check_method
     with pytest.raises(ConfigError) as e:
-        preflight_method(RunConfig(model=tiny_model_dir, method="lopt1", n=4, r=5))
+        check_method(RunConfig(model=tiny_model_dir, method="lopt1", n=4, r=5))
     text = tab.param_readout(tiny_model_dir, "lopt1", 4, 5)
     assert html.escape(str(e.value)) in text and "trainable" not in text
     assert "trainable" in tab.param_readout(tiny_model_dir, "lopt1", 4, 4)

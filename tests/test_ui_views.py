@@ -8,7 +8,9 @@ import json
 import gradio as gr
 import pytest
 
-from lopt_core import aggregate, plots, results_file
+from lopt_core.analysis import aggregate
+from lopt_core.plots import figures as plots
+from lopt_core.sweeps import results_file
 from lopt_core.config import RunConfig
 from lopt_core.methods import METHODS
 
@@ -17,8 +19,8 @@ D = 576  # the offline default's width: parameter counts below follow the method
 
 @pytest.fixture
 def ctx(tmp_path):
-    from lopt_core.hosting import limits
-    from lopt_core.jobs import JobManager
+    from lopt_core.hosting.limits import limits
+    from lopt_core.jobs.manager import JobManager
     from lopt_core.ui.common import AppContext
     jobs = JobManager(tmp_path / "runs.db", start=False)
     yield AppContext(jobs=jobs, limits=limits())
@@ -180,9 +182,9 @@ def tiny_runs(tmp_path_factory, tiny_model_dir):
     and a small CSV file task."""
     import os
     import random
-    from lopt_core.runs import run_and_record
-    from lopt_core.store import Store
-    from test_jobs import tiny_cfg
+    from lopt_core.training.runs import run_and_record
+    from lopt_core.store.sqlite import Store
+    from helpers import tiny_cfg
     home = tmp_path_factory.mktemp("views-home")
     rng, lines = random.Random(0), ["text,label"]
     for i in range(40):
@@ -207,7 +209,7 @@ def tiny_runs(tmp_path_factory, tiny_model_dir):
 
 
 def test_generate_titles_a_stopped_run_without_accuracy(tiny_runs):
-    from lopt_core.side_by_side import PromptBank, generate_columns
+    from lopt_core.analysis.side_by_side import PromptBank, generate_columns
     store, stopped, _ = tiny_runs
     cols = generate_columns(store, PromptBank(), [stopped], "a fine film", True, 2)
     title = cols[1]["title"]
@@ -217,7 +219,7 @@ def test_generate_titles_a_stopped_run_without_accuracy(tiny_runs):
 # ---------------------------------------------------------------- 4. run details read as a summary
 
 def test_run_summary_reads_as_a_summary():
-    from lopt_core.run_summary import summary_markdown, summary_text
+    from lopt_core.analysis.run_summary import summary_markdown, summary_text
     lopt = {**_row("20250101-lopt1-abc", n=20, r=5, acc=0.812345), "steps_done": 150, "train_seconds": 125.4,
             "zero_shot_accuracy": 0.786, "error": None, "sweep_id": "sweep-1",
             "config": {"seed": 3, "steps": 150, "lr": None, "method": "lopt1", "n": 20, "r": 5},
@@ -263,7 +265,8 @@ def test_generate_under_a_files_template_shows_what_the_model_did(tiny_runs, mon
     under the file's template 'Text: …\\nAnswer:' give twenty line breaks, which the output box shows as empty
     (training ranks only the label words' logits, so the most likely token overall can be a line break or
     the end of the text). The column must say what happened instead of showing a blank box."""
-    from lopt_core import engine, side_by_side
+    from lopt_core.lm import engine
+    from lopt_core.analysis import side_by_side
     store, _, file_run = tiny_runs
     bank = side_by_side.PromptBank()
     cols = side_by_side.generate_columns(store, bank, [file_run], "a fine film", True, 3)
@@ -282,7 +285,7 @@ def test_generate_under_a_files_template_shows_what_the_model_did(tiny_runs, mon
 
 
 def test_blank_output_notes(smol_tokenizer):
-    from lopt_core.side_by_side import shown_output
+    from lopt_core.analysis.side_by_side import shown_output
     tok = smol_tokenizer
     assert shown_output("good", None, tok) == "good"
     assert "ended at once" in shown_output("", tok.eos_token_id, tok) and tok.eos_token in \

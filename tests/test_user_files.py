@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lopt_core import label_words as lw
-from lopt_core import preview as pv
-from lopt_core import uploads
+from lopt_core.data import label_words as lw
+from lopt_core.data import preview as pv
+from lopt_core.data import uploads
+from lopt_core.training import runs
 from lopt_core.config import ConfigError, RunConfig
-from lopt_core.jobs import preflight
-from lopt_core.store import Store
-from lopt_core.tasks import TaskError, load_user_file
+from lopt_core.training.checks import check
+from lopt_core.store.sqlite import Store
+from lopt_core.data.tasks import TaskError, load_user_file
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -76,14 +77,14 @@ def test_preflight_refuses_bad_words_naming_the_file(tmp_path, tiny_model_dir):
     cfg = RunConfig(model=tiny_model_dir, task="file", data_file=str(p), method="prompt_tuning", n=2,
                     label_words=lw.parse("New York, New Jersey"))
     with pytest.raises(ConfigError, match=r"reviews.csv: label words ' New York' and ' New Jersey' both start"):
-        preflight(cfg)
+        check(cfg)
     cfg.label_words = None
-    preflight(cfg)  # derived words pass
+    check(cfg)  # derived words pass
 
 
 def test_run_task_of_a_file_is_the_task_the_run_trains_on(tmp_path, tiny_model_dir):
-    from lopt_core.run_summary import run_task
-    from lopt_core.tasks import load_for_config
+    from lopt_core.analysis.run_summary import run_task
+    from lopt_core.data.tasks import load_for_config
     p = labelled(tmp_path / "stars.csv", list(range(1, 6)), header=("a.b", "{y}"))
     for words in (None, lw.parse("v, w, x, y, z")):
         cfg = RunConfig(model=tiny_model_dir, task="file", data_file=str(p), text_column="a.b", label_column="{y}",
@@ -109,7 +110,7 @@ def test_preview_shows_classes_split_and_words(tmp_path, tiny_model_dir):
 
 def test_large_file_is_read_in_a_child_with_progress(tmp_path, monkeypatch):
     monkeypatch.setattr(pv, "IN_PROCESS_BYTES", 0)         # every file counts as large here
-    monkeypatch.setattr("lopt_core.tasks.PROGRESS_EVERY", 1000)
+    monkeypatch.setattr("lopt_core.data.tasks.PROGRESS_EVERY", 1000)
     p = labelled(tmp_path / "big.csv", ["neg", "pos"], n=5000)
     job = pv.start(str(p))
     facts = job.future.result(timeout=120).facts
@@ -129,11 +130,11 @@ def test_upload_is_removed_with_its_last_run(tmp_path):
     store = Store()
     for rid in ("run-a", "run-b"):
         store.create(rid, RunConfig(task="file", data_file=kept), state="done")
-    assert "artifact folder." in uploads.delete_run(store, "run-a") and Path(kept).is_file()
-    assert "uploaded file reviews.csv" in uploads.delete_run(store, "run-b")
+    assert "artifact folder." in runs.delete_run(store, "run-a") and Path(kept).is_file()
+    assert "uploaded file reviews.csv" in runs.delete_run(store, "run-b")
     assert not Path(kept).exists() and not Path(kept).parent.exists()
     store.create("run-c", RunConfig(task="file", data_file=str(src)), state="done")
-    uploads.delete_run(store, "run-c")
+    runs.delete_run(store, "run-c")
     assert src.is_file(), "a file of the user's own disk is never removed"
 
 

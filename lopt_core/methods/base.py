@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from lopt_core.errors import ArtifactMismatch, ConfigError
 
 
 @dataclass
@@ -50,9 +50,8 @@ def seeded_generator(seed: int, salt: int) -> torch.Generator:
 class Knob:
     """A setting of one method only (LoPT-2's activation, LoPA's hidden width), declared on its class.
 
-    The CLI offers it as --<name>; RunConfig.validate checks values with `check`. `field=True`: the value is
-    RunConfig's own field of that name (knobs older than this registry, kept so stored runs read as before);
-    otherwise it lives in RunConfig.method_knobs[name], so a new method's knob needs no change outside its file."""
+    The CLI offers it as --<name>; RunConfig.validate checks values with `check`. Its value lives in
+    RunConfig.method_knobs[name], so a new method's knob needs no change outside its file."""
     name: str
     type: type                  # int, float or str
     default: object
@@ -60,7 +59,6 @@ class Knob:
     choices: tuple = ()         # the allowed values, when only some are
     low: float | None = None    # inclusive bounds for numbers
     high: float | None = None
-    field: bool = False
 
     @property
     def flag(self) -> str:
@@ -118,7 +116,7 @@ class TuningMethod(nn.Module):
     def knob_values(cls, cfg) -> dict:
         """This method's knobs as set in RunConfig `cfg` (their defaults where unset), by knob name."""
         extra = getattr(cfg, "method_knobs", None) or {}
-        return {k.name: getattr(cfg, k.name) if k.field else extra.get(k.name, k.default) for k in cls.knobs}
+        return {k.name: extra.get(k.name, k.default) for k in cls.knobs}
 
     @classmethod
     def facts(cls) -> dict:
@@ -200,6 +198,11 @@ class SoftPrompt(TuningMethod):
     def detach(self, lm) -> None:
         """Nothing to give back: a prompt never touches the model."""
 
+    def prompt_for(self, lm, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The prompt for a batch of inputs ids/mask (B, L): (n, d) for an input-independent prompt; a prompt
+        that reads its input (input_dependent) overrides this and returns (B, n, d)."""
+        return self()
+
     def scoring_args(self) -> dict:
         return {"method": self, "peft_model": None}
 
@@ -216,7 +219,6 @@ class SoftPrompt(TuningMethod):
     def load(self, folder: Path, lm) -> "SoftPrompt":
         """The saved tensors, checked against the saved materialised prompt; on lm's device, in eval mode."""
         from safetensors.torch import load_file
-        from ..artifacts import check_rebuilt
         tensors = load_file(str(Path(folder) / PROMPT_FILE))
         wanted = self.state_dict().keys()  # "prompt" is also prompt tuning's own parameter name
         self.load_state_dict({k: tensors[k] for k in wanted if k in tensors}, strict=True)
@@ -264,3 +266,19 @@ class ModelAdapter(TuningMethod):
         from safetensors.torch import load_file
         self.load_state_dict(load_file(str(Path(folder) / ADAPTER_FILE)), strict=True)
         return self.to(lm.device).eval()
+
+
+def check_rebuilt(folder: Path, method, saved: torch.Tensor, tol: float = 1e-5) -> None:
+    """The prompt rebuilt from the saved factors and the seeded frozen tensors must equal the materialised prompt
+    saved at the end of training; otherwise (another version's seeding, an edited file) refuse to use it."""
+    with torch.no_grad():
+        rebuilt = method().detach().float().cpu()                      # (n, d)
+    if rebuilt.shape != saved.shape:
+        raise ArtifactMismatch(f"{Path(folder).name}: the rebuilt prompt has shape {tuple(rebuilt.shape)} but the "
+                               f"saved one {tuple(saved.shape)}; refusing to use a prompt it was not trained to")
+    err = (rebuilt - saved.float()).abs().max().item()
+    scale = max(saved.abs().max().item(), 1e-12)
+    if err > tol * max(1.0, scale):
+        raise ArtifactMismatch(f"{Path(folder).name}: the prompt rebuilt from its factors and seeded frozen tensors "
+                               f"differs from the saved prompt by {err:.3g} (max |x| {scale:.3g}); it was saved by "
+                               f"another version or edited. Refusing to use a prompt it was not trained to.")

@@ -28,11 +28,11 @@ import math
 import torch
 import torch.nn as nn
 
-from .. import encoders
-from ..errors import ConfigError
-from . import register
-from .base import Knob, PromptContext, SoftPrompt, seeded_generator
-from .prompt_tuning import init_prompt
+from lopt_core.methods import encoders
+from lopt_core.errors import ConfigError
+from lopt_core.methods.registry import register
+from lopt_core.methods.base import Knob, PromptContext, SoftPrompt, seeded_generator
+from lopt_core.methods.prompt_tuning import init_prompt
 
 _SALT = 40
 
@@ -92,6 +92,10 @@ class LoPA(SoftPrompt):
         """h from the encoder's config.json (no weights loaded); base-mean: h = d."""
         h = encoders.width(lopa_encoder, d)
         return n * d + 2 * (h * h + h) + (h + 1) * r * (n + d)
+
+    def prompt_for(self, lm, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One prompt per input, from its encoder's summary of ids/mask (B, L). (B, n, d)"""
+        return self(encoders.summary(self.encoder, lm, ids, mask))
 
     def forward(self, summary=None):
         assert summary is not None and summary.dim() == 2 and summary.shape[1] == self.h, \

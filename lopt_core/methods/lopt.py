@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from . import register
-from .base import Knob, PromptContext, SoftPrompt, seeded_generator
+from lopt_core.errors import ConfigError
+from lopt_core.methods.registry import register
+from lopt_core.methods.base import Knob, PromptContext, SoftPrompt, seeded_generator
 
 ACTIVATIONS = {"elu": F.elu, "relu": F.relu, "gelu": F.gelu}
 
@@ -72,8 +72,7 @@ class LoPT2(SoftPrompt):
     formula_text = "2·r·d"
     default_lr = 3e-2
     sweep_default = True
-    knobs = (Knob("activation", str, "elu", "the nonlinearity in X = act(X0 U) V", choices=tuple(ACTIVATIONS),
-                  field=True),)
+    knobs = (Knob("activation", str, "elu", "the nonlinearity in X = act(X0 U) V", choices=tuple(ACTIVATIONS)),)
 
     def __init__(self, n: int, d: int, r: int, activation: str = "elu", seed: int = 0, token_norm: float = 1.0):
         super().__init__(n, d)

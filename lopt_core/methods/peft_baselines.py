@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
-from . import register
-from .base import Knob, ModelAdapter, PromptContext
+from lopt_core.errors import ConfigError
+from lopt_core.methods.registry import register
+from lopt_core.methods.base import Knob, ModelAdapter, PromptContext
 
 ADAPTER_DIR = "adapter"  # peft's save_pretrained folder inside a run's artifact folder
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
-from . import register
-from .base import Knob, PromptContext, SoftPrompt, seeded_generator
+from lopt_core.errors import ConfigError
+from lopt_core.methods.registry import register
+from lopt_core.methods.base import Knob, PromptContext, SoftPrompt, seeded_generator
 
 
 @register

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import owners
-from ..hosting import Limits
-from ..jobs import JobManager
-from ..methods import METHODS
-from ..plots import method_label
+from lopt_core.hosting import owners
+from lopt_core.hosting.limits import Limits
+from lopt_core.jobs.manager import JobManager
+from lopt_core.methods import METHODS
+from lopt_core.plots.figures import method_label
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STATE_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ done", "stopped": "■ stopped",
@@ -80,8 +80,8 @@ def asset_text(name: str, default: str = "") -> str:
 
 
 def model_choices(limits: Limits) -> list[tuple[str, str]]:
-    from .. import model_access
-    from ..models import KNOWN_MODELS, available_offline, hub_reachable
+    from lopt_core.hosting import model_access
+    from lopt_core.lm.models import KNOWN_MODELS, available_offline, hub_reachable
     names = list(model_access.allowed_names(limits) or KNOWN_MODELS)
     offline, hub = set(available_offline()), hub_reachable()
     probe = model_access.may_probe(limits)  # a public host never looks at the disk for a name
@@ -102,15 +102,15 @@ def model_picker_args(limits: Limits) -> dict:
 
 
 def default_model(limits: Limits) -> str:
-    from ..models import OFFLINE_DEFAULT, available_offline
+    from lopt_core.lm.models import OFFLINE_DEFAULT, available_offline
     names = list(limits.allowed_models) if limits.allowed_models else [OFFLINE_DEFAULT]
     off = [m for m in names if m in available_offline()]
     return (off or names)[0]
 
 
 def task_choices() -> list[tuple[str, str]]:
-    from ..models import hub_reachable
-    from ..tasks import TASKS, offline_tasks
+    from lopt_core.lm.models import hub_reachable
+    from lopt_core.data.tasks import TASKS, offline_tasks
     offline, hub = set(offline_tasks()), hub_reachable()
     out = []
     for name, t in TASKS.items():
@@ -151,8 +151,8 @@ def runs_dataframe(rows: list[dict]) -> pd.DataFrame:
 
 
 def run_choices(rows: list[dict], states=None) -> list[tuple[str, str]]:
-    from ..aggregate import config_label, task_label
-    from ..run_summary import outcome
+    from lopt_core.analysis.aggregate import config_label, task_label
+    from lopt_core.analysis.run_summary import outcome
     out = []
     for r in sorted(rows, key=lambda r: r["created"], reverse=True):
         if states and r["state"] not in states:

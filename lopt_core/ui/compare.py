@@ -6,8 +6,10 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from .. import aggregate, plots, results_file
-from .common import AppContext, asset_text, run_choices, runs_dataframe
+from lopt_core.analysis import aggregate
+from lopt_core.plots import figures as plots
+from lopt_core.sweeps import results_file
+from lopt_core.ui.common import AppContext, asset_text, run_choices, runs_dataframe
 
 ALL = aggregate.ALL
 OVERLAY_HINT = "choose runs above to overlay their loss and accuracy curves"

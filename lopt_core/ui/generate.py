@@ -1,12 +1,13 @@
-"""Generate tab: one text, "no prompt" plus up to four trained prompts side by side (lopt_core.side_by_side)."""
+"""Generate tab: one text, "no prompt" plus up to four trained prompts side by side (lopt_core.analysis.side_by_side)."""
 from __future__ import annotations
 
 import gradio as gr
 
-from ..methods import METHODS
-from ..safe_errors import ui_error
-from ..side_by_side import MAX_PROMPTS, GenerateError, PromptBank, generate_columns
-from .common import AppContext, asset_text, default_model, run_choices
+from lopt_core.methods import METHODS
+from lopt_core.hosting.safe_errors import ui_error
+from lopt_core.analysis.side_by_side import MAX_PROMPTS, PromptBank, generate_columns
+from lopt_core.ui.common import AppContext, asset_text, default_model, run_choices
+from lopt_core.errors import LoptError
 
 
 def build(ctx: AppContext):
@@ -40,7 +41,7 @@ def build(ctx: AppContext):
         try:
             cols = generate_columns(ctx.store, bank, run_ids, text_, use_t, mx, temp, tp, sd,
                                     default_model(ctx.limits))
-        except GenerateError as e:
+        except LoptError as e:
             raise ui_error(e) from None
         outs = []
         for i, (col, title, out, probs) in enumerate(slots):

@@ -1,13 +1,13 @@
 """Learn tab: what a soft prompt is, each method's formula at live n, r and d with its count, a chart of
-parameters against r, and where low-rank methods stop being cheaper (numbers from lopt_core.learn)."""
+parameters against r, and where low-rank methods stop being cheaper (numbers from lopt_core.analysis.learn)."""
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
-from .. import learn
-from ..methods.base import RANK_CAP
-from .common import asset_text, default_model, model_choices
+from lopt_core.analysis import learn
+from lopt_core.methods.base import RANK_CAP
+from lopt_core.ui.common import asset_text, default_model, model_choices
 
 COLUMNS = ["method", "formula", "with these numbers", "trainable params", "vs reference", "note"]
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from .. import analyses, nearest, rank_plots, spectrum, truncate
-from ..config import ConfigError
-from ..safe_errors import scrub, ui_error, user_message
-from .common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.jobs import analyses
+from lopt_core.analysis import nearest, spectrum, truncate
+from lopt_core.plots import rank as rank_plots
+from lopt_core.config import ConfigError
+from lopt_core.hosting.safe_errors import scrub, ui_error, user_message
+from lopt_core.ui.common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.errors import LoptError
 
 SPECTRUM_COLUMNS = ["run", "prompt", "n × d", "numerical rank", "effective rank", "energy in top 1", "energy in top 5"]
 
@@ -20,7 +23,7 @@ def spectrum_view(store, run_ids) -> tuple:
     for rid in list(run_ids or [])[:8]:
         try:
             specs.append(spectrum.of_run(store.get(rid)))
-        except (KeyError, spectrum.AnalysisError) as e:
+        except (LoptError, KeyError) as e:
             problems.append(user_message(e))
     table = pd.DataFrame([{"run": s.run_id, "prompt": s.label, "n × d": f"{s.n} × {s.d}",
                            "numerical rank": s.numerical_rank, "effective rank": round(s.effective_rank, 3),

@@ -2,18 +2,17 @@
 run it again."""
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import gradio as gr
 
-from .. import analyses, artifacts, downloads
-from ..config import ConfigError
-from ..export import ExportError, export_peft
-from ..run_summary import summary_markdown
-from ..safe_errors import scrub, shown_record, ui_error
-from .common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.jobs import analyses
+from lopt_core.hosting import downloads
+from lopt_core.config import ConfigError
+from lopt_core.analysis.run_summary import summary_markdown
+from lopt_core.hosting.safe_errors import scrub, shown_record, ui_error
+from lopt_core.ui.common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.errors import LoptError
 
 
 def _forgetting(on_deleted):
@@ -46,21 +45,11 @@ def build(ctx: AppContext, on_deleted=None):
         raw = gr.JSON(label="run record as stored", elem_id="lopt-runs-raw")
 
     def _row(run_id, who, action=None):
-        """The run, when this visitor may see it (and, given an action, change it)."""
-        if not run_id:
-            raise gr.Error("choose a run first")
+        """The run, when this visitor may see it (and, given an action, change it): JobManager.run_for."""
         try:
-            r = store.get(run_id)
-        except KeyError:
-            r = None
-        if r is None or not who.sees(r):
-            raise gr.Error(f"run {run_id} no longer exists; press Refresh")
-        if action:
-            try:
-                who.check(r, action)
-            except ConfigError as e:
-                raise ui_error(e) from None
-        return r
+            return jobs.run_for(run_id, who, action)
+        except LoptError as e:
+            raise ui_error(e) from None
 
     def _get(run_id, who):
         try:
@@ -91,25 +80,18 @@ def build(ctx: AppContext, on_deleted=None):
     details.change(on_raw, ctx.inputs(run), raw, api_name=False)  # the raw record follows the summary
 
     def on_download(run_id, token=None, request: gr.Request = None):
-        r = _row(run_id, ctx.visitor(request, token), "download")
-        folder = Path(r["artifact_dir"] or artifacts.run_dir(run_id))
-        if not folder.is_dir():
-            raise gr.Error(f"run {run_id} has no artifact folder (state {r['state']}; nothing was saved)")
-        return downloads.zip_folder(folder, downloads.new_entry("download", run_id), run_id), \
-            f"Artifact folder of {run_id} zipped."
+        try:
+            return jobs.download(run_id, ctx.visitor(request, token)), f"Artifact folder of {run_id} zipped."
+        except LoptError as e:
+            raise ui_error(e) from None
 
     def on_export(run_id, token=None, request: gr.Request = None):
-        r = _row(run_id, ctx.visitor(request, token), "export")
-        if not r["artifact_dir"]:
-            raise gr.Error(f"run {run_id} has no saved prompt (state {r['state']})")
-        entry = downloads.new_entry("peft", run_id)  # one bounded folder under LOPT_HOME (downloads.py)
         try:
-            folder = export_peft(r["artifact_dir"], entry / f"{run_id}-peft")
-        except ExportError as e:
-            shutil.rmtree(entry, ignore_errors=True)
+            zipped = jobs.export(run_id, ctx.visitor(request, token))
+        except LoptError as e:
             raise ui_error(e) from None
-        return downloads.zip_folder(folder, entry, f"{run_id}-peft"), (f"PEFT adapter written: unzip, then "
-                                                f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
+        return zipped, (f"PEFT adapter written: unzip, then "
+                        f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
 
     def on_delete(run_id, token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)
@@ -128,7 +110,7 @@ def build(ctx: AppContext, on_deleted=None):
         _row(run_id, who)
         try:
             new = jobs.rerun(run_id, who)
-        except (ConfigError, ValueError, KeyError) as e:  # KeyError: deleted meanwhile
+        except (LoptError, ValueError, KeyError) as e:  # KeyError: deleted meanwhile
             raise ui_error(e) from None
         return f"Queued {new} with the settings of {run_id}; watch it in the Train tab."
 

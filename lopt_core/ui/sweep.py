@@ -8,17 +8,17 @@ import time
 import gradio as gr
 import pandas as pd
 
-from .. import estimate, plots, presets, ray_backend, readings
-from ..config import ConfigError, RunConfig
-from ..hosting import HostingError
-from ..methods import count_trainable
-from ..store import FINAL
-from ..sweep import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
-from ..owners import LOCAL
-from ..safe_errors import scrub, user_message
-from .common import AppContext, asset_text, default_model, method_choices, model_choices, model_picker_args, \
-    task_choices
-from .train import _int
+from lopt_core.sweeps import estimate, presets, ray_backend, readings
+from lopt_core.plots import figures as plots
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.methods import count_trainable
+from lopt_core.store.sqlite import FINAL
+from lopt_core.sweeps.spec import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
+from lopt_core.hosting.owners import LOCAL
+from lopt_core.hosting.safe_errors import scrub, user_message
+from lopt_core.ui.common import AppContext, asset_text, default_model, method_choices, model_choices, model_picker_args, task_choices
+from lopt_core.ui.train import _int
+from lopt_core.errors import LoptError
 
 SEP = "+"                   # a launch that queued several sweeps (a two-task preset) is one picker value
 TABLE_COLUMNS = ["configuration", "trainable params"]
@@ -29,7 +29,7 @@ READING_HINT = "The reading of the result appears here as configurations finish.
 
 def _message(e: Exception) -> str:
     msg = user_message(e)  # no server path or traceback on the page; the server log has them
-    return msg if isinstance(e, (ConfigError, HostingError)) else f"{type(e).__name__}: {msg}"
+    return msg if isinstance(e, LoptError) else f"{type(e).__name__}: {msg}"
 
 
 # ---------------------------------------------------------------- the custom grid
@@ -123,7 +123,7 @@ def preset_note(ctx: AppContext, key: str, model, quick) -> str:
 
 def launches(sweeps: list[dict]) -> list[list[dict]]:
     """The store's sweeps (oldest first) as launches: the sweeps one click queued share a launch id
-    (sweep.create_preset) and are watched and read together."""
+    (presets.create_preset) and are watched and read together."""
     out: dict[str, list[dict]] = {}
     for s in sweeps:
         out.setdefault(s.get("launch_id") or s["sweep_id"], []).append(s)
@@ -406,7 +406,7 @@ def build(ctx: AppContext):
         who = ctx.visitor(request, token)
         try:
             return " · ".join(jobs.stop_sweep(sid, who) for sid in value.split(SEP))
-        except (ConfigError, KeyError) as e:
+        except (LoptError, KeyError) as e:
             return f"⚠️ {e}"
 
     stop_btn.click(on_stop, ctx.inputs(picker), status, api_name="sweep_stop")
@@ -420,7 +420,7 @@ def build(ctx: AppContext):
         for sid in value.split(SEP):
             try:
                 out.append(f"{sid}: {len(jobs.resume_sweep(sid, who))} configuration(s) queued again")
-            except (ConfigError, KeyError) as e:
+            except (LoptError, KeyError) as e:
                 out.append(f"⚠️ {e}")
         return " · ".join(out)
 

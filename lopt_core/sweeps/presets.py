@@ -1,0 +1,79 @@
+"""Guided experiments: one click launches a sweep that answers one question, with a quick setting for a class.
+
+Each preset (an entry of assets/presets/presets.json: the methods it compares are data, not code) builds its
+SweepSpec(s) for the chosen model; `quick` trades steps and evaluation size for time,
+chosen by measurement so that the rank-sensitivity experiment finishes within 15 minutes on the project's
+2-core CPU (README, "Sweeps").
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lopt_core.hosting import limits as hosting
+from lopt_core.lm.models import OFFLINE_DEFAULT, hub_reachable
+from lopt_core.sweeps import spec
+from lopt_core.sweeps.spec import SweepError, SweepSpec
+
+FULL = dict(steps=150, batch_size=8, eval_every=50, eval_size=0)
+QUICK = dict(steps=30, batch_size=8, eval_every=0, eval_size=300)
+
+
+PRESETS_FILE = Path(__file__).resolve().parents[2] / "assets" / "presets" / "presets.json"
+HARDER = "$harder"  # a sweep's task placeholder: harder_task() on this machine
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    title: str
+    question: str
+    why: str
+    sweeps: tuple[dict, ...]   # each: task (or HARDER), methods, n, r, seeds
+
+    def specs(self, model: str = OFFLINE_DEFAULT, quick: bool = False, hub: bool | None = None,
+              limits=None) -> list[SweepSpec]:
+        """The preset's sweeps; on a host with size caps (`limits`), its knobs brought within them."""
+        hub = hub_reachable() if hub is None else hub
+        knobs = dict(QUICK if quick else FULL)
+        knobs = limits.fit(knobs) if limits is not None else knobs
+        return [SweepSpec(model=model, task=harder_task(hub) if s["task"] == HARDER else s["task"],
+                          methods=list(s["methods"]), n=list(s["n"]), r=list(s["r"]), seeds=list(s["seeds"]),
+                          knobs=dict(knobs)) for s in self.sweeps]
+
+
+def harder_task(hub: bool) -> str:
+    """CB where the hub answers (its real train split); offline RTE, since offline CB is only its 56
+    validation examples (a 22-example test set is noise) and BoolQ's long passages cost several times more
+    per example on a CPU."""
+    return "cb" if hub else "rte"
+
+
+def _load(path: Path = PRESETS_FILE) -> dict[str, Preset]:
+    """The guided experiments are data (assets/presets/presets.json): adding one is a new entry there."""
+    doc = json.loads(path.read_text())
+    return {p["key"]: Preset(p["key"], p["title"], p["question"], p["why"], tuple(p["sweeps"]))
+            for p in doc["presets"]}
+
+
+PRESETS = _load()
+
+
+def get(key: str) -> Preset:
+    if key not in PRESETS:
+        raise SweepError(f"unknown preset {key!r}; choose from: {', '.join(PRESETS)}")
+    return PRESETS[key]
+
+
+def create_preset(key: str, store, model: str, quick: bool, limits=None, claim: bool = False,
+                  owner: str | None = None) -> list[str]:
+    """Queue a guided experiment: every one of its sweeps is validated before any is queued; they share one
+    launch id (the sweep id of the first), so the app watches and reads them together."""
+    limits = limits or hosting.limits()
+    specs = [s.validate(limits) for s in get(key).specs(model=model, quick=quick, limits=limits)]
+    ids: list[str] = []
+    for s in specs:
+        ids.append(spec.create(s, store, preset=key, limits=limits, launch_id=ids[0] if ids else None, claim=claim,
+                          owner=owner))
+    return ids

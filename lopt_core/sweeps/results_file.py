@@ -1,0 +1,140 @@
+"""A sweep's results as one portable JSON file: configurations, per-step curves, accuracies, parameter counts,
+the machine and library versions, and the exact command that produced it. Export, import, and the reference
+sweep that ships with the app (assets/reference/), shown on the Compare plots as a greyed layer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from lopt_core.config import ConfigError
+
+FORMAT = "lopt-lab/sweep-results/1"
+REFERENCE = Path(__file__).resolve().parents[1] / "assets" / "reference" / "sst2-rank-sweep.json"
+_DROP = ("artifact_dir", "traceback")  # machine-local or bulky result fields not worth carrying
+
+
+def machine() -> dict:
+    """What measured the numbers: CPU, cores, GPU, Python and library versions."""
+    import torch
+    import transformers
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def export_sweep(store, sweep_id: str, out) -> Path:
+    sw = store.get_sweep(sweep_id)
+    runs = []
+    threads = set()
+    for r in store.list(sweep_id=sweep_id):
+        res = {k: v for k, v in (r.get("result") or {}).items() if k not in _DROP}
+        if res.get("torch_threads"):
+            threads.add(res["torch_threads"])
+        runs.append({"run_id": r["run_id"], "state": r["state"], "config": r["config"], "result": res,
+                     "trainable_params": r["trainable_params"], "accuracy": r["accuracy"],
+                     "zero_shot_accuracy": r["zero_shot_accuracy"], "error": r.get("error"),
+                     "curves": {"loss": [[m["step"], m["value"], m["lr"]] for m in store.metrics(r["run_id"], "loss")],
+                                "accuracy": [[m["step"], m["value"]] for m in store.metrics(r["run_id"], "accuracy")]}})
+    doc = {"format": FORMAT, "exported": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "sweep": {k: sw[k] for k in ("sweep_id", "created", "state", "spec", "command", "preset", "reading")},
+           "machine": {**machine(), "torch_threads": sorted(threads)[0] if len(threads) == 1 else sorted(threads)},
+           "runs": runs}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    return out
+
+
+def read(path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no sweep results file at {path}")
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p.name} is not a JSON sweep results file: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ConfigError(f"{p.name} is not a LoPT Lab sweep results file (format {FORMAT!r} expected)")
+    return doc
+
+
+def import_sweep(store, path) -> str:
+    """Write the file's sweep and runs into the store (ids kept, or suffixed where taken); runs come without
+    artifacts (curves, accuracies and counts only). Returns the sweep id."""
+    from lopt_core.config import RunConfig
+    from lopt_core.store.sqlite import RunNotFound
+    from lopt_core.store.sqlite import FINAL, STATES
+    doc = read(path)
+    sw = doc["sweep"]
+    bad = [r.get("state") for r in doc["runs"] if r.get("state") not in STATES]
+    if bad:
+        raise ConfigError(f"{Path(path).name}: unknown run state {bad[0]!r}")
+    final = lambda s: s if s in FINAL else "interrupted"  # noqa: E731  never import work into the queue
+    sweep_id = _free(sw["sweep_id"], lambda s: store.get_sweep(s), RunNotFound)
+    pairs, taken = [], {}
+    for r in doc["runs"]:
+        rid = _free(r["run_id"], lambda s: store.get(s), RunNotFound)
+        taken[r["run_id"]] = rid
+        pairs.append((rid, RunConfig.from_dict(r["config"])))
+    store.create_sweep(sweep_id, sw["spec"], pairs, command=sw.get("command") or "", preset=sw.get("preset"),
+                       state=final(sw.get("state") or "done"))
+    for r in doc["runs"]:
+        rid = taken[r["run_id"]]
+        res = {**(r.get("result") or {}), "run_id": rid, "imported_from": Path(path).name}
+        store.update(rid, state=final(r["state"]), accuracy=r["accuracy"], trainable_params=r["trainable_params"],
+                     zero_shot_accuracy=r["zero_shot_accuracy"], train_seconds=res.get("train_seconds"),
+                     steps_done=res.get("steps_done") or 0, error=r.get("error"), result=res)
+        store.add_metrics(rid, [(s, "loss", v, lr) for s, v, lr in r["curves"]["loss"]] +
+                          [(s, "accuracy", v, None) for s, v in r["curves"]["accuracy"]])
+    store.update_sweep(sweep_id, reading=sw.get("reading"))
+    return sweep_id
+
+
+def _free(name: str, get, missing) -> str:
+    """name, or name-2, name-3, ... : the first id not yet in the store."""
+    cand, i = name, 1
+    while True:
+        try:
+            get(cand)
+        except missing:
+            return cand
+        i += 1
+        cand = f"{name}-{i}"
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> dict:
+    return read(path)
+
+
+def reference(path: Path | None = None) -> dict | None:
+    """The shipped reference sweep (or None when the file is missing)."""
+    p = Path(path or REFERENCE)
+    if not p.is_file():
+        return None
+    return _load(str(p), p.stat().st_mtime)
+
+
+def rows(doc: dict) -> list[dict]:
+    """The file's runs shaped like store rows (for plots and readings)."""
+    out = []
+    for r in doc["runs"]:
+        c = r["config"]
+        out.append({"run_id": r["run_id"], "state": r["state"], "model": c["model"], "task": c["task"],
+                    "method": c["method"], "n": c["n"], "r": c["r"], "trainable_params": r["trainable_params"],
+                    "accuracy": r["accuracy"], "zero_shot_accuracy": r["zero_shot_accuracy"], "config": c,
+                    "result": r.get("result") or {}, "created": 0.0, "sweep_id": doc["sweep"]["sweep_id"]})
+    return out
