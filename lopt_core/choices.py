@@ -31,6 +31,12 @@ class LrSchedule(StrEnum):
     CONSTANT = "constant"
 
 
+class Precision(StrEnum):
+    AUTO = "auto"        # measured on this machine (lm/precision.py): bf16 where it is clearly faster
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
 def values(choice: type[StrEnum]) -> list[str]:
     """The plain-string values, in declaration order (argparse choices, dropdowns, messages)."""
     return [c.value for c in choice]

@@ -66,6 +66,11 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     ls_s = sub.add_parser("sweeps", help="stored sweeps")
     ls_s.add_argument("--json", action="store_true")
+    pr = sub.add_parser("precision", help="fp32 or bf16 for a model on this machine, and the measured speed-up "
+                                          "(measures once, a few seconds, then cached)")
+    pr.add_argument("--model", default=RunConfig().model)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--json", action="store_true")
     cl = sub.add_parser("cluster", help="the backend sweeps train on, and its nodes, CPUs and GPUs")
     cl.add_argument("--ray-address", dest="ray_address", default=None,
                     help="a Ray cluster (default: $LOPT_RAY_ADDRESS)")
@@ -131,12 +136,12 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(method_knobs=not argv or argv[0] in KNOB_COMMANDS).parse_args(argv)
     try:
-        if args.cmd not in ("methods", "tasks", "params", "preview", "cluster"):  # commands that use LOPT_HOME
+        if args.cmd not in ("methods", "tasks", "params", "preview", "cluster", "precision"):  # commands that use LOPT_HOME
             from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
                 "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
-                "cluster": cmd_cluster,
+                "cluster": cmd_cluster, "precision": cmd_precision,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
                 "delete": cmd_delete, "export": cmd_export}[args.cmd](args)
@@ -233,6 +238,16 @@ def cmd_export(args) -> int:
     row = Store().get(args.run)
     folder = export_peft(row["artifact_dir"] or artifacts.run_dir(args.run), args.out)
     print(f"PEFT adapter written to {folder}: PeftModel.from_pretrained(base_model, {str(folder)!r})")
+    return 0
+
+
+def cmd_precision(args) -> int:
+    import torch
+    from lopt_core.lm import precision
+    v = precision.decide(args.model, args.device, "auto")
+    out = {"model": args.model, "precision": v.precision, "speedup": v.speedup, "reason": v.reason,
+           "cpu": precision.cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    print(json.dumps(out) if args.json else f"{v.precision}: {v.reason}")
     return 0
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from lopt_core import choices
-from lopt_core.choices import DataSource, Device, Init, LrSchedule
+from lopt_core.choices import DataSource, Device, Init, LrSchedule, Precision
 from lopt_core.errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as many modules import it)
 from lopt_core.methods import METHODS, check_knobs, get_method, reference_method, registry
 
@@ -52,6 +52,7 @@ class RunConfig:
     max_length: int = 256            # input tokens kept per example (left-truncated, keeps the answer cue)
     # runtime
     device: str = Device.AUTO.value  # choices.Device
+    precision: str = Precision.AUTO.value  # the frozen model's dtype: auto (measured here) | fp32 | bf16
     shared_prefix: bool = True       # shared prompt keys/values (exact; causal LMs, input-independent prompts)
 
     def validate(self) -> "RunConfig":
@@ -79,6 +80,7 @@ class RunConfig:
         choices.check(Init, self.init, "init", optional=True)
         need(self.init != Init.TEXT or self.init_text.strip() != "", "init='text' needs init_text")
         choices.check(Device, self.device, "device")
+        choices.check(Precision, self.precision, "precision")
         choices.check(DataSource, self.data_source, "data_source")
         need(self.task != "file" or bool(self.data_file), "task 'file' needs data_file (a CSV or JSONL path)")
         if self.label_words is not None:

@@ -49,8 +49,13 @@ def _folder(request, family: str) -> str:
     return request.getfixturevalue(fixture) if fixture else request.getfixturevalue("tiny_family_dir")(family)
 
 
-def _lm(request, family: str) -> LoadedModel:
-    return load_model(_folder(request, family), "cpu")
+def _lm(request, family: str, precision: str = "fp32") -> LoadedModel:
+    return load_model(_folder(request, family), "cpu", precision)
+
+
+# the same precision on both sides: fp32 to float rounding, bf16 to its own (a different order of the same sums)
+TOL = {"fp32": dict(rtol=1e-5, atol=1e-5), "bf16": dict(rtol=2e-2, atol=5e-3)}
+GRAD_TOL = {"fp32": 1e-4, "bf16": 5e-2}  # relative to the gradient's largest entry
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ def _batch(lm, texts=TEXTS):
 def _reference(lm, P, ids, mask, lengths, label_ids) -> torch.Tensor:
     """Plain concatenation, the model's full forward and its own head: label-word logits at the answer (B, C)."""
     B, n = ids.shape[0], P.shape[0]
-    emb = torch.cat([P.unsqueeze(0).expand(B, -1, -1), lm.model.get_input_embeddings()(ids)], 1)   # (B, n + L, d)
+    emb = torch.cat([P.to(lm.dtype).unsqueeze(0).expand(B, -1, -1), lm.model.get_input_embeddings()(ids)], 1)
     full_mask = torch.cat([mask.new_ones(B, n), mask], 1)
     if lm.is_seq2seq:  # the first decoded token
         start = torch.full((B, 1), lm.model.config.decoder_start_token_id, dtype=torch.long)
@@ -106,12 +111,13 @@ def test_decision_per_family(request, family):
     assert why in fp.reason and fp.reason.startswith(lm.model.config.model_type)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("pack", ["never", "always"])
 @pytest.mark.parametrize("n", [4, 12])            # below and beyond the sliding window
 @pytest.mark.parametrize("family", FAMILIES)
-def test_logits_loss_and_gradients_equal_plain_concatenation(request, ran, monkeypatch, family, n, pack):
+def test_logits_loss_and_gradients_equal_plain_concatenation(request, ran, monkeypatch, family, n, pack, precision):
     monkeypatch.setattr(engine, "PACK", pack)      # "always": the packed row wherever packing is allowed
-    lm = _lm(request, family)
+    lm = _lm(request, family, precision)
     ids, mask, lengths = _batch(lm)
     assert n + int(lengths.max()) > 2 * WINDOW, "the rows must reach past the sliding window"
     label_ids = engine.label_token_ids(lm.tokenizer, WORDS)
@@ -123,13 +129,17 @@ def test_logits_loss_and_gradients_equal_plain_concatenation(request, ran, monke
     loss.backward()
     assert ran == _expected_paths(family, pack)
     P = P0.clone().requires_grad_(True)
-    ref = _reference(lm, P, ids, mask, lengths, label_ids)
+    ref = _reference(lm, P, ids, mask, lengths, label_ids).float()  # logits and loss in fp32, as the engine's
     ref_loss = F.cross_entropy(ref, y)
     ref_loss.backward()
     assert ref.abs().max() > 1e-3 and P.grad.abs().max() > 0, "the comparison must be able to fail"
-    torch.testing.assert_close(logits.detach(), ref.detach(), rtol=1e-5, atol=1e-5)
-    assert abs(loss.item() - ref_loss.item()) < 1e-5
-    torch.testing.assert_close(m.prompt.grad, P.grad, rtol=1e-4, atol=1e-6 * float(P.grad.abs().max()))
+    scale = float(ref.abs().max())  # bf16 rounds h, so a logit's error scales with the logits, not with itself
+    torch.testing.assert_close(logits.detach(), ref.detach(), rtol=TOL[precision]["rtol"],
+                               atol=TOL[precision]["atol"] * max(1.0, scale))
+    assert abs(loss.item() - ref_loss.item()) < TOL[precision]["atol"]
+    g = GRAD_TOL[precision]
+    torch.testing.assert_close(m.prompt.grad, P.grad, rtol=g, atol=(1e-6 if precision == "fp32" else g)
+                               * float(P.grad.abs().max()))
 
 
 @pytest.mark.parametrize("pack", ["never", "always"])

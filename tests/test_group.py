@@ -30,9 +30,16 @@ def solo(c):
     return losses, res
 
 
-@pytest.mark.parametrize("per_pass", [4, 1])
-def test_group_matches_solo_runs(tiny_model_dir, sentiment_csv, per_pass, monkeypatch):
-    cfgs = [cfg(tiny_model_dir, sentiment_csv, m, n, r) for m, n, r in MIXED]
+# the same precision alone and in the group: fp32 to float rounding; bf16 (frozen weights in bf16) to its own
+CURVE_TOL = {"fp32": 2e-5, "bf16": 5e-2}   # bf16: the first step within 5e-3, later ones drift with the prompt
+# final prompts: fp32 elementwise; bf16 as a relative distance (Adam's normalised steps turn bf16's rounding of a
+# near-zero gradient into a full step of either sign, so single entries may differ by ~lr after six steps)
+PROMPT_TOL = {"fp32": 1e-4, "bf16": 0.25}  # ULPT's Z trains at 30x the lr: the widest drift
+
+
+@pytest.mark.parametrize("per_pass,precision", [(4, "fp32"), (1, "fp32"), (4, "bf16")])
+def test_group_matches_solo_runs(tiny_model_dir, sentiment_csv, per_pass, precision, monkeypatch):
+    cfgs = [cfg(tiny_model_dir, sentiment_csv, m, n, r, precision=precision) for m, n, r in MIXED]
     curves, passes = {}, []
     real = multi_prompt.class_logits
     monkeypatch.setattr(multi_prompt, "class_logits", lambda lm, ids, mask, prompts, label_ids: passes.append(
@@ -47,10 +54,17 @@ def test_group_matches_solo_runs(tiny_model_dir, sentiment_csv, per_pass, monkey
         alone, ref = solo(c)
         got = curves[res["run_id"]]
         assert len(got) == len(alone) == 6
-        assert got == pytest.approx(alone, abs=2e-5), f"{c.method} n={c.n}: curve differs"
+        assert got == pytest.approx(alone, abs=CURVE_TOL[precision]), f"{c.method} n={c.n}: curve differs"
+        assert got[0] == pytest.approx(alone[0], abs=5e-3 if precision == "bf16" else 2e-5), "the same first loss"
         P, Q = (load_file(f"{x['artifact_dir']}/prompt.safetensors")["prompt"] for x in (res, ref))
-        assert P.shape == (c.n, 32) and torch.allclose(P, Q, atol=1e-4), f"{c.method}: final prompt differs"
-        assert res["accuracy"] == pytest.approx(ref["accuracy"], abs=1 / 24 + 1e-9)  # at most one example flips
+        assert P.shape == (c.n, 32), c.method
+        if precision == "fp32":
+            assert torch.allclose(P, Q, atol=PROMPT_TOL[precision]), f"{c.method}: final prompt differs"
+        else:
+            assert (P - Q).norm() / Q.norm() < PROMPT_TOL[precision], f"{c.method}: final prompt differs"
+        assert res["precision"] == ref["precision"] == precision
+        flips = 1 if precision == "fp32" else 2
+        assert res["accuracy"] == pytest.approx(ref["accuracy"], abs=flips / 24 + 1e-9)  # at most `flips` examples
         assert res["trainable_params"] == ref["trainable_params"] and res["group_size"] == 4
 
 

@@ -13,6 +13,7 @@ from lopt_core.jobs.manager import JobManager, run_progress
 from lopt_core.training.checks import check
 from lopt_core.store.sqlite import Store
 from helpers import tiny_cfg
+from lopt_core.errors import ModelUnavailable, TaskError
 
 @pytest.fixture
 def tiny(tiny_model_dir):
@@ -32,7 +33,7 @@ def test_preflight_gives_clear_errors(tiny, home, monkeypatch, tmp_path):
         check(tiny_cfg(tiny, steps=0))
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\na,1\n")
-    with pytest.raises(ConfigError, match="one class|usable rows"):
+    with pytest.raises(TaskError, match="one class|usable rows"):  # the error tree's own kind, not re-wrapped
         check(tiny_cfg(tiny, task="file", data_file=str(bad)))
     monkeypatch.setenv("LOPT_MAX_STEPS", "2")
     with pytest.raises(ConfigError, match="LOPT_MAX_STEPS"):
@@ -106,10 +107,10 @@ def test_stop_queued_run(tiny, home):
 def test_preflight_refuses_what_this_machine_cannot_load(monkeypatch):
     """A hub model or an online-only task, offline: refused before anything is queued, not failed in a worker."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConfigError, match="model 'gpt2' is not available offline; offline you can use: smollm2"):
+    with pytest.raises(ModelUnavailable, match="model 'gpt2' is not available offline; offline you can use: smollm2"):
         check(RunConfig(model="gpt2"))
-    with pytest.raises(ConfigError, match="task 'ag_news' is not available offline; offline you can use: sst2"):
+    with pytest.raises(TaskError, match="task 'ag_news' is not available offline; offline you can use: sst2"):
         check(RunConfig(task="ag_news"))
-    with pytest.raises(ConfigError, match="asked for from the hub"):
+    with pytest.raises(TaskError, match="asked for from the hub"):
         check(RunConfig(data_source="hub"))
     check(RunConfig())  # the offline default on an offline task

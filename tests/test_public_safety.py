@@ -108,7 +108,9 @@ def test_a_handler_given_a_bad_model_folder_answers_without_the_servers_path(tmp
 def test_runs_tab_errors_carry_no_server_path(runs_tab, lopt_home):
     import gradio as gr
     from lopt_core.store.sqlite import Store
+    import shutil
     run_id, fns = runs_tab
+    shutil.rmtree(lopt_home / "artifacts" / run_id)  # its folder gone: the export fails, naming a server path
     Store().update(run_id, artifact_dir=str(lopt_home / "artifacts" / "gone-folder"))
     with pytest.raises(gr.Error) as err:
         fns["export"](run_id)

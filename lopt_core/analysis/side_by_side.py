@@ -44,7 +44,7 @@ class PromptBank:
             cfg, method = artifacts.load_method(folder, lm)
             kv = None
             if engine.uses_shared_prefix(lm, method):
-                with torch.inference_mode(), engine.autocast(lm):
+                with torch.inference_mode():
                     kv = engine.prefix_kv(lm, method())
             self.prompts[run_id] = (cfg, method, kv)
         return self.prompts[run_id]

@@ -80,14 +80,14 @@ def _check_size(eval_size) -> None:
 def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, lm=None, on_progress=None) -> dict:
     """Accuracy of the top-k truncation for each k in `ranks`, and of the full prompt, on the first `eval_size`
     test examples (0 = all). on_progress(done, total) counts evaluated examples over the whole curve."""
-    from lopt_core.lm.models import load_model
+    from lopt_core.lm import precision
     from lopt_core.training.runs import test_data
     P = prompt_of_run(row)                                           # (n, d)
     n, d = P.shape
     _check_size(eval_size)
     ks = parse_ranks(ranks, n, d)  # the checks of check(), on the prompt loaded once
     cfg = RunConfig.from_dict(artifacts.read_run(row["artifact_dir"])["config"])
-    lm = lm or load_model(cfg.model, cfg.device)
+    lm = lm or precision.load(cfg.model, cfg.device, cfg.precision)  # scored as it trained
     test_set, label_ids = test_data(cfg, lm, eval_size)
     full_rank = min(n, d)
     todo = ks + ([full_rank] if full_rank not in ks else [])

@@ -44,8 +44,9 @@ LR = 1e-2
 class Setup:
     """Model, tokenized data and the fixed batch order shared by A and B."""
 
-    def __init__(self, model: str, batch: int, steps: int, seed: int = 0, max_length: int = 256):
-        self.lm = load_model(model, "cpu")
+    def __init__(self, model: str, batch: int, steps: int, seed: int = 0, max_length: int = 256,
+                 precision: str = "fp32"):
+        self.lm = load_model(model, "cpu", precision)
         self.data = load_task("sst2", seed=seed)
         tok = self.lm.tokenizer
         self.label_ids = engine.label_token_ids(tok, self.data.task.label_words)
@@ -322,6 +323,9 @@ def main(argv=None):
     if "--sweep" in argv:  # the sweep benchmark: batched K-prompt training against one run after another
         from lopt_core.bench import sweep as bench_sweep
         return bench_sweep.main([a for a in argv if a != "--sweep"])
+    if "--precision" in argv:  # fp32 against bf16, LoPT Lab and PEFT at each
+        from lopt_core.bench import precision as bench_precision
+        return bench_precision.main([a for a in argv if a != "--precision"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="10,20,50,100", help="prompt lengths, comma-separated")
     p.add_argument("--batch", type=int, default=8)

@@ -9,7 +9,6 @@ what the model's own head applies after that matrix (fast_path.head: softcapping
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -71,13 +70,6 @@ def collate(id_lists: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device), lengths.to(device)
 
 
-def autocast(lm: LoadedModel):
-    """bf16 autocast on CUDA; fp32 on CPU (bf16 is far slower on CPUs without AMX)."""
-    if lm.device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # ---------------------------------------------------------------- pieces of the model
 
 def decoder(model):
@@ -96,8 +88,8 @@ def label_head(model, label_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor 
 def label_logits(lm: LoadedModel, h: torch.Tensor, label_ids: list[int], model=None) -> torch.Tensor:
     """Label-word logits (..., C) from answer hidden states h (..., d), as the model's own head gives them."""
     W, b = label_head(model if model is not None else lm.model, label_ids)             # (C, d), (C,)
-    logits = h @ W.t()
-    return fast_path.head(lm)((logits + b if b is not None else logits).float())
+    logits = h.float() @ W.float().t()  # label logits and the loss in fp32 whatever the body's precision
+    return fast_path.head(lm)(logits + b.float() if b is not None else logits)
 
 
 def uses_shared_prefix(lm: LoadedModel, method) -> bool:
@@ -110,7 +102,8 @@ def prefix_kv(lm: LoadedModel, prompt: torch.Tensor) -> KV:
     assert prompt.dim() == 2 and prompt.shape[1] == lm.d, f"prompt must be (n, {lm.d}), got {tuple(prompt.shape)}"
     # a cache without the model's config keeps every layer whole: a sliding-window layer's own cache would cut
     # the prompt at the window, while the model's mask builder applies the window to a whole cache exactly
-    out = decoder(lm.model)(inputs_embeds=prompt.unsqueeze(0), past_key_values=DynamicCache(), use_cache=True)
+    out = decoder(lm.model)(inputs_embeds=prompt.to(lm.dtype).unsqueeze(0), past_key_values=DynamicCache(),
+                            use_cache=True)
     kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
     if any(k.shape[-2] != prompt.shape[0] for k, _ in kv):
         raise EngineError(f"the prompt cache of {lm.model.config.model_type} does not hold all "
@@ -174,7 +167,7 @@ def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = N
     pos = (mask.cumsum(1) - 1)[keep]                                           # (S,) position within its example
     S = flat.shape[0]
     body = decoder(lm.model)
-    dtype = lm.embeddings.dtype
+    dtype = lm.dtype
     if prompt is not None:
         n = prompt.shape[0]
         seg = torch.cat([seg.new_full((n,), -1), seg])                         # -1: the prompt
@@ -236,7 +229,7 @@ def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | Non
     P = method.prompt_for(lm, ids, mask)  # (n, d), or (B, n, d) for a prompt that reads the input
     P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P                      # (B, n, d)
     n = P.shape[1]
-    emb = torch.cat([P.to(lm.embeddings.dtype), lm.model.get_input_embeddings()(ids)], dim=1)  # (B, n + L, d)
+    emb = torch.cat([P.to(lm.dtype), lm.model.get_input_embeddings()(ids)], dim=1)  # (B, n + L, d)
     full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)
     h = body(inputs_embeds=emb, attention_mask=full_mask).last_hidden_state         # (B, n + L, d)
     return _gather_last(h, n + lengths - 1)
@@ -245,11 +238,10 @@ def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | Non
 def class_logits(lm: LoadedModel, ids, mask, lengths, label_ids: list[int], method=None, kv: KV | None = None,
                  peft_model=None, shared_prefix: bool = True) -> torch.Tensor:
     """Label-word logits at the answer position, (B, C). Never forms full-vocabulary logits (causal LMs)."""
-    with autocast(lm):
-        if lm.is_seq2seq:
-            return _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model)
-        h = answer_hidden(lm, ids, mask, lengths, method, kv, peft_model, shared_prefix)   # (B, d)
-        return label_logits(lm, h, label_ids, peft_model)                                   # (B, C)
+    if lm.is_seq2seq:
+        return _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model)
+    h = answer_hidden(lm, ids, mask, lengths, method, kv, peft_model, shared_prefix)   # (B, d)
+    return label_logits(lm, h, label_ids, peft_model)                                   # (B, C)
 
 
 def _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model):
@@ -262,7 +254,7 @@ def _seq2seq_logits(lm, ids, mask, label_ids, method, peft_model):
     else:
         P = method.prompt_for(lm, ids, mask)  # (n, d), or (B, n, d) for a prompt that reads the input
         P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P
-        emb = torch.cat([P, lm.model.get_input_embeddings()(ids)], dim=1)
+        emb = torch.cat([P.to(lm.dtype), lm.model.get_input_embeddings()(ids)], dim=1)
         out = model(inputs_embeds=emb, attention_mask=torch.cat([mask.new_ones(B, P.shape[1]), mask], 1),
                     decoder_input_ids=start)
     return out.logits[:, 0, label_ids].float()
@@ -290,8 +282,7 @@ def evaluate(lm: LoadedModel, data: Encoded, label_ids: list[int], method=None, 
         method.eval()
     kv = None
     if shared_prefix and uses_shared_prefix(lm, method):
-        with autocast(lm):
-            kv = prefix_kv(lm, method())
+        kv = prefix_kv(lm, method())
     order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
     probs = torch.empty(len(data), len(label_ids))
     pad = lm.tokenizer.pad_token_id
@@ -327,29 +318,28 @@ def generate(lm: LoadedModel, text: str, method=None, kv: KV | None = None, max_
     g = torch.Generator(device="cpu").manual_seed(seed)
     if lm.is_seq2seq:
         return _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g)
-    with autocast(lm):
-        step = {"input_ids": ids}
-        if method is not None and kv is None:
-            P = method.prompt_for(lm, ids, torch.ones_like(ids))
-            P = P[0] if P.dim() == 3 else P  # (n, d)
-            if fast_path.decide(lm).shared_prefix:
-                kv = prefix_kv(lm, P)
-            else:  # plain path: the prompt's embeddings lead the text, the model keeps its own cache
-                emb = lm.model.get_input_embeddings()(ids)
-                step = {"inputs_embeds": torch.cat([P.unsqueeze(0).to(emb.dtype), emb], 1)}   # (1, n + L, d)
-        cache = broadcast_cache(kv, 1) if kv is not None else None
-        past = kv[0][0].shape[-2] if kv is not None else 0
-        mask = torch.ones(1, past + next(iter(step.values())).shape[1], dtype=torch.long, device=lm.device)
-        out_ids: list[int] = []
-        for _ in range(max_new_tokens):
-            out = lm.model(**step, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            nxt = _sample(out.logits[0, -1].float(), temperature, top_p, g)
-            if nxt == tok.eos_token_id:
-                break
-            out_ids.append(nxt)
-            step = {"input_ids": torch.tensor([[nxt]], device=lm.device)}
-            mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+    step = {"input_ids": ids}
+    if method is not None and kv is None:
+        P = method.prompt_for(lm, ids, torch.ones_like(ids))
+        P = P[0] if P.dim() == 3 else P  # (n, d)
+        if fast_path.decide(lm).shared_prefix:
+            kv = prefix_kv(lm, P)
+        else:  # plain path: the prompt's embeddings lead the text, the model keeps its own cache
+            emb = lm.model.get_input_embeddings()(ids)
+            step = {"inputs_embeds": torch.cat([P.unsqueeze(0).to(emb.dtype), emb], 1)}   # (1, n + L, d)
+    cache = broadcast_cache(kv, 1) if kv is not None else None
+    past = kv[0][0].shape[-2] if kv is not None else 0
+    mask = torch.ones(1, past + next(iter(step.values())).shape[1], dtype=torch.long, device=lm.device)
+    out_ids: list[int] = []
+    for _ in range(max_new_tokens):
+        out = lm.model(**step, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        nxt = _sample(out.logits[0, -1].float(), temperature, top_p, g)
+        if nxt == tok.eos_token_id:
+            break
+        out_ids.append(nxt)
+        step = {"input_ids": torch.tensor([[nxt]], device=lm.device)}
+        mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
     return tok.decode(out_ids, skip_special_tokens=True)
 
 
@@ -369,7 +359,7 @@ def _generate_seq2seq(lm, ids, method, max_new_tokens, temperature, top_p, g):
     if method is not None:
         P = method.prompt_for(lm, ids, torch.ones_like(ids))
         P = P if P.dim() == 3 else P.unsqueeze(0)  # (1, n, d)
-        emb = torch.cat([P, emb], dim=1)
+        emb = torch.cat([P.to(emb.dtype), emb], dim=1)
     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
     out = lm.model.generate(inputs_embeds=emb, attention_mask=torch.ones(emb.shape[:2], dtype=torch.long,
                             device=lm.device), max_new_tokens=max_new_tokens, do_sample=temperature > 0,

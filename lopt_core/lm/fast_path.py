@@ -154,7 +154,8 @@ def head(lm):
         for m, training in modes.items():
             m.training = training
         err = float((own - ours).abs().max())
-        if err > 1e-4 * (1 + float(own.abs().max())):
+        eps = max(1e-4, 2 * torch.finfo(out.weight.dtype).eps)  # bf16 weights: the two differ by its rounding
+        if err > eps * (1 + float(own.abs().max())):
             raise HeadMismatch(f"{model.config.model_type}: the model's output head does more than its output "
                                f"matrix, logit scale and softcapping (logits differ by {err:.3g}); label-word "
                                f"scoring would not give the model's own probabilities")

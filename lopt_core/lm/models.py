@@ -37,10 +37,17 @@ class LoadedModel:
     tokenizer: object
     is_seq2seq: bool
     device: torch.device
+    precision: str = "fp32"    # the frozen weights' dtype: "fp32" or "bf16" (lm/precision.py decides)
+    precision_reason: str = "" # why: asked for, or auto's measurement on this machine
 
     @property
     def d(self) -> int:
         return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the body computes in (its weights'); prompts are cast to it where they enter."""
+        return self.model.get_input_embeddings().weight.dtype
 
     @property
     def embeddings(self) -> torch.Tensor:
@@ -158,16 +165,28 @@ def model_width(name: str) -> int:
     return getattr(tc, "hidden_size", None) or tc.d_model
 
 
-_loaded: dict[tuple[str, str], LoadedModel] = {}
+_loaded: dict[tuple[str, str, str], LoadedModel] = {}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto") -> LoadedModel:
-    """Load (once per process) a frozen model + tokenizer. fp32 on CPU; on CUDA weights stay fp32 and the
-    engine runs under bf16 autocast."""
+def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto", precision: str = "fp32") -> LoadedModel:
+    """Load (once per process and precision) a frozen model + tokenizer. precision "bf16" holds the frozen
+    weights in bf16, cast once here (autocast would re-cast them at every step); trainable tensors stay fp32."""
     dev = pick_device(device)
-    key = (canonical(name), str(dev))
+    if precision not in DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(DTYPES)} here (auto is decided before loading)")
+    key = (canonical(name), str(dev), precision)
     if key in _loaded:
         return _loaded[key]
+    if precision != "fp32":  # cast from the fp32 copy when it is loaded already (no second read from disk)
+        base = _loaded.get((key[0], key[1], "fp32"))
+        if base is not None:
+            import copy
+            lm = LoadedModel(name=base.name, model=copy.deepcopy(base.model).to(DTYPES[precision]),
+                             tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, device=dev, precision=precision)
+            lm.load_seconds = 0.0
+            _loaded[key] = lm
+            return lm
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
     path, kw = resolve(name)
     t0 = time.time()
@@ -182,8 +201,9 @@ def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto") -> LoadedModel
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
-    model.requires_grad_(False).eval().to(dev)
-    lm = LoadedModel(name=key[0], model=model, tokenizer=tok, is_seq2seq=is_seq2seq, device=dev)
+    model.requires_grad_(False).eval().to(dev, dtype=DTYPES[precision])
+    lm = LoadedModel(name=key[0], model=model, tokenizer=tok, is_seq2seq=is_seq2seq, device=dev,
+                     precision=precision)
     lm.load_seconds = time.time() - t0
     _loaded[key] = lm
     return lm

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lopt_core.lm import engine, fast_path
-from lopt_core.lm.engine import autocast, decoder
+from lopt_core.lm.engine import decoder
 from lopt_core.lm.models import LoadedModel
 
 PAD_SEG, PROMPT_SEG = -2, -1
@@ -75,14 +75,13 @@ def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts
         raise engine.EngineError(f"K prompts in one pass are not exact here: {fp.reason}")
     ns = [int(p.shape[0]) for p in prompts]
     N = max(ns)
-    with autocast(lm):
-        dtype = lm.embeddings.dtype
-        positions, allowed, ends = layout(mask, ns)
-        att = torch.zeros(allowed.shape, dtype=dtype, device=ids.device)
-        att = att.masked_fill_(~allowed, torch.finfo(dtype).min).unsqueeze(1)  # (K, 1, T, T) additive
-        lead = torch.stack([F.pad(p.to(dtype), (0, 0, N - p.shape[0], 0)) for p in prompts])  # (K, N, d)
-        tokens = lm.model.get_input_embeddings()(ids[mask.bool()])            # (S, d)
-        x = torch.cat([lead, tokens.unsqueeze(0).expand(len(prompts), -1, -1)], 1)  # (K, N + S, d)
-        h = decoder(lm.model)(inputs_embeds=x, attention_mask=att, position_ids=positions,
-                              use_cache=False).last_hidden_state              # (K, T, d)
-        return engine.label_logits(lm, h[:, ends], label_ids)                 # (K, B, C)
+    dtype = lm.embeddings.dtype
+    positions, allowed, ends = layout(mask, ns)
+    att = torch.zeros(allowed.shape, dtype=dtype, device=ids.device)
+    att = att.masked_fill_(~allowed, torch.finfo(dtype).min).unsqueeze(1)  # (K, 1, T, T) additive
+    lead = torch.stack([F.pad(p.to(dtype), (0, 0, N - p.shape[0], 0)) for p in prompts])  # (K, N, d)
+    tokens = lm.model.get_input_embeddings()(ids[mask.bool()])            # (S, d)
+    x = torch.cat([lead, tokens.unsqueeze(0).expand(len(prompts), -1, -1)], 1)  # (K, N + S, d)
+    h = decoder(lm.model)(inputs_embeds=x, attention_mask=att, position_ids=positions,
+                          use_cache=False).last_hidden_state              # (K, T, d)
+    return engine.label_logits(lm, h[:, ends], label_ids)                 # (K, B, C)

@@ -201,7 +201,7 @@ def _train_task(sweep_id: str, batched: bool, cfg_dicts: list[dict], run_ids: li
     """A Ray task: one group of a sweep's plan, trained on this node; every write goes back through the relay."""
     import ray
     import torch
-    from lopt_core.lm.models import load_model
+    from lopt_core.lm import precision
     node = {"id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address()}
     store = RemoteStore(_Link(ray, relay), sweep_id, run_ids, node)
     todo = [i for i, rid in enumerate(run_ids) if sweep.may_start(store, sweep_id, rid)]
@@ -209,7 +209,7 @@ def _train_task(sweep_id: str, batched: bool, cfg_dicts: list[dict], run_ids: li
         torch.set_num_threads(threads)
         with _staging_home() as home:
             cfgs = [_on_this_node(RunConfig.from_dict(cfg_dicts[i]), data, home) for i in todo]
-            lm = load_model(cfgs[0].model, cfgs[0].device)
+            lm = precision.load(cfgs[0].model, cfgs[0].device, cfgs[0].precision)
             sweep.run_group(sweep_id, batched, cfgs, [run_ids[i] for i in todo], store, lm,
                             prompts_per_pass=prompts_per_pass)
     store.exchange()  # the last ops, synchronously: they are at the relay before this task ends

@@ -243,11 +243,11 @@ def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | No
     must be claimed by this process (created or resumed with claim=True, or claimed by the app's scheduler
     for its worker) or still queued, in which case it is claimed here. (ray_backend.run_sweep is the same
     with each group of the plan a task on a Ray cluster.)"""
-    from lopt_core.lm.models import load_model
+    from lopt_core.lm import precision
     ids, cfgs = begin(sweep_id, store)
     try:
         if cfgs:
-            lm = lm or load_model(cfgs[0].model, cfgs[0].device)
+            lm = lm or precision.load(cfgs[0].model, cfgs[0].device, cfgs[0].precision)
         for g in plan(cfgs):
             if store.get_sweep(sweep_id)["stop_requested"]:
                 break

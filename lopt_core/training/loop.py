@@ -34,7 +34,8 @@ from lopt_core.training.group import batchable, default_prompts_per_pass, group_
 from lopt_core.lm import engine, fast_path, multi_prompt
 from lopt_core.config import RunConfig
 from lopt_core.methods import PromptContext, get_method
-from lopt_core.lm.models import LoadedModel, load_model
+from lopt_core.lm import precision
+from lopt_core.lm.models import LoadedModel
 from lopt_core.data.tasks import TaskData, fingerprint, load_for_config
 
 
@@ -143,13 +144,15 @@ def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, ste
             "eval_examples": len(prep.test_set), "data_source": prep.data.source,
             "split_seed": cfg.split_seed, "test_fingerprint": prep.test_fingerprint,
             "artifact_dir": str(folder) if folder else None, "device": str(lm.device),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "precision": lm.precision,
+            "precision_reason": lm.precision_reason or f"{lm.precision}: the model it was given",
             "fast_path": fast_path.for_run(lm, get_method(cfg.method), cfg.shared_prefix), **extra}
 
 
-def _zero_shot_key(cfg: RunConfig, data) -> str:
+def _zero_shot_key(cfg: RunConfig, data, lm_precision: str = "fp32") -> str:
+    """The no-prompt accuracy's cache key (fp32 keys stay as older stores wrote them)."""
     raw = f"{cfg.model}|{data.task.name}|{data.task.template}|{data.task.label_words}|{cfg.eval_size}|" \
-          f"{cfg.max_length}|{cfg.split_seed}|{data.source}"
+          f"{cfg.max_length}|{cfg.split_seed}|{data.source}" + ("" if lm_precision == "fp32" else f"|{lm_precision}")
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -175,7 +178,7 @@ def progress_events(emit, step: int, skip=None):
 
 def zero_shot(lm, cfg, prep: Prepared, store, cached_only: bool = False) -> float | None:
     """Accuracy of the same model and template with no prompt; cached in the store when one is given."""
-    key = _zero_shot_key(cfg, prep.data)
+    key = _zero_shot_key(cfg, prep.data, lm.precision)
     if store is not None and (hit := store.zero_shot(key)) is not None:
         return hit
     if cached_only:
@@ -232,7 +235,8 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
     run_ids = list(run_ids) if run_ids else [new_run_id(c) for c in cfgs]
     lead = cfgs[0]
     torch.manual_seed(lead.seed)
-    lm = lm or load_model(lead.model, lead.device)
+    if lm is None or lead.precision not in ("auto", lm.precision):  # a loaded model of another precision
+        lm = precision.load(lead.model, lead.device, lead.precision)
     assert len(cfgs) == 1 or all(batchable(c, lm) for c in cfgs), \
         "only input-independent prompts on a causal LM train batched"
     prep = prepare(lead, lm)

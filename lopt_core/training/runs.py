@@ -10,7 +10,8 @@ from lopt_core.training import artifacts
 from lopt_core.lm import engine
 from lopt_core.config import RunConfig
 from lopt_core.methods import get_method
-from lopt_core.lm.models import load_model, model_config, model_width
+from lopt_core.lm import precision
+from lopt_core.lm.models import model_config, model_width
 from lopt_core.store.sqlite import Store
 from lopt_core.data.tasks import load_for_config
 from lopt_core.training.loop import new_run_id, train_group
@@ -69,7 +70,7 @@ def evaluate_run(run_id: str, store: Store | None = None, lm=None, record: bool 
     if not (Path(folder) / artifacts.RUN_FILE).is_file():
         raise ValueError(f"run {run_id} ({row['state']}) saved nothing to evaluate")
     cfg = RunConfig.from_dict(artifacts.read_run(folder)["config"])
-    lm = lm or load_model(cfg.model, cfg.device)
+    lm = lm or precision.load(cfg.model, cfg.device, cfg.precision)  # scored as it trained
     cfg, method = artifacts.load_method(folder, lm)
     with method.attached(lm):
         test_set, label_ids = test_data(cfg, lm)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from lopt_core.sweeps import estimate, presets, ray_backend, readings
 from lopt_core.plots import figures as plots
-from lopt_core.config import ConfigError, RunConfig
+from lopt_core.config import RunConfig
 from lopt_core.methods import count_trainable
 from lopt_core.store.sqlite import FINAL
 from lopt_core.sweeps.spec import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan

@@ -13,7 +13,9 @@ from lopt_core.hosting import model_access
 from lopt_core.plots import figures as plots
 from lopt_core import share
 from lopt_core.config import ConfigError, RunConfig
+from lopt_core.choices import Precision, values
 from lopt_core.jobs.manager import run_progress
+from lopt_core.lm import precision as precision_mod
 from lopt_core.training.checks import Checked, check, check_method
 from lopt_core.methods import METHODS, default_method, reference_method
 from lopt_core.training.runs import count_params
@@ -29,6 +31,17 @@ from lopt_core.errors import LoptError
 _int = share.whole_number  # the Sweep tab reads its boxes the same way
 parse_lr = share.parse_lr
 REFERENCE = reference_method()  # counts are read against it
+
+
+def precision_line(model: str) -> str:
+    """What auto means for this model on this machine, from the cached measurement (never measures here)."""
+    try:
+        v = precision_mod.decide(str(model).strip(), "auto", "auto", measure_now=False)
+    except Exception:  # an unknown model: the readout above says why
+        return ""
+    if v is None:
+        return "auto: not measured on this machine yet; the first run times fp32 against bf16 (a few seconds)"
+    return f"auto → **{v.precision}** ({v.reason.removeprefix('auto: ')})"
 
 
 def param_readout(model: str, method: str, n: int, r: int, limits=None) -> str:
@@ -153,7 +166,7 @@ def preview_table(p) -> dict:
 
 
 def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
-                 eval_size, upload, text_col, text_b_col, label_col, label_words="") -> Checked:
+                 eval_size, upload, text_col, text_b_col, label_col, label_words="", precision="auto") -> Checked:
     """The form as a checked RunConfig (training/checks.py: the one check, which submit trusts); every number
     is checked here first, so a bad one is named as the form names it."""
     if not model:
@@ -165,7 +178,7 @@ def build_config(ctx: AppContext | None, model, task, method, n, r, steps, batch
     max_steps = ctx.limits.max_steps if ctx else None
     numbers = dict(n=n, r=r, steps=steps, batch_size=batch_size, eval_every=eval_every, seed=seed,
                    eval_size=eval_size)
-    kw = dict(model=str(model).strip(), task=task, method=method, lr=parse_lr(lr),
+    kw = dict(model=str(model).strip(), task=task, method=method, lr=parse_lr(lr), precision=precision or "auto",
               **{k: share.check_int(k, v, max_steps) for k, v in numbers.items()})
     if task != "file":
         return check(RunConfig(**kw), ctx.limits if ctx else None)
@@ -267,6 +280,11 @@ def build(ctx: AppContext):
                                            precision=0)
                     eval_size = gr.Number(first["eval_size"], label="eval examples (0 = all)", precision=0)
                     seed = gr.Number(first["seed"], label="seed", precision=0)
+                with gr.Row():
+                    prec = gr.Dropdown(values(Precision), value=Precision.AUTO.value, label="precision",
+                                       elem_id="lopt-precision", info="auto: bf16 where it measured at least "
+                                       f"{precision_mod.BF16_MIN_SPEEDUP}x faster on this machine, else fp32")
+                    verdict = gr.Markdown(precision_line(first["model"]), elem_id="lopt-precision-verdict")
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary", elem_id="lopt-train")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="lopt-stop")
@@ -304,6 +322,7 @@ def build(ctx: AppContext):
 
     gr.api(params, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
+    model.change(precision_line, model, verdict, api_name=False, show_progress="hidden")
 
     # ---- an upload is checked off the request path (a large file is read in a child process) with progress;
     # its preview shows the first rows, the classes, the split and the label words, which fill the box
@@ -344,12 +363,13 @@ def build(ctx: AppContext):
     share_query.change(None, share_query, None, js=SYNC_URL_JS)
 
     def on_train(model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size, upload, text_column,
-                 text_b_column, label_column, label_words="", token=None, request: gr.Request = None):
+                 text_b_column, label_column, label_words="", precision="auto", token=None,
+                 request: gr.Request = None):
         who = ctx.visitor(request, token)
         cfg = None
         try:
             cfg = build_config(ctx, model, task, method, n, r, steps, batch_size, lr, eval_every, seed, eval_size,
-                               upload, text_column, text_b_column, label_column, label_words)
+                               upload, text_column, text_b_column, label_column, label_words, precision)
             run_id = jobs.submit(cfg, who)
         except (LoptError, ValueError, OSError) as e:
             if cfg is not None and cfg.config.data_file:  # kept, then refused (a full queue): keep no orphan copy
@@ -363,7 +383,7 @@ def build(ctx: AppContext):
                 gr.update(choices=run_choices(who.visible(store.list())), value=run_id))
 
     train_btn.click(on_train, ctx.inputs(model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
-                                         eval_size, upload, text_col, text_b_col, label_col, label_words),
+                                         eval_size, upload, text_col, text_b_col, label_col, label_words, prec),
                     [status, watch], api_name="train")
 
     def on_stop(run_id, token=None, request: gr.Request = None):

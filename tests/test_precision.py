@@ -1,0 +1,86 @@
+"""Precision by measurement (lm/precision.py): auto picks bf16 only where this machine ran it clearly faster,
+remembers the verdict per machine and model, and every run records the precision it used and why."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lopt_core import cli
+from lopt_core.config import ConfigError, RunConfig
+from lopt_core.lm import precision
+from lopt_core.training.loop import train
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Verdicts of these tests go to a file of their own, not the shared model cache's."""
+    monkeypatch.setattr(precision, "_cache_path", lambda: tmp_path / "precision.json")
+
+
+@pytest.fixture
+def fake_speed(monkeypatch):
+    """measure() replaced by a given speed-up; counts how often it ran."""
+    calls = []
+
+    def set_speedup(speedup: float):
+        def fake(name, device="cpu", repeats=2):
+            calls.append(name)
+            return {"fp32_s": 1.0, "bf16_s": 1.0 / speedup, "speedup": speedup}
+        monkeypatch.setattr(precision, "measure", fake)
+        return calls
+    return set_speedup
+
+
+@pytest.mark.parametrize("speedup,expected", [(2.1, "bf16"), (1.29, "fp32"), (0.03, "fp32")])
+def test_auto_decides_by_the_measured_speedup(fake_speed, speedup, expected):
+    calls = fake_speed(speedup)
+    v = precision.decide("some-model", "cpu", "auto", threads=1)
+    assert v.precision == expected and v.speedup == speedup and f"{speedup:.2f}x" in v.reason
+    assert precision.decide("some-model", "cpu", "auto", threads=1) == v and calls == ["some-model"], \
+        "measured once per machine, model and thread count, then read back"
+    entry = precision.cached()[precision.cache_key("some-model", 1)]
+    assert entry["cpu"] == precision.cpu_model() and entry["precision"] == expected
+    assert precision.decide("some-model", "cpu", "auto", threads=2, measure_now=False) is None  # not measured
+
+
+def test_an_explicit_precision_is_taken_as_asked(fake_speed):
+    calls = fake_speed(0.01)
+    assert precision.decide("m", "cpu", "bf16") == precision.Verdict("bf16", "bf16, as asked")
+    assert precision.decide("m", "cpu", "fp32").precision == "fp32" and calls == []
+    with pytest.raises(ConfigError, match="precision must be auto, fp32 or bf16"):
+        RunConfig(precision="fp16").validate()
+
+
+def test_the_real_measurement_times_both(tiny_model_dir):
+    m = precision.measure(tiny_model_dir, "cpu", repeats=1)
+    assert m["fp32_s"] > 0 and m["bf16_s"] > 0 and m["speedup"] == pytest.approx(m["fp32_s"] / m["bf16_s"])
+
+
+def test_a_bf16_run_keeps_its_trainable_state_in_fp32(tiny_model_dir, sentiment_csv):
+    cfg = RunConfig(model=tiny_model_dir, task="file", data_file=str(sentiment_csv), method="lopt1", n=4, r=2,
+                    steps=3, batch_size=4, eval_every=0, eval_size=8, precision="bf16")
+    losses = []
+    res = train(cfg, on_event=lambda ev: ev["type"] == "step" and losses.append(ev["loss"]))
+    assert res["state"] == "done" and res["precision"] == "bf16" and res["precision_reason"] == "bf16, as asked"
+    assert all(torch.isfinite(torch.tensor(losses)))
+    saved = json.loads((__import__("pathlib").Path(res["artifact_dir"]) / "run.json").read_text())
+    assert saved["result"]["precision"] == "bf16"
+    fp32 = train(RunConfig(**{**cfg.to_dict(), "precision": "fp32"}), save=False)
+    assert fp32["precision"] == "fp32" and fp32["accuracy"] is not None
+
+
+def test_auto_runs_record_the_measured_reason(tiny_model_dir, sentiment_csv, fake_speed):
+    fake_speed(0.5)
+    cfg = RunConfig(model=tiny_model_dir, task="file", data_file=str(sentiment_csv), method="ulpt", n=4, r=1,
+                    steps=2, batch_size=4, eval_every=0, eval_size=8)
+    res = train(cfg, save=False)
+    assert res["precision"] == "fp32" and res["precision_reason"].startswith("auto: bf16 steps ran 0.50x")
+
+
+def test_the_cli_shows_the_verdict(tiny_model_dir, fake_speed, capsys):
+    fake_speed(1.8)
+    assert cli.main(["precision", "--model", tiny_model_dir, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["precision"] == "bf16" and out["speedup"] == 1.8 and out["cpu"] == precision.cpu_model()
