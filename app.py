@@ -9,9 +9,11 @@ import gradio as gr
 from lopt_core.hosting import downloads, limits as hosting
 from lopt_core import paths
 from lopt_core.sweeps import ray_backend
+from lopt_core.errors import LoptError
 from lopt_core.jobs.manager import JobManager
 from lopt_core.ui import compare, generate, gradio_fixes, learn, rank, runs, sweep, train
-from lopt_core.ui.common import AppContext, asset_text, new_token, visitor_token_store
+from lopt_core.hosting import owners
+from lopt_core.ui.common import AppContext, asset_text, token_for, visitor_token_store
 
 TITLE = "LoPT Lab · low-rank soft prompts"
 
@@ -20,7 +22,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
     # Gradio's copies of served downloads (its cache) are removed after two hours, checked every half hour
     with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:
-        ctx.token = visitor_token_store(paths.home())  # a visitor's token, kept in their browser (owners.py)
+        ctx.secret = owners.host_secret(paths.home())  # signs the tokens this server hands out (owners.py)
+        ctx.token = visitor_token_store(ctx.secret)  # a visitor's token, kept in their browser
         gr.HTML(f"<div class='lopt-header'><h1>{TITLE}</h1></div>")
         gr.Markdown(asset_text("intro.md"), elem_classes=["lopt-intro"])
         if ctx.limits.public:
@@ -47,7 +50,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         t_generate.select(gen["on_show"], ctx.inputs(gen["runs"]), gen["runs"], api_name=False)
         t_rank.select(*rk["refresh"], api_name=False)
         t_runs.select(rn["on_refresh"], ctx.inputs(rn["run"]), [rn["run"], rn["details"]], api_name=False)
-        demo.load(new_token, ctx.token, ctx.token, api_name=False)  # a first visit gets its token
+        demo.load(token_for(ctx.secret), ctx.token, ctx.token, api_name=False)  # a first visit gets its token
         demo.load(*trn["load"], api_name=False)  # a reload or second tab shows the live run; a link's settings
         demo.load(*swp["load"], api_name=False)  # every page load lists the sweeps already in the store
     return demo
@@ -58,9 +61,9 @@ def main() -> None:
         limits = hosting.limits()
         paths.check_home()
         ray_backend.from_env()  # LOPT_RAY_CPUS checked now, not in every sweep's worker
-    except (hosting.HostingError, paths.HomeError, ray_backend.RayBackendError) as e:
+        jobs = JobManager(max_concurrent=limits.max_concurrent, limits=limits)  # a damaged or read-only store too
+    except LoptError as e:
         raise SystemExit(f"lopt: {e}") from None
-    jobs = JobManager(max_concurrent=limits.max_concurrent, limits=limits)
     rec = jobs.recovered
     if rec["running"] or rec["queued"]:
         print(f"[lopt] marked interrupted after restart: {len(rec['running'])} running, {len(rec['queued'])} queued",

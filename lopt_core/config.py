@@ -11,6 +11,8 @@ from lopt_core.choices import DataSource, Device, Init, LrSchedule, Precision
 from lopt_core.errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as many modules import it)
 from lopt_core.methods import METHODS, check_knobs, get_method, reference_method, registry
 
+MAX_SEED = 2**32 - 1  # a seed above this overflows the generators it seeds (NumPy's, torch's derived ones)
+
 # fields older stores and artifacts hold that are now method knobs (moved into method_knobs on load) or gone
 MOVED_TO_KNOBS = {"activation": "elu"}        # LoPT-2's activation: kept when it is not the default
 DROPPED = ("lopa_hidden",)                     # no longer read by LoPA (its heads take the encoder's width)
@@ -69,7 +71,10 @@ class RunConfig:
             need(lo <= v <= hi, f"{name} must be between {lo} and {hi}, got {v}")
         for name in ("eval_every", "eval_size", "seed", "split_seed"):
             v = getattr(self, name)
-            need(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                 f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("seed", "split_seed"):
+            need(getattr(self, name) <= MAX_SEED, f"{name} must be at most {MAX_SEED:,}, got {getattr(self, name):,}")
         if self.lr is not None:
             need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10,
                  f"lr must be a positive number no larger than 10, got {self.lr!r}")

@@ -15,6 +15,7 @@ front end (CLI, app, API) catches LoptError once and shows the message, and noth
     │   └── HeadMismatch
     ├── NotFound         a run, sweep or analysis that does not exist (or is not the visitor's to see)
     ├── HomeError        LOPT_HOME cannot be used
+    │   └── StoreError   its runs.sqlite is damaged, not sqlite, or read-only
     ├── ArtifactMismatch a saved run that does not rebuild to what it trained
     └── AnalysisError    a run that a view cannot analyse
         ├── ExportError
@@ -86,6 +87,10 @@ RunNotFound = NotFound  # the name the store has always raised
 
 class HomeError(LoptError, RuntimeError):
     """LOPT_HOME cannot be used; the message is one line naming LOPT_HOME, the folder and the problem."""
+
+
+class StoreError(HomeError):
+    """The store file cannot be used; the message names the file and what to do."""
 
 
 class ArtifactMismatch(LoptError, ValueError):

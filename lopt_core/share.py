@@ -28,10 +28,11 @@ class IntField:
 
 # The ranges the Train form offers (n and r as its sliders do; RunConfig.validate has the wider ones).
 # No method takes a rank above n's largest value (LoPT-1: r <= n; the others stop at RANK_CAP).
+MAX_SEED = 2**32 - 1  # RunConfig.MAX_SEED: seeds are 32-bit everywhere they are used
 INT_FIELDS = {"n": IntField("prompt length n", 1, 100), "r": IntField("rank r", 1, 100),
               "steps": IntField("steps", 1, 100_000), "batch_size": IntField("batch size", 1, 1024),
               "eval_every": IntField("eval every", 0, None), "eval_size": IntField("eval examples", 0, None),
-              "seed": IntField("seed", 0, None)}
+              "seed": IntField("seed", 0, MAX_SEED)}
 
 
 def whole_number(v, name: str, required: bool = True) -> int | None:
@@ -59,7 +60,7 @@ def check_int(key: str, v, max_steps: int | None = None) -> int:
         raise ConfigError(f"{field.label} must be at least {field.lo}, got {x}")
     if hi is not None and x > hi:
         where = " on this host (LOPT_MAX_STEPS)" if hi == max_steps and key == "steps" else ""
-        raise ConfigError(f"{field.label} must be at most {hi}{where}, got {x}")
+        raise ConfigError(f"{field.label} must be at most {hi:,}{where}, got {x:,}")
     return x
 
 

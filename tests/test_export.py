@@ -154,3 +154,16 @@ def test_a_reloaded_run_must_rebuild_the_prompt_it_was_trained_to(trained, tmp_p
     (bad / "run.json").write_text(json.dumps(doc))
     with pytest.raises(ArtifactMismatch, match="differs from the saved prompt"):
         artifacts.load_method(bad, lm)
+
+
+def test_the_cli_exports_a_run_and_names_a_refusal(tmp_path, tiny_model_dir, capsys):
+    """`python -m lopt_core export --run ID --out DIR`: the same export as the Runs tab's, from the store."""
+    from lopt_core import cli
+    from lopt_core.training.runs import run_and_record
+    ok = run_and_record(tiny_cfg(tiny_model_dir, method="lopt1", steps=2))
+    assert cli.main(["export", "--run", ok["run_id"], "--out", str(tmp_path / "adapter")]) == 0
+    conf = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert conf["num_virtual_tokens"] == 4 and "PeftModel.from_pretrained" in capsys.readouterr().out
+    lopa = run_and_record(tiny_cfg(tiny_model_dir, method="lopa", steps=1))
+    assert cli.main(["export", "--run", lopa["run_id"], "--out", str(tmp_path / "no")]) == 2
+    assert "error:" in capsys.readouterr().err and not (tmp_path / "no").exists()

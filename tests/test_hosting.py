@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from lopt_core.errors import NotFound
+
 from lopt_core.hosting import limits as hosting, owners
 from lopt_core.config import ConfigError, RunConfig
 
@@ -17,6 +19,19 @@ from helpers import ROOT, TRAIN, seed_home, start_app, stop_app
 
 
 # ---------------------------------------------------------------- who may do what
+
+SECRET = "s" * 32
+
+
+def test_only_a_token_this_server_signed_identifies_a_visitor():
+    """A client that makes up a fresh token per call is its session, every time: the caps hold."""
+    import secrets
+    made_up = [secrets.token_hex(16) for _ in range(5)] + [f"{secrets.token_hex(16)}.{'0' * 32}", None, 7]
+    for t in made_up:
+        assert owners.visitor(public=True, token=t, session="s1", secret=SECRET).keys == ("s:s1",)
+    ours = owners.mint_token(SECRET)
+    assert owners.visitor(public=True, token=ours, session="s1", secret=SECRET).keys == ("b:" + ours, "s:s1")
+    assert owners.visitor(public=True, token=ours, session="s1", secret="another host").keys == ("s:s1",)
 
 def test_local_use_allows_everything_and_records_no_owner():
     v = owners.visitor(public=False, session="abc")
@@ -26,10 +41,11 @@ def test_local_use_allows_everything_and_records_no_owner():
 
 
 def test_a_visitor_owns_by_their_strongest_identity_and_sees_only_what_the_host_allows():
-    v = owners.visitor(public=True, username="ada", token="t" * 32, session="s1")
-    assert v.owner == "hf:ada" and v.keys == ("hf:ada", "b:" + "t" * 32, "s:s1")
-    assert owners.visitor(public=True, token="short", session="s1").owner == "s:s1"  # a forged short token: ignored
-    mine = {"run_id": "a", "owner": "b:" + "t" * 32, "state": "running", "task": "sst2"}  # started before sign-in
+    tok = owners.mint_token(SECRET)
+    v = owners.visitor(public=True, username="ada", token=tok, session="s1", secret=SECRET)
+    assert v.owner == "hf:ada" and v.keys == ("hf:ada", "b:" + tok, "s:s1")
+    assert owners.visitor(public=True, token="short", session="s1", secret=SECRET).owner == "s:s1"
+    mine = {"run_id": "a", "owner": "b:" + tok, "state": "running", "task": "sst2"}  # started before sign-in
     theirs = {"run_id": "b", "owner": "s:other", "state": "done", "task": "sst2"}
     their_file = {"run_id": "c", "owner": "s:other", "state": "done", "task": "file"}
     their_live = {"run_id": "d", "owner": "s:other", "state": "running", "task": "sst2"}
@@ -41,6 +57,9 @@ def test_a_visitor_owns_by_their_strongest_identity_and_sees_only_what_the_host_
     shown.check(mine, "stop")
     with pytest.raises(owners.NotYours, match="run b was started by another visitor: only they can delete it"):
         shown.check(theirs, "delete")
+    for hidden in (their_live, their_file):  # not theirs to see: answered as for a run that does not exist
+        with pytest.raises(NotFound, match=f"^no run '{hidden['run_id']}'$"):
+            shown.check(hidden, "stop")
 
 
 # ---------------------------------------------------------------- bad LOPT_* values, named
@@ -131,7 +150,9 @@ def test_visitors_own_their_runs_and_the_queue_caps_hold(public_app):
     # Bob neither sees nor can touch Ada's run
     assert a_run in _runs(ada) and a_run not in _runs(bob)
     said = bob.predict(a_run, api_name="/stop")
-    assert "another visitor" in said and _state(home, a_run) in ("queued", "running")
+    missing = bob.predict("20990101-000000-lopt1-abcdef", api_name="/stop")
+    assert said == missing.replace("20990101-000000-lopt1-abcdef", a_run), (said, missing)  # nothing tells them apart
+    assert "another visitor" not in said and _state(home, a_run) in ("queued", "running")
     with pytest.raises(Exception, match="no longer exists"):
         bob.predict(a_run, api_name="/delete")
     with pytest.raises(Exception, match="no longer exists"):
@@ -172,12 +193,12 @@ def test_caps_count_every_identity_of_a_visitor_and_their_analyses(tmp_path):
     counts as a job; a launch of two sweeps needs two places."""
     from lopt_core.store.sqlite import Store
     store = Store(tmp_path / "runs.sqlite")
-    token = "t" * 32
-    before = owners.visitor(public=True, token=token, session="s1")
+    token = owners.mint_token(SECRET)
+    before = owners.visitor(public=True, token=token, session="s1", secret=SECRET)
     store.create("r1", RunConfig(), owner=before.owner)           # queued under b:<token>
     store.create("r2", RunConfig(), state="done", owner=before.owner)
     store.create_analysis("a1", "r2", "evaluate", {})             # queued: counts for r2's owner
-    signed = owners.visitor(public=True, username="ada", token=token, session="s2")
+    signed = owners.visitor(public=True, username="ada", token=token, session="s2", secret=SECRET)
     assert owners.unfinished_jobs(store, signed.keys) == 2 and owners.unfinished_jobs(store) == 2
     lim = hosting.Limits(allowed_models=None, public=True, max_queued_per_visitor=3)
     owners.check_room(store, lim, signed)                          # a third fits
@@ -185,3 +206,25 @@ def test_caps_count_every_identity_of_a_visitor_and_their_analyses(tmp_path):
         owners.check_room(store, lim, signed, jobs=2)               # a two-sweep launch does not
     other = owners.visitor(public=True, session="s3")
     owners.check_room(store, lim, other, jobs=3)                   # someone else's jobs are not theirs
+
+
+def test_the_store_filters_a_visitors_runs_by_the_owner_index(tmp_path):
+    """A poll reads the visitor's runs (and, when the host shows them, others' finished non-upload runs) in SQL,
+    the same set Visitor.visible keeps, instead of every run of the host."""
+    from lopt_core.store.sqlite import Store
+    store = Store(tmp_path / "runs.sqlite")
+    rows = [("mine", "s:a", "running", "sst2"), ("theirs-done", "s:b", "done", "sst2"),
+            ("theirs-live", "s:b", "running", "sst2"), ("their-file", "s:b", "done", "file"), ("host", None, "done", "sst2")]
+    for rid, owner, state, task in rows:
+        store.create(rid, RunConfig(task=task, data_file="x.csv" if task == "file" else None), state=state,
+                     owner=owner)
+    for show in (False, True):
+        who = owners.Visitor(("s:a",), public=True, show_others=show)
+        got = [r["run_id"] for r in store.list(**who.query())]
+        assert got == [r["run_id"] for r in who.visible(store.list())]
+        assert got == (["mine", "theirs-done", "host"] if show else ["mine"])
+    import sqlite3
+    with sqlite3.connect(store.path) as c:
+        plan = " ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN SELECT * FROM runs WHERE owner IN (?)",
+                                                      ("s:a",)))
+    assert "runs_owner" in plan

@@ -114,3 +114,26 @@ def test_preflight_refuses_what_this_machine_cannot_load(monkeypatch):
     with pytest.raises(TaskError, match="asked for from the hub"):
         check(RunConfig(data_source="hub"))
     check(RunConfig())  # the offline default on an offline task
+
+
+def test_the_queue_is_first_come_first_served_across_job_kinds(home, monkeypatch):
+    """An analysis queued before a run starts before it (a truncation once waited 37 min behind later runs)."""
+    import time as _time
+    started = []
+    monkeypatch.setattr(JobManager, "_start", lambda self, row: started.append(("run", row["run_id"])))
+    monkeypatch.setattr(JobManager, "_start_analysis", lambda self, aid: started.append(("analysis", aid)))
+    jm = JobManager(home / "runs.sqlite", max_concurrent=3, start=False)
+    try:
+        jm.store.create("run-a", RunConfig(), state="done")
+        jm.store.create("run-b", RunConfig(), state="queued")
+        _time.sleep(0.01)
+        jm.store.create_analysis("an-1", "run-a", "evaluate", {})
+        _time.sleep(0.01)
+        jm.store.create("run-c", RunConfig(), state="queued")
+        assert [(k, r.get("run_id") if k == "run" else r["analysis_id"]) for k, r in jm.waiting()] == \
+            [("run", "run-b"), ("analysis", "an-1"), ("run", "run-c")]
+        jm.max_concurrent = 2
+        jm.poll()
+        assert started == [("run", "run-b"), ("analysis", "an-1")], "the older analysis went before run-c"
+    finally:
+        jm.close()

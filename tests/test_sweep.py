@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -290,9 +291,9 @@ def test_resume_requeues_only_unfinished_configurations(tiny_model_dir, sentimen
     out = sweep.run(sid, store)
     assert [r["state"] for r in out["runs"]] == ["stopped", "done", "done", "done", "done"]
     new = sweep.resume(sid, store)
-    assert len(new) == 1 and store.get(new[0])["config"] == runs[0]["config"]
+    assert new == [runs[0]["run_id"]], "the unfinished configuration's own row is queued again, in place"
     sweep.run(sid, store)
-    assert store.get(new[0])["state"] == "done" and store.get(runs[0]["run_id"])["state"] == "stopped"
+    assert store.get(new[0])["state"] == "done" and len(store.list(sweep_id=sid)) == 5
     with pytest.raises(SweepError, match="nothing to resume"):
         sweep.resume(sid, store)
 
@@ -336,11 +337,31 @@ def test_resumed_configurations_count_once(tiny_model_dir, sentiment_csv):
     sweep.run(sid, store)
     store.update(first["run_id"], accuracy=0.5, trainable_params=10)  # as if a periodic evaluation had happened
     sweep.resume(sid, store)
+    assert store.get(first["run_id"])["accuracy"] is None, "the re-queued row starts clean"
     sweep.run(sid, store)
     cur = sweep.current_runs(store, sid)
-    assert len(store.list(sweep_id=sid)) == 3 and len(cur) == 2
-    assert first["run_id"] not in {r["run_id"] for r in cur}
+    assert len(store.list(sweep_id=sid)) == 2 and len(cur) == 2  # one row per configuration, not one per attempt
+    assert store.get(first["run_id"])["state"] == "done"
     assert all(p.seeds == 1 for p in aggregate.points(cur))
+
+
+def test_an_interrupted_sweep_resumes_in_place_and_records_no_unwritten_folder(tiny_model_dir, sentiment_csv):
+    """A configuration killed mid-run left a store row naming an artifact folder never written, and resume
+    added new rows beside the interrupted ones (5 configurations shown as 10 rows)."""
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv, methods=["lopt1"]), store)
+    ids = [r["run_id"] for r in store.list(sweep_id=sid)]
+    rec = store.recorder(ids[0])
+    rec({"type": "start", "run_id": ids[0], "trainable_params": 1, "artifact_dir": "/nowhere/" + ids[0]})
+    assert store.get(ids[0])["artifact_dir"] is None, "recorded only once the folder is written"
+    for rid in ids:  # the worker died: every run of the sweep interrupted
+        store.update(rid, state="interrupted", error="the worker process died")
+    store.update_sweep(sid, state="interrupted")
+    assert sorted(sweep.resume(sid, store)) == sorted(ids)
+    sweep.run(sid, store)
+    rows = store.list(sweep_id=sid)
+    assert sorted(r["run_id"] for r in rows) == sorted(ids) and {r["state"] for r in rows} == {"done"}
+    assert all(Path(r["artifact_dir"]).is_dir() for r in rows)
 
 
 def test_a_two_task_preset_is_one_launch(tiny_model_dir):
@@ -396,3 +417,17 @@ def test_an_app_restart_leaves_a_live_cli_sweep_alone(tiny_model_dir, sentiment_
         proc.wait()
     jm = JobManager(store.path, start=False)  # now the process is gone: a leftover like any other
     assert jm.recovered["sweeps"] == [sid] and store.list()[0]["state"] == "interrupted"
+
+
+def test_a_huge_grid_is_refused_from_its_list_lengths_without_being_built(monkeypatch):
+    """1.44 M configurations (n and r 1..400, 3 methods, 3 seeds) were built and de-duplicated before the cap;
+    now the lists' lengths are refused first, and a grid within them is counted, not built, before the cap."""
+    big = ",".join(str(i) for i in range(1, 401))
+    with pytest.raises(SweepError, match="n list has 400 values; at most 64"):
+        SweepSpec(methods=["lopt1", "lopt2", "ulpt"], n=big, r=big, seeds=[0, 1, 2]).validate()
+    with pytest.raises(SweepError, match="characters long"):
+        SweepSpec(methods=["lopt1"], n="1," * 5000, r=[1]).validate()
+    monkeypatch.setattr(SweepSpec, "configs", lambda self: pytest.fail("built a grid the cap refuses"))
+    grid = ",".join(str(i) for i in range(1, 61))
+    with pytest.raises(SweepError, match=r"this sweep has 32,400 configurations; this host allows at most 64"):
+        SweepSpec(methods=["lopt1", "lopt2", "ulpt"], n=grid, r=grid, seeds=[0, 1, 2]).validate()

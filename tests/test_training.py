@@ -167,3 +167,8 @@ def test_seq2seq_t5_trains_and_generates(tiny_t5_dir, sentiment_csv, method):
         _, m = artifacts.load_method(res["artifact_dir"], lm)
         text = engine.generate(lm, "this film is great", method=m, max_new_tokens=4)
         assert isinstance(text, str)
+
+
+def test_a_seed_too_large_for_the_generators_is_named():
+    with pytest.raises(ConfigError, match="seed must be at most 4,294,967,295"):
+        RunConfig(seed=2**70).validate()

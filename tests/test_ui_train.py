@@ -181,3 +181,13 @@ def test_share_link_follows_the_settings(built):
     assert query == "model=smollm2-135m&task=sst2&method=lopt1&n=4&r=2&steps=6&batch_size=2&eval_every=3" \
                     "&eval_size=8&seed=0"
     assert f"(?{query})" in line and "Link to these settings" in line
+
+
+@pytest.mark.parametrize("field,bad,msg", [
+    ("steps", 2.7, "steps must be a whole number, got 2.7"), ("n", 2.5, "prompt length n must be a whole number"),
+    ("seed", 2**70, "seed must be at most 4,294,967,295"), ("batch_size", "8.5", "batch size must be a whole number"),
+])
+def test_a_non_whole_or_huge_number_is_refused_naming_its_field(field, bad, msg):
+    """Every number box alike: 2.7 steps is not rounded to 3 while n=2.5 is refused; a 70-bit seed is named."""
+    with pytest.raises(ConfigError, match=msg):
+        tab.build_config(None, **{**ARGS, field: bad})

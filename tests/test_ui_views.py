@@ -296,3 +296,18 @@ def test_blank_output_notes(smol_tokenizer):
     assert "label words" in shown_output("", tok.eos_token_id, tok, trained=True)
     assert "label words" not in shown_output("", tok.eos_token_id, tok, trained=False)
     assert "sampled" in shown_output("", None, tok)
+
+
+def test_a_number_as_a_sweep_id_is_a_message_not_an_error(lopt_home):
+    """An API client that sends 5 where a sweep id belongs gets the page's own answer, not a bare 'Error'."""
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.hosting import limits as hosting
+    from lopt_core.ui import sweep as tab
+    from lopt_core.ui.common import AppContext
+    jobs = JobManager(start=False)
+    try:
+        with gr.Blocks():
+            parts = tab.build(AppContext(jobs=jobs, limits=hosting.Limits(allowed_models=None)))
+        assert "no sweep '5'" in parts["stop"](5) and "no sweep '5'" in parts["resume"](5)
+    finally:
+        jobs.close()

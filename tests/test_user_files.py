@@ -15,7 +15,7 @@ from lopt_core.training import runs
 from lopt_core.config import ConfigError, RunConfig
 from lopt_core.training.checks import check
 from lopt_core.store.sqlite import Store
-from lopt_core.data.tasks import TaskError, load_user_file
+from lopt_core.data.tasks import TaskError, load_user_file, read_user_file
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -195,3 +195,17 @@ def test_user_files_train_from_the_app(app, tmp_path):
 
     *_, msg, _ = c.predict(run_ids[0], api_name="/delete")
     assert "uploaded file binary.csv" in msg and not kept.exists()
+
+
+def test_blank_labels_are_named_not_counted_as_one_class(tmp_path):
+    f = tmp_path / "blank.csv"
+    f.write_text("text,label\ngood film,  \nbad film,\t\nfine,   \n")
+    with pytest.raises(TaskError, match="column 'label' has no labels: every row's label"):
+        read_user_file(str(f))
+
+
+def test_a_jsonl_line_nested_50000_deep_is_named(tmp_path):
+    f = tmp_path / "deep.jsonl"
+    f.write_text('{"text": "a", "label": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    with pytest.raises(TaskError, match="deep.jsonl line 1 nests too deeply"):
+        read_user_file(str(f))

@@ -320,12 +320,6 @@ def memory(which: str, n: int, model: str, batch: int) -> float | None:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--sweep" in argv:  # the sweep benchmark: batched K-prompt training against one run after another
-        from lopt_core.bench import sweep as bench_sweep
-        return bench_sweep.main([a for a in argv if a != "--sweep"])
-    if "--precision" in argv:  # fp32 against bf16, LoPT Lab and PEFT at each
-        from lopt_core.bench import precision as bench_precision
-        return bench_precision.main([a for a in argv if a != "--precision"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="10,20,50,100", help="prompt lengths, comma-separated")
     p.add_argument("--batch", type=int, default=8)

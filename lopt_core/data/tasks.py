@@ -219,6 +219,9 @@ def _read_user_rows(path: Path, on_rows=None) -> list[dict]:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise TaskError(f"{path.name} line {i} is not valid JSON: {e.msg}") from e
+                except RecursionError:
+                    raise TaskError(f"{path.name} line {i} nests too deeply to be a row: one JSON object of "
+                                    f"text and label fields per line") from None
                 if not isinstance(obj, dict):
                     raise TaskError(f"{path.name} line {i} is not a JSON object")
                 rows.append({str(k): v for k, v in obj.items()})
@@ -269,6 +272,8 @@ def read_user_file(path: str, text_column: str = "text", label_column: str = "la
         raise TaskError(f"{p.name} lacks column(s) {missing}; it has {sorted(cols)}")
     rows = [r for r in rows if str(r.get(label_column, "")).strip() != "" and str(r.get(text_column, "")).strip()]
     labels = _class_order({str(r[label_column]).strip() for r in rows})
+    if not labels:
+        raise TaskError(f"{p.name}: column {label_column!r} has no labels: every row's label (or text) is blank")
     if len(labels) < 2:
         raise TaskError(f"{p.name}: column {label_column!r} has only one class ({labels}); need at least two")
     if len(labels) > 20:

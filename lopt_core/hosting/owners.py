@@ -9,9 +9,13 @@ Local use (LOPT_PUBLIC unset) has one user who may do everything and sees everyt
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
-from lopt_core.errors import NotYours, QueueFull
+from lopt_core.errors import NotFound, NotYours, QueueFull
 
 FINAL = ("done", "stopped", "failed", "interrupted")
 
@@ -41,26 +45,64 @@ class Visitor:
         return self.owns(sweep) or (self.show_others and sweep.get("state") == "done"
                                     and (sweep.get("spec") or {}).get("task") != "file")
 
+    def query(self) -> dict:
+        """Store.list's filter for what this visitor may see (the owner index), so a poll reads only those."""
+        return {"owners": self.keys, "others_done": self.show_others} if self.public else {}
+
     def visible(self, rows: list[dict]) -> list[dict]:
         return [r for r in rows if self.sees(r)]
 
     def check(self, row: dict, action: str, what: str = "run") -> None:
-        """Raise NotYours unless this visitor may `action` (stop, delete, re-run...) the run or sweep `row`."""
+        """Raise NotYours unless this visitor may `action` (stop, delete, re-run...) the run or sweep `row`; for
+        one they may not even see, NotFound worded as the store words a missing one (nothing to tell it apart)."""
         if not self.owns(row):
             key = row.get("run_id") or row.get("sweep_id") or "?"
+            seen = self.sees_sweep(row) if what == "sweep" else self.sees(row)
+            if not seen:
+                raise NotFound(f"no {what} {key!r}")
             raise NotYours(f"{what} {key} was started by another visitor: only they can {action} it")
 
 
 LOCAL = Visitor()
 
 
+def host_secret(home) -> str:
+    """The host's secret under LOPT_HOME (made on first use): it signs the tokens this server hands out and
+    encrypts them in the browser, so both survive a restart."""
+    path = Path(home) / "visitor-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _signature(secret: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def mint_token(secret: str) -> str:
+    """A new visitor token: a random nonce and this server's signature of it."""
+    nonce = secrets.token_hex(16)
+    return f"{nonce}.{_signature(secret, nonce)}"
+
+
+def token_is_ours(token, secret: str | None) -> bool:
+    """True for a token this server minted (a client cannot make one up to pose as a new visitor)."""
+    if not isinstance(token, str) or not secret or token.count(".") != 1 or len(token) > 80:
+        return False
+    nonce, sig = token.split(".")
+    return len(nonce) == 32 and hmac.compare_digest(sig, _signature(secret, nonce))
+
+
 def visitor(public: bool, show_others: bool = False, username: str | None = None, token: str | None = None,
-            session: str | None = None) -> Visitor:
-    """The visitor of one request from what the web layer knows of it."""
+            session: str | None = None, secret: str | None = None) -> Visitor:
+    """The visitor of one request from what the web layer knows of it. A browser token counts only when this
+    server signed it (`secret`): any other is ignored, and the request is its session's."""
     if not public:
         return LOCAL
     keys = tuple(k for k in (f"hf:{username}" if username else None,
-                             f"b:{token}" if isinstance(token, str) and len(token) >= 16 else None,
+                             f"b:{token}" if token_is_ours(token, secret) else None,
                              f"s:{session}" if session else None) if k)
     return Visitor(keys=keys, public=True, show_others=show_others)
 

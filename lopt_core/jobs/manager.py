@@ -353,25 +353,32 @@ class JobManager:
             if self._closed.is_set():
                 return
             room = self.max_concurrent - len(self._procs)
-            started = set()
-            for row in self.store.list(states=("queued",)):  # oldest first; a sweep is one job
+            for kind, row in self.waiting():
                 if room <= 0:
                     return
-                sid = row.get("sweep_id")
-                if sid is None:
+                if kind == "analysis":
+                    self._start_analysis(row["analysis_id"])
+                elif kind == "run":
                     self._start(row)
-                elif SWEEP_PREFIX + sid not in self._procs and sid not in started \
-                        and self.store.claim_sweep(sid, os.getpid()):  # a CLI's own sweep is never claimed here
-                    self._start_sweep(sid)
-                    started.add(sid)
+                elif self.store.claim_sweep(row["sweep_id"], os.getpid()):  # a CLI's own sweep is never claimed
+                    self._start_sweep(row["sweep_id"])
                 else:
                     continue
                 room -= 1
-            for a in self.store.list_analyses(states=("queued",)):
-                if room <= 0:
-                    return
-                self._start_analysis(a["analysis_id"])
-                room -= 1
+
+    def waiting(self) -> list[tuple[str, dict]]:
+        """The queue in the order jobs start: oldest first across every kind ("run", "sweep" (the row of its
+        oldest queued run) and "analysis"), so an analysis never waits behind runs queued after it."""
+        jobs, sweeps = [], set()
+        for row in self.store.list(states=("queued",)):  # oldest first; a sweep is one job
+            sid = row.get("sweep_id")
+            if sid is None:
+                jobs.append((row["created"], "run", row))
+            elif sid not in sweeps and SWEEP_PREFIX + sid not in self._procs:
+                sweeps.add(sid)
+                jobs.append((row["created"], "sweep", row))
+        jobs += [(a["created"], "analysis", a) for a in self.store.list_analyses(states=("queued",))]
+        return [(kind, row) for _, kind, row in sorted(jobs, key=lambda j: j[0])]
 
     def _start_analysis(self, analysis_id: str) -> None:
         p = self._ctx.Process(target=_analysis_worker, name=f"lopt-{analysis_id}",

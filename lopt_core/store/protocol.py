@@ -61,7 +61,9 @@ class TrainingStore(ABC):
                     self.add_metric(run_id, ev["step"], "accuracy", ev["accuracy"])
                 self.update(run_id, eval_progress=None)
             elif ev["type"] == "start":
+                # no artifact_dir yet: the folder is recorded with the result, once it is written (a run killed
+                # before that would name a folder that was never written)
                 self.update(run_id, state="running", trainable_params=ev["trainable_params"], pid=os.getpid(),
-                            zero_shot_accuracy=ev.get("zero_shot_accuracy"), artifact_dir=ev.get("artifact_dir"))
+                            zero_shot_accuracy=ev.get("zero_shot_accuracy"))
         return on_event
 

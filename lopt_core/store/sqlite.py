@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lopt_core import paths
-from lopt_core.errors import RunNotFound
+from lopt_core.errors import RunNotFound, StoreError
 from lopt_core.store.protocol import TrainingStore
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
@@ -60,13 +60,31 @@ class Store(TrainingStore):
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else paths.db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as c:
-            c.executescript(_SCHEMA)
-            for table, col, decl in _MIGRATIONS:
-                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
-                if col not in have:
-                    c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
-            c.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id)")
+        try:
+            with self._conn() as c:
+                c.executescript(_SCHEMA)
+                for table, col, decl in _MIGRATIONS:
+                    have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                    if col not in have:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+                c.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id)")
+                c.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created)")
+                bad = c.execute("PRAGMA quick_check").fetchone()[0]
+                version = c.execute("PRAGMA user_version").fetchone()[0]
+                c.execute(f"PRAGMA user_version = {int(version)}")  # a write: a read-only store fails here, at start
+        except sqlite3.OperationalError as e:
+            writable = os.access(self.path.parent, os.W_OK) and (not self.path.exists()
+                                                                  or os.access(self.path, os.W_OK))
+            if writable and "readonly" not in str(e):
+                raise StoreError(f"{self.path} cannot be opened ({e}): check the file and its folder") from None
+            raise StoreError(f"{self.path} is read-only ({e}): make it and its folder writable, or point LOPT_HOME "
+                             f"at a folder of your own") from None
+        except sqlite3.DatabaseError as e:  # not sqlite, truncated, or damaged pages
+            raise StoreError(f"{self.path} is damaged or not a LoPT Lab store ({e}): move it aside (a new one is "
+                             f"made on the next start) or restore it from a copy") from None
+        if bad != "ok":
+            raise StoreError(f"{self.path} is damaged ({bad[:120]}): move it aside (a new one is made on the next "
+                             f"start) or restore it from a copy")
 
     @contextmanager
     def _conn(self):
@@ -110,8 +128,15 @@ class Store(TrainingStore):
             raise RunNotFound(f"no run {run_id!r}")
         return _row(row, self.path.parent)
 
-    def list(self, states=None, sweep_id: str | None = None) -> list[dict]:
+    def list(self, states=None, sweep_id: str | None = None, owners: tuple[str, ...] | None = None,
+             others_done: bool = False) -> list[dict]:
+        """Runs, oldest first. owners: only those runs (by the owner index), and with others_done also other
+        owners' finished runs not trained on an uploaded file: what a public host's visitor may see, in SQL."""
         where, args = [], []
+        if owners is not None:
+            mine = f"owner IN ({','.join('?' * len(owners))})" if owners else "0"
+            where.append(f"({mine} OR (state='done' AND task != 'file'))" if others_done else mine)
+            args += list(owners)
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args += list(states)
@@ -174,6 +199,14 @@ class Store(TrainingStore):
             row = c.execute("SELECT owner FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6, row["owner"] if row else None)
+
+    def requeue(self, run_id: str) -> None:
+        """A run to train again from the start, in place: queued, its curves, result and error cleared."""
+        with self._conn() as c:
+            c.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            c.execute("UPDATE runs SET state='queued', updated=?, accuracy=NULL, zero_shot_accuracy=NULL, "
+                      "train_seconds=NULL, steps_done=0, error=NULL, artifact_dir=NULL, pid=NULL, stop_requested=0, "
+                      "result=NULL, eval_progress=NULL WHERE run_id=?", (time.time(), run_id))
 
     def claim_sweep(self, sweep_id: str, pid: int) -> bool:
         """queued -> running for exactly one process (the app's scheduler or a CLI); False if already taken."""

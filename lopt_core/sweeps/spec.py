@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from lopt_core.errors import LoptError
 from lopt_core import flags
 from lopt_core.hosting import limits as hosting
 from lopt_core.methods import METHODS, default_sweep_methods, get_method
+from lopt_core.training import artifacts
 from lopt_core.training.checks import check_configs
 from lopt_core.errors import SweepError
 
@@ -34,15 +36,25 @@ GRID_FIELDS = ("method", "n", "r", "seed")
 DEFAULT_METHODS = default_sweep_methods()  # the classes with sweep_default = True, as registered at import
 
 
+MAX_LIST = 64          # values in one grid list (n, r or seeds); the host's config cap bounds their product
+MAX_LIST_TEXT = 2_000  # characters of one list as typed
+
+
 def parse_int_list(text, name: str) -> list[int]:
-    """'1, 2 5' -> [1, 2, 5]; a clear error naming the list and the bad item."""
+    """'1, 2 5' -> [1, 2, 5]; a clear error naming the list and the bad item. Lists longer than MAX_LIST
+    values (or MAX_LIST_TEXT characters) are refused before anything is parsed."""
     if isinstance(text, (list, tuple)):
         items = list(text)
     else:
+        if len(str(text or "")) > MAX_LIST_TEXT:
+            raise SweepError(f"{name} is {len(str(text)):,} characters long; at most {MAX_LIST_TEXT:,}")
         items = [t for t in str(text or "").replace(",", " ").split() if t]
     if not items:
         raise SweepError(f"{name} is empty: give at least one value, e.g. 1,2,5")
-    out = []
+    if len(items) > MAX_LIST:
+        raise SweepError(f"{name} has {len(items):,} values; at most {MAX_LIST} (a sweep's size is the product of "
+                         f"its lists)")
+    out: dict[int, None] = {}  # ordered and O(1) to de-duplicate
     for t in items:
         try:
             v = float(t)
@@ -50,9 +62,8 @@ def parse_int_list(text, name: str) -> list[int]:
             raise SweepError(f"{name}: {t!r} is not a whole number") from None
         if not math.isfinite(v) or v != int(v):
             raise SweepError(f"{name}: {t!r} is not a whole number")
-        if int(v) not in out:
-            out.append(int(v))
-    return out
+        out[int(v)] = None
+    return list(out)
 
 
 @dataclass
@@ -80,11 +91,18 @@ class SweepSpec:
                                                 "n": n, "r": r, "seed": seed}))
         return out
 
+    def size(self) -> int:
+        """How many configurations configs() gives, from the list lengths alone."""
+        per_n = sum(len(self.r) if get_method(m).has_rank else 1 for m in self.methods)
+        return per_n * len(self.n) * len(self.seeds)
+
     def validate(self, limits=None) -> "SweepSpec":
         """Clear errors for empty lists, unknown methods, impossible (n, r) pairs and host limits."""
         limits = limits or hosting.limits()
         if not self.methods:
             raise SweepError("methods is empty: tick at least one method")
+        if not isinstance(self.methods, (list, tuple)) or len(self.methods) > len(METHODS) * 4:
+            raise SweepError(f"methods must be a list of at most {len(METHODS)} registered methods")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise SweepError(f"unknown method {unknown[0]!r}; choose from: {', '.join(METHODS)}")
@@ -95,13 +113,14 @@ class SweepSpec:
         else:  # no ticked method has a rank: the r list plays no part
             self.r = [1]
         self.seeds = parse_int_list(self.seeds, "seeds")
+        count = self.size()
+        if count > limits.max_sweep_configs:  # counted from the lists: nothing is built for a grid refused
+            raise SweepError(f"this sweep has {count:,} configurations; this host allows at most "
+                             f"{limits.max_sweep_configs} (LOPT_MAX_SWEEP_CONFIGS): shorten the n, r or seed lists")
         bad = set(self.knobs) - {f.name for f in dataclasses.fields(RunConfig)} | (set(self.knobs) & set(GRID_FIELDS))
         if bad:
             raise SweepError(f"unknown or grid field(s) in the shared settings: {', '.join(sorted(bad))}")
         cfgs = self.configs()
-        if len(cfgs) > limits.max_sweep_configs:
-            raise SweepError(f"this sweep has {len(cfgs)} configurations; this host allows at most "
-                             f"{limits.max_sweep_configs} (LOPT_MAX_SWEEP_CONFIGS): shorten the n, r or seed lists")
         try:
             self.checked = check_configs(cfgs, limits, name=lambda c: f"{describe(c)}: ")
         except LoptError as e:  # a sweep's refusals are SweepErrors, each naming its configuration
@@ -210,32 +229,30 @@ def stop(sweep_id: str, store) -> str:
 
 
 def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
-    """Queue again, as new runs of the same sweep, every configuration that has no finished run yet (its
-    runs were interrupted, failed or stopped); runs that finished are kept, and so is what the others trained.
-    Returns the new run ids."""
-    from lopt_core.training.loop import new_run_id
+    """Queue again every configuration that has no finished run yet (its run was interrupted, failed or
+    stopped), in place: its latest row is queued again (curves and result cleared, any partial artifact
+    folder removed) and older duplicates are dropped, so a resumed sweep keeps one row per configuration.
+    Runs that finished are kept. Returns the re-queued run ids."""
     sw = store.get_sweep(sweep_id)
     if sw["state"] in ("queued", "running"):
         raise SweepError(f"{sweep_id} is {sw['state']}: stop it first, or let it finish")
     runs = store.list(sweep_id=sweep_id)
     key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731  a resumed run repeats its config exactly
     finished = {key(r) for r in runs if r["state"] == "done"}
-    todo, seen = [], set()
-    for r in runs:
-        key_r = key(r)
-        if key_r not in finished and key_r not in seen:
-            seen.add(key_r)
-            todo.append(RunConfig.from_dict(r["config"]))
-    if not todo:
+    latest: dict[str, dict] = {}
+    for r in runs:  # oldest first: the last one of a configuration wins
+        if key(r) not in finished:
+            if key(r) in latest:
+                store.delete(latest[key(r)]["run_id"])  # an older attempt of the same configuration
+            latest[key(r)] = r
+    if not latest:
         raise SweepError(f"every configuration of {sweep_id} already finished: nothing to resume")
-    for r in runs:  # left queued or running by a failure: superseded by the new runs
-        if r["state"] in ("queued", "running"):
-            store.update(r["run_id"], state="interrupted", error=f"superseded when {sweep_id} was resumed")
-    pairs = [(new_run_id(c), c) for c in todo]
-    store.add_sweep_runs(sweep_id, pairs)
+    for r in latest.values():
+        shutil.rmtree(artifacts.run_dir(r["run_id"]), ignore_errors=True)  # whatever a killed run left
+        store.requeue(r["run_id"])
     store.update_sweep(sweep_id, stop_requested=0, error=None,
                        **({"state": "running", "pid": os.getpid()} if claim else {"state": "queued"}))
-    return [rid for rid, _ in pairs]
+    return [r["run_id"] for r in latest.values()]
 
 
 def run(sweep_id: str, store, lm=None, on_event=None, prompts_per_pass: int | None = None) -> dict:

@@ -23,6 +23,7 @@ class AppContext:
     jobs: JobManager
     limits: Limits
     token: object = None  # the page's gr.BrowserState holding the visitor's token (public hosts), made by the app
+    secret: str | None = None  # the host's secret (owners.host_secret): only tokens it signed identify a visitor
 
     @property
     def store(self):
@@ -31,11 +32,13 @@ class AppContext:
     def visitor(self, request=None, token=None) -> owners.Visitor:
         """Who sent this request (owners.LOCAL when the host is not public)."""
         return owners.visitor(self.limits.public, self.limits.show_others, username=signed_in(request),
-                              token=token, session=getattr(request, "session_hash", None) if request else None)
+                              token=token, session=getattr(request, "session_hash", None) if request else None,
+                              secret=self.secret)
 
     def runs(self, request=None, token=None, **filters) -> list[dict]:
         """The runs this request's visitor may see."""
-        return self.visitor(request, token).visible(self.store.list(**filters))
+        who = self.visitor(request, token)
+        return who.visible(self.store.list(**filters, **who.query()))  # filtered in SQL, then checked row by row
 
     def inputs(self, *components) -> list:
         """A handler's inputs plus the visitor token, when the page has one (handlers take `token=None` last)."""
@@ -54,24 +57,18 @@ def signed_in(request) -> str | None:
     return (info.get("userinfo") or {}).get("preferred_username") or getattr(request, "username", None)
 
 
-def visitor_token_store(home) -> object:
-    """The browser-side store of a visitor's token, encrypted with a secret kept under LOPT_HOME so the token
-    survives a server restart (the default secret is new at every start)."""
-    import secrets
-
+def visitor_token_store(secret: str) -> object:
+    """The browser-side store of a visitor's token, encrypted with the host's secret (owners.host_secret), so
+    the token survives a server restart (Gradio's default secret is new at every start)."""
     import gradio as gr
-    path = Path(home) / "visitor-secret"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(16))
-        path.chmod(0o600)
-    return gr.BrowserState(None, storage_key="lopt-visitor", secret=path.read_text().strip())
+    return gr.BrowserState(None, storage_key="lopt-visitor", secret=secret)
 
 
-def new_token(token):
-    """The page load's token: the one the browser holds, else a new random one it keeps from now on."""
-    import secrets
-    return token if isinstance(token, str) and len(token) >= 16 else secrets.token_hex(16)
+def token_for(secret: str):
+    """The page load's handler: the token the browser holds when this server signed it, else a new one."""
+    def new_token(token):
+        return token if owners.token_is_ours(token, secret) else owners.mint_token(secret)
+    return new_token
 
 
 def asset_text(name: str, default: str = "") -> str:

@@ -164,7 +164,7 @@ def value_of(choices: list[tuple[str, str]], sweep_id: str) -> str:
 def watched(store, value) -> tuple[list[dict], list[dict]]:
     """(sweeps, runs) of a picker value; sweeps deleted meanwhile are left out."""
     sweeps, rows = [], []
-    for sid in (value or "").split(SEP):
+    for sid in str(value or "").split(SEP):
         try:
             sweeps.append(store.get_sweep(sid))
         except KeyError:
@@ -350,7 +350,7 @@ def build(ctx: AppContext):
     def mine(value, who) -> str:
         """The sweeps of a picker value this visitor may see (a typed id of another's reads as none)."""
         allowed = {sid for _, value_ in sweep_choices(store, who) for sid in value_.split(SEP)}
-        return SEP.join(s for s in (value or "").split(SEP) if s in allowed)
+        return SEP.join(s for s in str(value or "").split(SEP) if s in allowed)
 
     def on_launch(model_, task_, methods_, n_, r_, seeds_, steps_, batch_size_, eval_size_, eval_every_, token=None,
                   request: gr.Request = None):  # named, not *args: the API then knows `token` is optional
@@ -405,7 +405,7 @@ def build(ctx: AppContext):
             return "Nothing to stop: no sweep is shown."
         who = ctx.visitor(request, token)
         try:
-            return " · ".join(jobs.stop_sweep(sid, who) for sid in value.split(SEP))
+            return " · ".join(jobs.stop_sweep(sid, who) for sid in str(value).split(SEP))  # an API may send 5
         except (LoptError, KeyError) as e:
             return f"⚠️ {e}"
 
@@ -417,7 +417,7 @@ def build(ctx: AppContext):
             return "Nothing to resume: no sweep is shown."
         who = ctx.visitor(request, token)
         out = []
-        for sid in value.split(SEP):
+        for sid in str(value).split(SEP):
             try:
                 out.append(f"{sid}: {len(jobs.resume_sweep(sid, who))} configuration(s) queued again")
             except (LoptError, KeyError) as e:
@@ -454,4 +454,5 @@ def build(ctx: AppContext):
         upd, choices = choices_update(value, [], ctx.visitor(request, token))
         return upd, choices, *on_notes(model_, quick_)
 
-    return {"load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes])}
+    return {"load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes]), "stop": on_stop,
+            "resume": on_resume}

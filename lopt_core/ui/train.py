@@ -270,16 +270,18 @@ def build(ctx: AppContext):
             readout = gr.HTML(param_readout(first["model"], first["method"], first["n"], first["r"]),
                               elem_id="lopt-readout")
             with gr.Accordion("Training settings", open=False):
-                with gr.Row():  # no minimum= on the boxes: build_config names the field of a bad number
-                    steps = gr.Number(first["steps"], label="steps", precision=0)
-                    batch_size = gr.Number(first["batch_size"], label="batch size", precision=0)
+                # no minimum= and no precision=0 on the boxes: Gradio would refuse a bad number without its name, or
+                # round 2.7 steps to 3; build_config refuses every non-whole number alike, naming the field
+                with gr.Row():
+                    steps = gr.Number(first["steps"], label="steps", precision=None)
+                    batch_size = gr.Number(first["batch_size"], label="batch size", precision=None)
                     lr = gr.Textbox(first["lr"], label="learning rate", placeholder=f"blank = method default "
                                     f"({METHODS[first['method']].default_lr:g})")
                 with gr.Row():
                     eval_every = gr.Number(first["eval_every"], label="evaluate every (steps, 0 = end only)",
-                                           precision=0)
-                    eval_size = gr.Number(first["eval_size"], label="eval examples (0 = all)", precision=0)
-                    seed = gr.Number(first["seed"], label="seed", precision=0)
+                                           precision=None)
+                    eval_size = gr.Number(first["eval_size"], label="eval examples (0 = all)", precision=None)
+                    seed = gr.Number(first["seed"], label="seed", precision=None)
                 with gr.Row():
                     prec = gr.Dropdown(values(Precision), value=Precision.AUTO.value, label="precision",
                                        elem_id="lopt-precision", info="auto: bf16 where it measured at least "
@@ -377,8 +379,9 @@ def build(ctx: AppContext):
             msg = user_message(e)  # the message only: paths and tracebacks stay in the server log
             gr.Warning(msg)
             return f"⚠️ **Not started:** {msg}", gr.skip()
-        ahead = len([q for q in jobs.queued() if q != run_id])
-        note = f" ({ahead} run(s) ahead in the queue)" if ahead else ""
+        order = [r.get("run_id") if k == "run" else None for k, r in jobs.waiting()]
+        ahead = order.index(run_id) if run_id in order else 0  # runs, sweeps and analyses alike
+        note = f" ({ahead} job(s) ahead in the queue)" if ahead else ""
         return (f"Queued **{run_id}**{note}.",
                 gr.update(choices=run_choices(who.visible(store.list())), value=run_id))
 

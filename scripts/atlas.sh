@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The reference atlas (issue: evidence): each sweep below is run, or resumed where it stopped, by the sweep
+# command itself, at the precision auto picks on this machine and full settings; each finished sweep is exported
+# to assets/atlas/<name>.json (commit it then). Safe to run again: finished files are skipped, an unfinished sweep
+# of the same command is resumed (its finished configurations are kept).
+#   ATLAS_HOME=/work/atlas-home bash scripts/atlas.sh [name ...]      # default: every sweep, in order
+# Long: ~1 h per seed of the 13-configuration SST-2 sweep with both cores of the 2-core AMD EPYC.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+export LOPT_HOME=${ATLAS_HOME:-$HOME/lopt-atlas} LOPT_MODEL_CACHE=${LOPT_MODEL_CACHE:-$ROOT/.cache/models} HF_HUB_OFFLINE=1
+FULL="--steps 150 --batch-size 8 --eval-every 0 --eval-size 0"
+declare -A SWEEPS=(
+  [sst2-rank-seed0]="--task sst2 --methods prompt_tuning,lopt1,lopt2,ulpt --n 20 --r 1,2,5,10 --seeds 0 $FULL"
+  [sst2-rank-seed1]="--task sst2 --methods prompt_tuning,lopt1,lopt2,ulpt --n 20 --r 1,2,5,10 --seeds 1 $FULL"
+  [sst2-rank-seed2]="--task sst2 --methods prompt_tuning,lopt1,lopt2,ulpt --n 20 --r 1,2,5,10 --seeds 2 $FULL"
+  [sst2-n-seed0]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 0 $FULL"
+  [sst2-n-seed1]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 1 $FULL"
+)
+ORDER=(sst2-rank-seed0 sst2-rank-seed1 sst2-rank-seed2 sst2-n-seed0 sst2-n-seed1)
+[ $# -gt 0 ] && ORDER=("$@")
+cd "$ROOT"
+for name in "${ORDER[@]}"; do
+  out="assets/atlas/$name.json"
+  [ -f "$out" ] && { echo "$name: $out exists, skipped"; continue; }
+  args=${SWEEPS[$name]}
+  # the same command already in the store and not finished: resume it
+  sid=$("$PY" -m lopt_core sweeps --json | "$PY" -c "
+import json, shlex, sys
+want = shlex.split(sys.argv[1])
+for s in json.load(sys.stdin):
+    have = shlex.split(s['command'])[4:]
+    if s['state'] != 'done' and all(a in have for a in want if not a.startswith('--')) and len(have) >= len(want):
+        print(s['sweep_id']); break" "$args")
+  echo "$(date -u +%FT%TZ) $name: ${sid:+resume $sid}${sid:-start}"
+  if [ -n "$sid" ]; then "$PY" -m lopt_core sweep --resume "$sid" || exit 1
+  else "$PY" -m lopt_core sweep $args || exit 1; fi
+  sid=$("$PY" -m lopt_core sweeps --json | "$PY" -c "import json,sys; print([s for s in json.load(sys.stdin) if s['state']=='done'][-1]['sweep_id'])")
+  "$PY" -m lopt_core sweep-export --sweep "$sid" --out "$out" && echo "$(date -u +%FT%TZ) $name: wrote $out"
+done
