@@ -114,7 +114,7 @@ def _facts_from_json(f: dict) -> FileFacts:
 
 def _read_in_child(args: tuple, on_rows) -> FileFacts:
     """read_facts(*args) in a child process, hearing its progress; the GIL-heavy parse never runs here."""
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds lopt_core/
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty child can never block on it
     proc = subprocess.Popen([sys.executable, "-m", "lopt_core.data.preview", json.dumps(args)], stdout=subprocess.PIPE,

@@ -79,7 +79,7 @@ def connected(backend: RayBackend, ship_code: bool | None = None):
     mine = not ray.is_initialized()
     if mine:
         ship = backend.ship_code if ship_code is None else ship_code
-        env = {"py_modules": [str(Path(__file__).resolve().parent)]} if ship else None
+        env = {"py_modules": [str(Path(__file__).resolve().parents[1])]} if ship else None  # lopt_core/
         try:
             ray.init(address=backend.address, runtime_env=env, log_to_driver=False, logging_level="ERROR",
                      namespace="lopt")

@@ -14,7 +14,7 @@ from pathlib import Path
 from lopt_core.config import ConfigError
 
 FORMAT = "lopt-lab/sweep-results/1"
-REFERENCE = Path(__file__).resolve().parents[1] / "assets" / "reference" / "sst2-rank-sweep.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "assets" / "reference" / "sst2-rank-sweep.json"
 _DROP = ("artifact_dir", "traceback")  # machine-local or bulky result fields not worth carrying
 
 
