@@ -26,17 +26,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import torch
-
 import torch.nn.functional as F
 
+from lopt_core.config import RunConfig
+from lopt_core.data.tasks import TaskData, fingerprint, load_for_config
+from lopt_core.lm import engine, fast_path, multi_prompt, precision
+from lopt_core.lm.models import LoadedModel
+from lopt_core.methods import PromptContext, get_method
 from lopt_core.training import artifacts
 from lopt_core.training.group import batchable, default_prompts_per_pass, group_key
-from lopt_core.lm import engine, fast_path, multi_prompt
-from lopt_core.config import RunConfig
-from lopt_core.methods import PromptContext, get_method
-from lopt_core.lm import precision
-from lopt_core.lm.models import LoadedModel
-from lopt_core.data.tasks import TaskData, fingerprint, load_for_config
 
 
 def new_run_id(cfg: RunConfig) -> str:
