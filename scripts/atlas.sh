@@ -32,7 +32,7 @@ for s in json.load(sys.stdin):
     have = shlex.split(s['command'])[4:]
     if s['state'] != 'done' and all(a in have for a in want if not a.startswith('--')) and len(have) >= len(want):
         print(s['sweep_id']); break" "$args")
-  echo "$(date -u +%FT%TZ) $name: ${sid:+resume $sid}${sid:-start}"
+  echo "$(date -u +%FT%TZ) $name: ${sid:+resume $sid}${sid:+}$([ -z "$sid" ] && echo start)"
   if [ -n "$sid" ]; then "$PY" -m lopt_core sweep --resume "$sid" || exit 1
   else "$PY" -m lopt_core sweep $args || exit 1; fi
   sid=$("$PY" -m lopt_core sweeps --json | "$PY" -c "import json,sys; print([s for s in json.load(sys.stdin) if s['state']=='done'][-1]['sweep_id'])")

@@ -364,6 +364,23 @@ def test_an_interrupted_sweep_resumes_in_place_and_records_no_unwritten_folder(t
     assert all(Path(r["artifact_dir"]).is_dir() for r in rows)
 
 
+def test_a_sweep_whose_process_was_killed_resumes_and_a_live_one_does_not(tiny_model_dir, sentiment_csv):
+    """A command-line sweep killed mid-run (the machine rebooted) stayed 'running' forever: resume refused it."""
+    import subprocess
+    store = Store()
+    sid = sweep.create(spec_for(tiny_model_dir, sentiment_csv, methods=["lopt1"]), store, claim=True)
+    with pytest.raises(SweepError, match="is running: stop it first"):
+        sweep.resume(sid, store)  # this live process holds it
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store.update_sweep(sid, pid=gone.pid)
+    ids = [r["run_id"] for r in store.list(sweep_id=sid)]
+    store.update(ids[0], state="running")  # killed mid-configuration
+    assert sorted(sweep.resume(sid, store)) == sorted(ids)
+    assert store.get_sweep(sid)["state"] == "queued"
+    assert sweep.run(sid, store)["state"] == "done"
+
+
 def test_a_two_task_preset_is_one_launch(tiny_model_dir):
     store = Store()
     ids = presets.create_preset("task_difficulty", store, tiny_model_dir, quick=True)

@@ -171,7 +171,7 @@ class Store(TrainingStore):
         dead = []
         for r in self.list(states=("running",)):
             pid = r.get("pid")
-            alive = pid is not None and (pid in alive_pids if alive_pids is not None else _pid_alive(pid))
+            alive = pid is not None and (pid in alive_pids if alive_pids is not None else pid_alive(pid))
             if not alive:
                 self.update(r["run_id"], state="interrupted", error=reason)
                 dead.append(r["run_id"])
@@ -362,7 +362,7 @@ def _sweep_row(row: sqlite3.Row) -> dict:
 
 def lopt_process_alive(pid: int | None) -> bool:
     """A live process of LoPT Lab's command line (`python -m lopt_core ...`): not a recycled pid."""
-    if not pid or not _pid_alive(pid):
+    if not pid or not pid_alive(pid):
         return False
     try:
         return b"lopt_core" in open(f"/proc/{pid}/cmdline", "rb").read()
@@ -370,7 +370,10 @@ def lopt_process_alive(pid: int | None) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Some process has this pid (no pid: none)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -233,8 +233,10 @@ def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
     stopped), in place: its latest row is queued again (curves and result cleared, any partial artifact
     folder removed) and older duplicates are dropped, so a resumed sweep keeps one row per configuration.
     Runs that finished are kept. Returns the re-queued run ids."""
+    from lopt_core.store.sqlite import pid_alive
     sw = store.get_sweep(sweep_id)
-    if sw["state"] in ("queued", "running"):
+    orphaned = sw["state"] == "running" and not pid_alive(sw["pid"])  # its process was killed (a crash, a reboot)
+    if sw["state"] in ("queued", "running") and not orphaned:
         raise SweepError(f"{sweep_id} is {sw['state']}: stop it first, or let it finish")
     runs = store.list(sweep_id=sweep_id)
     key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731  a resumed run repeats its config exactly
