@@ -37,6 +37,13 @@ class Precision(StrEnum):
     BF16 = "bf16"
 
 
+class Kind(StrEnum):
+    """What a task asks of the model (data/examples.py): a built-in task has its own; a user file says which."""
+    CLASSIFICATION = "classification"      # label words at the answer cue
+    MULTIPLE_CHOICE = "multiple_choice"    # the likeliest of the given choices
+    GENERATION = "generation"              # a written answer, scored by exact match and F1
+
+
 def values(choice: type[StrEnum]) -> list[str]:
     """The plain-string values, in declaration order (argparse choices, dropdowns, messages)."""
     return [c.value for c in choice]

@@ -119,7 +119,8 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     ne.add_argument("--json", action="store_true")
     ls = sub.add_parser("list", help="stored runs")
     ls.add_argument("--json", action="store_true")
-    sub.add_parser("tasks", help="tasks and whether they are available offline")
+    p_tasks = sub.add_parser("tasks", help="tasks: kind, metric, whether available offline, split sizes")
+    p_tasks.add_argument("--json", action="store_true")
     g = sub.add_parser("generate", help="one text under no prompt and up to four runs' prompts, side by side")
     g.add_argument("--run", action="append", default=[], help="a finished prompt run (repeat up to 4 times)")
     g.add_argument("--text", required=True)
@@ -129,6 +130,12 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--top-p", dest="top_p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--json", action="store_true")
+    a = sub.add_parser("answers", help="no prompt and up to four runs' prompts on their task's test examples, "
+                                       "beside the gold answers, marked right or wrong")
+    a.add_argument("--run", action="append", default=[], help="a finished prompt run (repeat up to 4 times)")
+    a.add_argument("--k", type=int, default=20, help="how many test examples (the first k of the fixed split)")
+    a.add_argument("--question", default="", help="a question of your own instead (generation tasks)")
+    a.add_argument("--json", action="store_true")
     return ap
 
 
@@ -140,7 +147,7 @@ def main(argv=None) -> int:
             from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
-                "tasks": cmd_tasks, "generate": cmd_generate, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
+                "tasks": cmd_tasks, "generate": cmd_generate, "answers": cmd_answers, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster, "precision": cmd_precision,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
@@ -180,14 +187,15 @@ def cmd_train(args) -> int:
             bar.update(1)
             bar.set_postfix(loss=f"{ev['loss']:.3f}", ex_s=f"{ev['examples_per_s']:.1f}")
         elif ev["type"] == "eval":
-            bar.write(f"step {ev['step']}: accuracy {ev['accuracy']:.4f}")
+            bar.write(f"step {ev['step']}: {ev.get('metric', 'accuracy').replace('_', ' ')} {ev['accuracy']:.4f}")
     result = runs.run_and_record(cfg, show)
     bar.close()
     if args.json:
         print(json.dumps(result))
     else:
         fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 (a stopped run may have no evaluation)
-        print(f"{result['state']}: accuracy {fmt(result['accuracy'])} (zero-shot {fmt(result['zero_shot_accuracy'])}), "
+        metric = result.get("metric", "accuracy").replace("_", " ")
+        print(f"{result['state']}: {metric} {fmt(result['accuracy'])} (zero-shot {fmt(result['zero_shot_accuracy'])}), "
               f"{result['trainable_params']:,} trainable, {result['train_seconds']:.0f} s; saved to {result['artifact_dir']}")
     return 0 if result["state"] in ("done", "stopped") else 1
 
@@ -359,10 +367,32 @@ def cmd_list(args) -> int:
 
 
 def cmd_tasks(args) -> int:
-    from lopt_core.data.tasks import TASKS, offline_tasks
-    off = set(offline_tasks())
-    for t in TASKS.values():
-        print(f"{t.name:10s} {'offline' if t.name in off else 'hub only':9s} {t.description}")
+    from lopt_core.data.tasks import task_table
+    rows = task_table()
+    if getattr(args, "json", False):
+        print(json.dumps(rows))
+        return 0
+    for t in rows:
+        size = f"{t['train']}/{t['test']}" if t["train"] is not None else "-"
+        print(f"{t['name']:15s} {t['kind']:16s} {t['where']:9s} {size:>11s}  {t['description']}")
+    print("mmlu:<subject> trains one MMLU subject, e.g. mmlu:anatomy")
+    return 0
+
+
+def cmd_answers(args) -> int:
+    from lopt_core.analysis.side_by_side import PromptBank
+    from lopt_core.analysis.test_answers import answer_table
+    from lopt_core.store.sqlite import Store
+    a = answer_table(Store(), PromptBank(), args.run, args.k, args.question)
+    if args.json:
+        print(json.dumps({"task": a.task, "kind": a.kind, "metric": a.metric, "reading": a.reading(),
+                          "rows": a.rows()}))
+        return 0
+    for row in a.rows():
+        print(f"{row['input']!r}  gold: {row['gold']}")
+        for c in a.columns:
+            print(f"    {c}: {row[c]}")
+    print(a.reading())
     return 0
 
 

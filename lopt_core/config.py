@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from lopt_core import choices
-from lopt_core.choices import DataSource, Device, Init, LrSchedule, Precision
+from lopt_core.choices import DataSource, Device, Init, Kind, LrSchedule, Precision
 from lopt_core.errors import ConfigError  # noqa: F401  (lopt_core.config.ConfigError, as many modules import it)
 from lopt_core.methods import METHODS, check_knobs, get_method, reference_method, registry
 
@@ -51,6 +51,9 @@ class RunConfig:
     text_b_column: str | None = None
     label_column: str = "label"
     label_words: list[str] | None = None  # override the task's verbalizer
+    kind: str | None = None          # a file's task kind (choices.Kind; None: classification); built-ins have their own
+    target_column: str | None = None  # generation file: the answer column (a JSONL list: several gold answers)
+    choice_columns: list[str] | None = None  # multiple-choice file: the choice columns; label_column names the right one
     max_length: int = 256            # input tokens kept per example (left-truncated, keeps the answer cue)
     # runtime
     device: str = Device.AUTO.value  # choices.Device
@@ -88,6 +91,18 @@ class RunConfig:
         choices.check(Precision, self.precision, "precision")
         choices.check(DataSource, self.data_source, "data_source")
         need(self.task != "file" or bool(self.data_file), "task 'file' needs data_file (a CSV or JSONL path)")
+        choices.check(Kind, self.kind, "kind", optional=True)
+        if self.choice_columns is not None:
+            self.choice_columns = [str(c).strip() for c in self.choice_columns]
+        if self.task == "file":
+            kind = self.kind or Kind.CLASSIFICATION
+            need(kind != Kind.GENERATION or bool(self.target_column),
+                 "a generation file needs target_column (--target-column): the column holding each answer")
+            need(kind != Kind.MULTIPLE_CHOICE or len(self.choice_columns or []) >= 2,
+                 "a multiple-choice file needs at least two choice_columns (--choice-columns a,b,c,d)")
+        need(self.kind in (None, Kind.CLASSIFICATION) or not self.label_words,
+             f"label_words are for classification; a {self.kind.replace('_', '-') if self.kind else ''} task "
+             f"scores its answers directly")
         if self.label_words is not None:
             need(len(self.label_words) >= 2 and all(isinstance(w, str) and w.strip() for w in self.label_words),
                  "label_words needs at least two non-empty words")

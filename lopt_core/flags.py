@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lopt_core.choices import DataSource, Device, Init, LrSchedule, Precision, values
+from lopt_core.choices import DataSource, Device, Init, Kind, LrSchedule, Precision, values
 from lopt_core.config import ConfigError, RunConfig
 from lopt_core.data import label_words
 from lopt_core.methods import all_knobs, knob_settings
@@ -42,6 +42,10 @@ SHARED = (
     Flag("data_source", str, "auto: the offline pack when installed, else the hub", DataSource),
     Flag("data_file", str, "CSV/JSONL for --task file"), Flag("text_column", str), Flag("text_b_column", str),
     Flag("label_column", str), Flag("split_seed", int, "the task's fixed train/test split"), Flag("label_words", list, "comma-separated, e.g. ' bad, good'"),
+    Flag("kind", str, "what a --task file asks (built-in tasks have their own kind)", Kind),
+    Flag("target_column", str, "--kind generation: the answer column"),
+    Flag("choice_columns", list, "--kind multiple_choice: the choice columns, comma-separated (--label-column: "
+                                 "the right one, as its index, letter or text)"),
     Flag("shared_prefix", bool, "compute the prompt's keys/values per example instead of once per batch"),
 )
 

@@ -140,8 +140,8 @@ def _model(v: str, allowed) -> str:
 
 
 def _task(v: str) -> str:
-    from lopt_core.data.tasks import TASKS
-    if v not in TASKS and v != "file":
+    from lopt_core.data.tasks import TASKS, is_task
+    if not is_task(v) and v != "file":
         raise ConfigError(f"unknown task; choose one of: {', '.join(TASKS)}, or file")
     return v
 

@@ -72,11 +72,17 @@ def run_task(cfg):
     None when it cannot be known without data that is gone (an uploaded file since deleted)."""
     import dataclasses
     from lopt_core.config import RunConfig
-    from lopt_core.data.tasks import TASKS
+    from lopt_core.data.tasks import get_task, is_task
     cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
-    if cfg.task in TASKS:
-        t = TASKS[cfg.task]
+    if is_task(cfg.task):
+        t = get_task(cfg.task)
         return dataclasses.replace(t, label_words=tuple(cfg.label_words)) if cfg.label_words else t
+    if cfg.task == "file" and cfg.kind not in (None, "classification"):
+        from lopt_core.data.tasks import load_for_config
+        try:
+            return load_for_config(cfg).task
+        except Exception:  # noqa: BLE001  (an unreadable or deleted file: the template cannot be known)
+            return None
     if cfg.task == "file" and cfg.data_file and Path(cfg.data_file).is_file():
         from lopt_core.data.preview import preview
         from lopt_core.data.tasks import file_task

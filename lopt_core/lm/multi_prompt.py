@@ -65,9 +65,10 @@ def layout(mask: torch.Tensor, ns: list[int]) -> tuple[torch.Tensor, torch.Tenso
     return positions, allowed, ends
 
 
-def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts: list[torch.Tensor],
-                 label_ids: list[int]) -> torch.Tensor:
-    """Label-word logits of one batch under each of K prompts, (K, B, C), from one model pass."""
+def hidden(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts: list[torch.Tensor],
+           pick: torch.Tensor | None = None) -> torch.Tensor:
+    """Final hidden states of one batch under each of K prompts, from one model pass: at each example's answer
+    position (K, B, d), or at positions `pick` (B, P) of each example's own tokens (K, B, P, d)."""
     assert prompts and all(p.dim() == 2 and p.shape[1] == lm.d for p in prompts), \
         f"prompts must be (n_k, {lm.d}) matrices"
     fp = fast_path.decide(lm)
@@ -84,4 +85,23 @@ def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts
     x = torch.cat([lead, tokens.unsqueeze(0).expand(len(prompts), -1, -1)], 1)  # (K, N + S, d)
     h = decoder(lm.model)(inputs_embeds=x, attention_mask=att, position_ids=positions,
                           use_cache=False).last_hidden_state              # (K, T, d)
-    return engine.label_logits(lm, h[:, ends], label_ids)                 # (K, B, C)
+    if pick is None:
+        return h[:, ends]                                                 # (K, B, d)
+    lengths = mask.sum(1)
+    starts = ends + 1 - lengths                                           # (B,) first token of each example
+    return h[:, starts.unsqueeze(1) + pick]                               # (K, B, P, d)
+
+
+def class_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, prompts: list[torch.Tensor],
+                 label_ids: list[int]) -> torch.Tensor:
+    """Label-word logits of one batch under each of K prompts, (K, B, C), from one model pass."""
+    return engine.label_logits(lm, hidden(lm, ids, mask, prompts), label_ids)  # (K, B, C)
+
+
+def target_logprob(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, n_target: torch.Tensor,
+                   prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """engine.target_logprob under each of K prompts from one pass: summed log-probabilities (K, B), counts (B,)."""
+    pick, targets, valid = engine.target_positions(mask.sum(1), n_target, ids)
+    h = hidden(lm, ids, mask, prompts, pick)                              # (K, B, P, d)
+    lp = engine.token_logprobs(lm, h, targets.expand(len(prompts), -1, -1)) * valid  # (K, B, P)
+    return lp.sum(-1), valid.sum(1)

@@ -19,10 +19,10 @@ from lopt_core.choices import Init
 from lopt_core.config import ConfigError, RunConfig
 from lopt_core.data import label_words
 from lopt_core.data.preview import preview
-from lopt_core.data.tasks import TASKS, where
+from lopt_core.data.tasks import get_task, load_for_config, where
 from lopt_core.errors import LoptError, TaskError
 from lopt_core.hosting import limits as hosting
-from lopt_core.lm.models import check_available, model_width
+from lopt_core.lm.models import check_available, model_config, model_width
 from lopt_core.methods import PromptContext, get_method
 
 
@@ -49,17 +49,44 @@ def check_shared(cfg: RunConfig, limits=None) -> None:
     task available here (a hub model or an online-only task offline), the data file and label words."""
     (limits or hosting.limits()).check(cfg)
     check_available(cfg.model)  # ModelUnavailable names what can be loaded here
-    if cfg.task == "file":  # the file read (off the server's GIL when large) and its label words tokenized
+    if cfg.task == "file" and cfg.kind not in (None, "classification"):  # read and checked whole, now
+        try:
+            data = load_for_config(cfg)
+        except TaskError as e:
+            raise ConfigError(str(e)) from None
+        _check_kind_on_model(cfg, data.kind)
+    elif cfg.task == "file":  # the file read (off the server's GIL when large) and its label words tokenized
         p = preview(cfg.data_file, cfg.text_column, cfg.label_column, cfg.text_b_column, cfg.model,
                     cfg.label_words, cfg.split_seed)
         if p.words_problem:
             raise ConfigError(f"{p.facts.name}: {p.words_problem}")
     else:
-        if cfg.task not in TASKS:
-            raise ConfigError(f"unknown task {cfg.task!r}; choose one of: {', '.join(TASKS)}, or 'file'")
+        try:
+            task = get_task(cfg.task)
+        except TaskError as e:
+            raise ConfigError(f"{e}") from None
+        if cfg.kind not in (None, task.kind):
+            raise ConfigError(f"task {cfg.task} is {task.kind.replace('_', ' ')}, not {cfg.kind.replace('_', ' ')}; "
+                              f"--kind is for --task file")
         where(cfg.task, cfg.data_source)  # TaskError for an online-only task offline
+        _check_kind_on_model(cfg, task.kind)
         if cfg.label_words:
-            _check_task_words(cfg, TASKS[cfg.task])
+            if task.kind != "classification":
+                raise ConfigError(f"task {cfg.task} is {task.kind.replace('_', ' ')}: label words are for "
+                                  f"classification tasks")
+            _check_task_words(cfg, task)
+
+
+def _check_kind_on_model(cfg: RunConfig, kind: str) -> None:
+    """Generation and multiple choice score answer tokens after the input: a causal LM only."""
+    if kind == "classification":
+        return
+    try:
+        encdec = bool(getattr(model_config(cfg.model), "is_encoder_decoder", False))
+    except Exception:  # the config cannot be read here: the run itself will report why
+        return
+    if encdec:
+        raise ConfigError(f"{kind.replace('_', ' ')} tasks need a causal LM; {cfg.model} is encoder-decoder")
 
 
 def _check_task_words(cfg: RunConfig, task) -> None:

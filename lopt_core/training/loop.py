@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import torch
-import torch.nn.functional as F
 
 from lopt_core.config import RunConfig
 from lopt_core.data.tasks import TaskData, fingerprint, load_for_config
-from lopt_core.lm import engine, fast_path, multi_prompt, precision
+from lopt_core.lm import fast_path, multi_prompt, precision
 from lopt_core.lm.models import LoadedModel
 from lopt_core.methods import PromptContext, get_method
-from lopt_core.training import artifacts
+from lopt_core.training import artifacts, objectives
 from lopt_core.training.group import batchable, default_prompts_per_pass, group_key
 
 
@@ -61,23 +60,21 @@ def make_method(cfg: RunConfig, lm: LoadedModel):
 
 @dataclass
 class Prepared:
-    """A run's data on a loaded model: tokenized train and test sets and the label words' token ids."""
+    """A run's data on a loaded model: its objective (the task kind's loss and score), tokenized train and test sets."""
     data: TaskData
-    label_ids: list[int]
-    train_set: engine.Encoded
-    test_set: engine.Encoded
+    objective: objectives.Objective
+    train_set: objectives.Encoded
+    test_set: objectives.Encoded
     test_fingerprint: str = ""      # tasks.fingerprint of the test examples: runs compare only when equal
 
 
 def prepare(cfg: RunConfig, lm: LoadedModel) -> Prepared:
     data = load_for_config(cfg, lm.tokenizer)
-    tok = lm.tokenizer
-    label_ids = engine.label_token_ids(tok, data.task.label_words)
-    train_set = engine.encode_examples(tok, data.train, cfg.max_length)
+    objective = objectives.for_data(data, lm.tokenizer, cfg.max_length)
     test_examples = data.test[: cfg.eval_size] if cfg.eval_size else data.test
-    test_set = engine.encode_examples(tok, test_examples, cfg.max_length)
+    train_set, test_set = objective.encode(data.train), objective.encode(test_examples)
     assert len(train_set) > 0 and len(test_set) > 0, "the task has no training or test examples"
-    return Prepared(data, label_ids, train_set, test_set, fingerprint(test_examples))
+    return Prepared(data, objective, train_set, test_set, fingerprint(test_examples))
 
 
 class BatchOrder:
@@ -96,13 +93,6 @@ class BatchOrder:
             idx.append(self.order[self.pos])
             self.pos += 1
         return idx
-
-
-def batch_tensors(prep: Prepared, idx: list[int], lm: LoadedModel):
-    """ids (B, L), mask (B, L), lengths (B,), labels (B,) of the training examples `idx`."""
-    ids, mask, lengths = engine.collate([prep.train_set.ids[i] for i in idx], lm.tokenizer.pad_token_id, lm.device)
-    labels = torch.tensor([prep.train_set.labels[i] for i in idx], device=lm.device)
-    return ids, mask, lengths, labels
 
 
 def optimiser(cfg: RunConfig, method, groups):
@@ -135,8 +125,13 @@ def start_event(run_id, trainable, cfg, folder, prep: Prepared) -> dict:
 
 def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, step, state, train_time, zs, folder,
                   **extra) -> dict:
+    """The run's record. `accuracy` holds the headline score of any kind (the store's column and the plots'
+    axis); `metric` names it (accuracy or exact_match) and `score` repeats it; `scores` holds the others."""
+    last = evals[-1][2] if evals else None
     return {"run_id": run_id, "model": lm.name, "task": prep.data.task.name, "method": cfg.method, "n": cfg.n,
-            "r": cfg.r, "trainable_params": trainable, "accuracy": evals[-1][1] if evals else None,
+            "r": cfg.r, "trainable_params": trainable, "accuracy": last.score if last else None,
+            "kind": prep.data.kind, "metric": prep.objective.metric, "score": last.score if last else None,
+            "scores": last.extra if last else {},
             "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
             "final_loss": losses[-1] if losses else None, "lr": cfg.resolved_lr(), "state": state,
             "eval_examples": len(prep.test_set), "data_source": prep.data.source,
@@ -148,9 +143,11 @@ def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, ste
 
 
 def _zero_shot_key(cfg: RunConfig, data, lm_precision: str = "fp32") -> str:
-    """The no-prompt accuracy's cache key (fp32 keys stay as older stores wrote them)."""
+    """The no-prompt score's cache key (fp32 classification keys stay as older stores wrote them)."""
     raw = f"{cfg.model}|{data.task.name}|{data.task.template}|{data.task.label_words}|{cfg.eval_size}|" \
           f"{cfg.max_length}|{cfg.split_seed}|{data.source}" + ("" if lm_precision == "fp32" else f"|{lm_precision}")
+    if data.kind != "classification":
+        raw += f"|{data.kind}|{getattr(data.task, 'max_new_tokens', 0)}"
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -158,11 +155,10 @@ class EvalSkipped(Exception):
     """Raised from an evaluation's progress callback when the user asked for the run to end without it."""
 
 
-def evaluate(lm, prep: Prepared, method, cfg, on_progress=None) -> float:
-    """Accuracy of the attached `method` on the run's test set."""
-    return engine.evaluate(lm, prep.test_set, prep.label_ids, **method.scoring_args(),
-                           batch_size=cfg.eval_batch_size, shared_prefix=cfg.shared_prefix,
-                           on_progress=on_progress).accuracy
+def evaluate(lm, prep: Prepared, method, cfg, on_progress=None) -> objectives.Scored:
+    """The attached `method`'s score on the run's test set, under the task's metric."""
+    return prep.objective.evaluate(lm, prep.test_set, **method.scoring_args(), batch_size=cfg.eval_batch_size,
+                                   shared_prefix=cfg.shared_prefix, on_progress=on_progress)
 
 
 def progress_events(emit, step: int, skip=None):
@@ -181,7 +177,7 @@ def zero_shot(lm, cfg, prep: Prepared, store, cached_only: bool = False) -> floa
         return hit
     if cached_only:
         return None
-    acc = engine.evaluate(lm, prep.test_set, prep.label_ids, None, None, cfg.eval_batch_size).accuracy
+    acc = prep.objective.evaluate(lm, prep.test_set, None, None, cfg.eval_batch_size).score
     if store is not None:
         store.set_zero_shot(key, acc)
     return acc
@@ -267,22 +263,20 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
             if not active:
                 break
             t_step = time.time()
-            ids, mask, lengths, labels = batch_tensors(prep, batches.next(), lm)
+            b = prep.objective.batch(prep.train_set, batches.next(), lm)
             for m in active:
                 m.opt.zero_grad(set_to_none=True)
             # K prompts in one pass where packed rows are proven exact on this model (fast_path) and pay
             packed = len(cfgs) > 1 and fast_path.decide(lm).packed and \
-                multi_prompt.pays(lm, mask, max(m.cfg.n for m in active))
+                multi_prompt.pays(lm, b.mask, max(m.cfg.n for m in active))
             chunk_size = per_pass if packed else 1
             for s in range(0, len(active), chunk_size):
                 chunk = active[s: s + chunk_size]
                 if packed:  # one model pass for the chunk's prompts
-                    logits = multi_prompt.class_logits(lm, ids, mask, [m.method() for m in chunk], prep.label_ids)
-                    losses = [F.cross_entropy(logits[i], labels) for i in range(len(chunk))]  # (k, B, C) -> k
+                    losses = prep.objective.group_losses(lm, b, [m.method() for m in chunk])
                 else:  # one configuration's own pass (a solo run; long rows, where packing costs more than it saves)
                     m = chunk[0]
-                    losses = [engine.loss_on_batch(lm, ids, mask, lengths, labels, prep.label_ids,
-                                                   **m.method.scoring_args(), shared_prefix=m.cfg.shared_prefix)]
+                    losses = [prep.objective.loss(lm, b, m.method.scoring_args(), m.cfg.shared_prefix)]
                 finite = [loss for m, loss in zip(chunk, losses) if _keep(m, loss, step)]
                 if finite:
                     torch.stack(finite).sum().backward()  # d loss_k / d prompt_j = 0 for j != k: one backward
@@ -294,12 +288,11 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
                 lr_now = update(m.cfg, m.params, m.opt, m.sched)
                 m.step, m.train_time = step, m.train_time + dt
                 emit(m.run_id, {"type": "step", "step": step, "loss": m.losses[-1], "lr": lr_now,
-                                "examples_per_s": len(labels) / dt,
-                                "group_examples_per_s": len(labels) * len(active) / dt,
+                                "examples_per_s": b.size / dt,
+                                "group_examples_per_s": b.size * len(active) / dt,
                                 "elapsed_s": time.time() - t0, "eta_s": m.train_time / step * (lead.steps - step)})
                 if m.cfg.eval_every and step % m.cfg.eval_every == 0 and step < m.cfg.steps:
-                    m.evals.append((step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, step))))
-                    emit(m.run_id, {"type": "eval", "step": step, "accuracy": m.evals[-1][1]})
+                    _evaluated(m, step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, step)), emit)
 
         for m in members:
             if m.state == "running":
@@ -315,8 +308,7 @@ def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit, sk
     if m.state in ("done", "stopped") and m.step > 0 and (not m.evals or m.evals[-1][0] != m.step):
         skip = (lambda: skip_asked(m.run_id)) if m.state == "stopped" else None
         try:
-            m.evals.append((m.step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, m.step, skip))))
-            emit(m.run_id, {"type": "eval", "step": m.step, "accuracy": m.evals[-1][1]})
+            _evaluated(m, m.step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, m.step, skip)), emit)
             extra = {"evaluated_after_stop": True} if m.state == "stopped" else {}
         except EvalSkipped:
             extra = {"evaluation_skipped": "stop was pressed again during the evaluation"}
@@ -331,6 +323,13 @@ def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit, sk
         artifacts.save(m.folder, m.cfg, m.method, result)
     emit(m.run_id, {"type": "end", "state": m.state, "result": result})
     return result
+
+
+def _evaluated(m: Member, step: int, scored: objectives.Scored, emit) -> None:
+    """Keep an evaluation (step, score, Scored) and tell the listeners: `accuracy` is the headline score."""
+    m.evals.append((step, scored.score, scored))
+    emit(m.run_id, {"type": "eval", "step": step, "accuracy": scored.score, "metric": scored.metric,
+                    **scored.extra})
 
 
 def _progress(emit, m: Member, step: int, skip=None):

@@ -5,15 +5,14 @@ import shutil
 import traceback
 from pathlib import Path
 
-from lopt_core.data import uploads
-from lopt_core.training import artifacts
-from lopt_core.lm import engine
 from lopt_core.config import RunConfig
-from lopt_core.methods import get_method
+from lopt_core.data import uploads
+from lopt_core.data.tasks import load_for_config
 from lopt_core.lm import precision
 from lopt_core.lm.models import model_config, model_width
+from lopt_core.methods import get_method
 from lopt_core.store.sqlite import Store
-from lopt_core.data.tasks import load_for_config
+from lopt_core.training import artifacts, objectives
 from lopt_core.training.loop import new_run_id, train_group
 
 
@@ -73,10 +72,11 @@ def evaluate_run(run_id: str, store: Store | None = None, lm=None, record: bool 
     lm = lm or precision.load(cfg.model, cfg.device, cfg.precision)  # scored as it trained
     cfg, method = artifacts.load_method(folder, lm)
     with method.attached(lm):
-        test_set, label_ids = test_data(cfg, lm)
-        res = engine.evaluate(lm, test_set, label_ids, **method.scoring_args(), batch_size=cfg.eval_batch_size,
-                              shared_prefix=cfg.shared_prefix, on_progress=on_progress)
-    out = {"run_id": run_id, "accuracy": res.accuracy, "eval_examples": len(test_set)}
+        objective, test_set = test_data(cfg, lm)
+        res = objective.evaluate(lm, test_set, **method.scoring_args(), batch_size=cfg.eval_batch_size,
+                                 shared_prefix=cfg.shared_prefix, on_progress=on_progress)
+    out = {"run_id": run_id, "accuracy": res.score, "metric": res.metric, "scores": res.extra,
+           "eval_examples": len(test_set)}
     if record:
         _record_evaluation(store, row, folder, out)
     return out
@@ -93,12 +93,13 @@ def _record_evaluation(store: Store, row: dict, folder: str, out: dict) -> None:
 
 
 def test_data(cfg: RunConfig, lm, eval_size: int | None = None):
-    """The run's test examples (the first `eval_size`, default the run's own), encoded, and the label word ids."""
+    """The run's objective (its task kind's scoring) and its test examples (the first `eval_size`, default the
+    run's own), encoded."""
     data = load_for_config(cfg, lm.tokenizer)
     size = cfg.eval_size if eval_size is None else eval_size
     test = data.test[:size] if size else data.test
-    return engine.encode_examples(lm.tokenizer, test, cfg.max_length), \
-        engine.label_token_ids(lm.tokenizer, data.task.label_words)
+    objective = objectives.for_data(data, lm.tokenizer, cfg.max_length)
+    return objective, objective.encode(test)
 
 
 def count_params(method: str, n: int, r: int, model: str = "smollm2-135m", knobs: dict | None = None) -> int:

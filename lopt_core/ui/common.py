@@ -112,7 +112,7 @@ def task_choices() -> list[tuple[str, str]]:
     out = []
     for name, t in TASKS.items():
         where = "offline ✓" if name in offline else ("from the Hub" if hub else "needs the Hub (offline ✗)")
-        out.append((f"{name}  ·  {t.description}  ·  {where}", name))
+        out.append((f"{name}  ·  {t.kind.replace('_', ' ')}  ·  {t.description}  ·  {where}", name))
     out.append(("Upload your own CSV/JSONL", "file"))
     return out
 

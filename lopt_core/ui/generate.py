@@ -6,6 +6,7 @@ import gradio as gr
 from lopt_core.methods import METHODS
 from lopt_core.hosting.safe_errors import ui_error
 from lopt_core.analysis.side_by_side import MAX_PROMPTS, PromptBank, generate_columns
+from lopt_core.analysis.test_answers import MAX_EXAMPLES, answer_table
 from lopt_core.ui.common import AppContext, asset_text, default_model, run_choices
 from lopt_core.errors import LoptError
 
@@ -57,6 +58,31 @@ def build(ctx: AppContext):
     flat = [x for s in slots for x in s] + [seen]
     go.click(on_generate, ctx.inputs(runs, text, use_template, max_new, temperature, top_p, seed), flat,
              api_name="generate")
+
+    gr.Markdown("### On the task's own test examples\nThe chosen prompts and no prompt answer the first test "
+                "examples of their task, beside the gold answers: ✓ right, ✗ wrong (exact match for a "
+                "generation task, the chosen answer for the others). For a generation task you may also type a "
+                "question of your own.")
+    with gr.Row():
+        k = gr.Slider(1, MAX_EXAMPLES, value=20, step=1, label="test examples", elem_id="lopt-ans-k")
+        question = gr.Textbox("", label="or your own question (generation tasks; blank: the test examples)",
+                              elem_id="lopt-ans-question")
+    answer = gr.Button("Answer test examples", elem_id="lopt-answer")
+    reading = gr.Markdown("", elem_id="lopt-ans-reading")
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id="lopt-ans-table")
+
+    def on_answer(run_ids, k_, q, token=None, request: gr.Request = None):
+        mine = {r["run_id"] for r in choices(token, request)}
+        run_ids = [i for i in (run_ids or []) if i in mine]
+        try:
+            a = answer_table(ctx.store, bank, run_ids, k_, q or "", default_model(ctx.limits))
+        except LoptError as e:
+            raise ui_error(e) from None
+        import pandas as pd
+        head = f"**{a.task}** ({a.kind.replace('_', ' ')}) — {a.reading()}"
+        return head, pd.DataFrame(a.rows())
+
+    answer.click(on_answer, ctx.inputs(runs, k, question), [reading, table], api_name="answers")
 
     def choices(token=None, request=None):
         rows = [r for r in ctx.runs(request, token, states=("done", "stopped"))
