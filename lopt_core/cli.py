@@ -130,6 +130,9 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--top-p", dest="top_p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--json", action="store_true")
+    rs = sub.add_parser("resume", help="continue a run whose process died (or that failed) from its last checkpoint")
+    rs.add_argument("--run", required=True)
+    rs.add_argument("--json", action="store_true")
     a = sub.add_parser("answers", help="no prompt and up to four runs' prompts on their task's test examples, "
                                        "beside the gold answers, marked right or wrong")
     a.add_argument("--run", action="append", default=[], help="a finished prompt run (repeat up to 4 times)")
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
             from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
-                "tasks": cmd_tasks, "generate": cmd_generate, "answers": cmd_answers, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
+                "tasks": cmd_tasks, "generate": cmd_generate, "answers": cmd_answers, "resume": cmd_resume, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster, "precision": cmd_precision,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
@@ -176,9 +179,33 @@ def _run_config(args) -> RunConfig:
 def cmd_train(args) -> int:
     from lopt_core.training.checks import check
     cfg = check(_run_config(args)).config  # the one check, model unloaded
+    return _train(args, cfg)
+
+
+def cmd_resume(args) -> int:
+    """A run whose process died (or that failed) continues from its last checkpoint, in this process."""
+    from lopt_core.store.sqlite import Store, pid_alive
+    from lopt_core.training import artifacts
+    store = Store()
+    row = store.get(args.run)
+    if row.get("sweep_id"):
+        raise ConfigError(f"{args.run} belongs to sweep {row['sweep_id']}: sweep --resume {row['sweep_id']}")
+    dead = row["state"] == "running" and not pid_alive(row.get("pid"))
+    if row["state"] not in ("interrupted", "failed") and not dead:
+        raise ConfigError(f"{args.run} is {row['state']}: only an interrupted or failed run can be resumed")
+    step = artifacts.clear_for_resume(args.run)
+    store.requeue(args.run, keep_until=step)
+    print(f"{args.run}: " + (f"continues after step {step}" if step else "no checkpoint: starts over"),
+          file=sys.stderr)
+    store.update(args.run, state="running")
+    return _train(args, RunConfig.from_dict(row["config"]), run_id=args.run, store=store, done=step)
+
+
+def _train(args, cfg, run_id=None, store=None, done: int = 0) -> int:
     from tqdm import tqdm
     from lopt_core.training import runs
-    bar = tqdm(total=cfg.steps, desc=f"{cfg.method} n={cfg.n} r={cfg.r}", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=done, desc=f"{cfg.method} n={cfg.n} r={cfg.r}", file=sys.stderr,
+               dynamic_ncols=True)
 
     def show(ev):
         if ev["type"] == "start":
@@ -188,7 +215,7 @@ def cmd_train(args) -> int:
             bar.set_postfix(loss=f"{ev['loss']:.3f}", ex_s=f"{ev['examples_per_s']:.1f}")
         elif ev["type"] == "eval":
             bar.write(f"step {ev['step']}: {ev.get('metric', 'accuracy').replace('_', ' ')} {ev['accuracy']:.4f}")
-    result = runs.run_and_record(cfg, show)
+    result = runs.run_and_record(cfg, show, store=store, run_id=run_id)
     bar.close()
     if args.json:
         print(json.dumps(result))

@@ -167,3 +167,49 @@ def test_the_cli_exports_a_run_and_names_a_refusal(tmp_path, tiny_model_dir, cap
     lopa = run_and_record(tiny_cfg(tiny_model_dir, method="lopa", steps=1))
     assert cli.main(["export", "--run", lopa["run_id"], "--out", str(tmp_path / "no")]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+PLAIN_PEFT_WRITER = r'''
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+model_dir, adapter, rows, max_new = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+tok = AutoTokenizer.from_pretrained(model_dir)
+pm = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), adapter).eval()
+out = []
+with torch.no_grad():
+    for ids in rows:  # one row at a time: greedy, the adapter's own generate
+        new = pm.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                          max_new_tokens=max_new, do_sample=False)[0, len(ids):]
+        out.append(new.tolist())
+assert not any(m.startswith("lopt_core") for m in sys.modules), "lopt_core on the generating path"
+print(json.dumps(out))
+'''
+
+
+def test_an_exported_generation_prompt_writes_the_same_tokens_in_plain_peft(tiny_model_dir, tmp_path):
+    """A prompt trained on a generation task, exported, and loaded by plain PEFT in a process without lopt_core,
+    writes greedily the tokens LoPT Lab's batched decoding writes."""
+    import subprocess
+    import sys
+    from lopt_core.config import RunConfig
+    from lopt_core.lm import decode, engine
+    from lopt_core.lm.models import load_model
+    from lopt_core.training import artifacts
+    from lopt_core.training.loop import train
+    cfg = RunConfig(model=tiny_model_dir, task="arithmetic", method="lopt1", n=5, r=2, steps=3, batch_size=4,
+                    eval_every=0, eval_size=4, lr=0.05, device="cpu")
+    res = train(cfg)
+    folder = export_peft(res["artifact_dir"], tmp_path / "adapter")
+    lm = load_model(tiny_model_dir, "cpu")
+    _, method = artifacts.load_method(res["artifact_dir"], lm)
+    rows = engine.encode(lm.tokenizer, ["Calculate 5 + 91 =", "Calculate 28 - 64 =", "Calculate 7 * 8 ="], 64)
+    ours = decode.greedy(lm, rows, 6, method)
+    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_WRITER, tiny_model_dir, str(folder), json.dumps(rows),
+                           "6"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = json.loads(proc.stdout)
+    stops = set(decode.stop_ids(lm.tokenizer))
+    cut = [next((t[: i + 1] for i, x in enumerate(t) if x in stops), t) for t in theirs]  # ours stop at a newline
+    assert ours == cut and all(ours)

@@ -76,3 +76,35 @@ def test_cli_train_on_the_offline_default(lopt_home):
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert res["model"] == "smollm2-135m" and res["trainable_params"] == 2_980 and res["task"] == "sst2"
     assert Path(res["artifact_dir"], "prompt.safetensors").exists()
+
+
+def _cli(lopt_home, *args) -> dict:
+    env = {**os.environ, "LOPT_HOME": str(lopt_home), "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "lopt_core", *args, "--json"], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_the_three_task_kinds_train_from_the_cli(lopt_home, tmp_path):
+    """arithmetic reports exact match, arc_easy accuracy, a user JSONL of input/output pairs exact match; and the
+    answers command shows a run's answers on its test examples beside the gold answers."""
+    short = ["--n", "8", "--r", "2", "--steps", "2", "--batch-size", "4", "--eval-size", "8", "--eval-every", "0"]
+    res = _cli(lopt_home, "train", "--task", "arithmetic", "--method", "lopt1", *short)
+    assert res["state"] == "done" and res["metric"] == "exact_match" and res["kind"] == "generation"
+    assert 0 <= res["score"] <= 1 and set(res["scores"]) == {"f1", "target_loss"} and len(res["correct"]) == 8
+    shown = _cli(lopt_home, "answers", "--run", res["run_id"], "--k", "3")
+    assert shown["kind"] == "generation" and len(shown["rows"]) == 3
+    row = shown["rows"][0]
+    assert row["input"].startswith("Calculate") and row["gold"].lstrip("-").isdigit()
+    assert all(row[c][:1] in "✓✗" for c in row if c not in ("input", "gold"))
+    assert "without a prompt" in shown["reading"]
+    res = _cli(lopt_home, "train", "--task", "arc_easy", "--method", "prompt_tuning", *short)
+    assert res["state"] == "done" and res["metric"] == "accuracy" and res["kind"] == "multiple_choice"
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"input": f"Capital of {c}?", "output": a}) + "\n" for c, a in
+                             [("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"), ("Japan", "Tokyo"),
+                              ("Peru", "Lima"), ("Chile", "Santiago"), ("Kenya", "Nairobi"), ("Egypt", "Cairo")] * 2))
+    res = _cli(lopt_home, "train", "--task", "file", "--data-file", str(pairs), "--kind", "generation",
+               "--text-column", "input", "--target-column", "output", "--method", "lopt1", *short)
+    assert res["state"] == "done" and res["metric"] == "exact_match"

@@ -178,3 +178,21 @@ def matching_reference(reference: list[dict] | None, task: str | None, model: st
 
 def fmt_acc(p: Point) -> str:
     return f"{p.mean:.3f}" + (f" ± {p.std:.3f}" if p.seeds > 1 else "")
+
+
+def metric_of(row: dict) -> str:
+    """The name of a run's score in words ("accuracy", "exact match"): its result's, else its task's kind's."""
+    from lopt_core.data.tasks import get_task, is_task
+    metric = (row.get("result") or {}).get("metric")
+    if metric is None:
+        cfg = row.get("config") or {}
+        task = row.get("task") or cfg.get("task")
+        metric = get_task(task).metric if task and is_task(task) else \
+            {"generation": "exact_match"}.get(cfg.get("kind"), "accuracy")
+    return metric.replace("_", " ")
+
+
+def metric_name(rows: list[dict]) -> str:
+    """The score's name shared by all `rows` ("accuracy", "exact match"), or "score" when they differ."""
+    names = {metric_of(r) for r in rows}
+    return names.pop() if len(names) == 1 else "score"

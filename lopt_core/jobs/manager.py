@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lopt_core.config import ConfigError, RunConfig
 from lopt_core.errors import NotFound
+from lopt_core.analysis.aggregate import metric_of
 from lopt_core.training.checks import Checked, check
 from lopt_core.hosting.owners import LOCAL, Visitor, check_room
 from lopt_core.store.sqlite import FINAL, Store
@@ -203,6 +204,25 @@ class JobManager:
             ids = sweep.resume(sweep_id, self.store)
         self.poll()
         return ids
+
+    def resume_run(self, run_id: str, who: Visitor = LOCAL) -> int:
+        """Queue again a run that was interrupted (the server restarted, its worker died) or failed: it continues
+        from its last checkpoint, its curve kept up to there, or starts over without one. Returns the step it
+        continues after (0: from the start). A run of a sweep resumes with its sweep."""
+        from lopt_core.sweeps.spec import SweepError
+        from lopt_core.training import artifacts
+        row = self.store.get(run_id)
+        who.check(row, "resume", "run")
+        if row.get("sweep_id"):
+            raise SweepError(f"{run_id} belongs to sweep {row['sweep_id']}: resume the sweep")
+        if row["state"] not in ("interrupted", "failed"):
+            raise ConfigError(f"{run_id} is {row['state']}: only an interrupted or failed run can be resumed")
+        with self._lock:
+            check_room(self.store, self.limits, who)
+            step = artifacts.clear_for_resume(run_id)
+            self.store.requeue(run_id, keep_until=step)
+        self.poll()
+        return step
 
     def submit_preset(self, key: str, model: str, quick: bool, who: Visitor = LOCAL) -> list[str]:
         """Queue a guided experiment (one sweep, or one per task); all are checked before any is queued."""
@@ -496,7 +516,8 @@ def run_progress(store: Store, run_id: str) -> dict:
     return {"run_id": run_id, "state": row["state"], "phase": phase, "step": done, "total": total,
             "fraction": fraction, "examples_per_s": eps, "eta_s": eta,
             "eval_done": ev["done"] if ev else None, "eval_total": ev["total"] if ev else None,
-            "error": row.get("error"), "accuracy": row.get("accuracy")}
+            "error": row.get("error"), "accuracy": row.get("accuracy"), "metric": metric_of(row)}
+
 
 
 def default_store_path() -> Path:

@@ -88,26 +88,37 @@ def _step(lm: LoadedModel, x: torch.Tensor) -> None:
     h[:, -1].float().sum().backward()
 
 
-def measure(name: str, device: str = "cpu", repeats: int = 2) -> dict:
-    """Seconds per step in fp32 and in bf16 (median of `repeats`, after one warm-up each), interleaved.
-    Where bf16's warm-up step alone is CLEARLY_SLOWER times fp32's, the warm-ups decide: a CPU without bf16
-    units would otherwise spend minutes proving it (one bf16 step of SmolLM2 took ~20x fp32 on an AMD EPYC)."""
+MIN_SAMPLE_S = 0.02    # a round repeats the step until it lasts about this long (a tiny model's step is ~1 ms)
+
+
+def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
+    """Seconds per step in fp32 and in bf16, interleaved in `repeats` rounds after one warm-up each: the fastest
+    step of each (the fastest, not the median: another process's load only ever slows a step down). A round
+    takes about MIN_SAMPLE_S per precision, so a tiny model's millisecond steps get many tries. Where bf16's
+    warm-up step alone is CLEARLY_SLOWER times fp32's, the warm-ups decide: a CPU without bf16 units would
+    otherwise spend minutes proving it (one bf16 step of SmolLM2 took ~20x fp32 on an AMD EPYC)."""
     fp32, bf16 = load_model(name, device, "fp32"), load_model(name, device, "bf16")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(*STEP_SHAPE, fp32.d, generator=g).to(fp32.device) * 0.02      # (B, L, d)
+    warm = {}
+    for key, lm in (("fp32", fp32), ("bf16", bf16)):
+        t0 = time.perf_counter()
+        _step(lm, x)
+        warm[key] = time.perf_counter() - t0
+    if warm["bf16"] > CLEARLY_SLOWER * warm["fp32"]:
+        return {"fp32_s": warm["fp32"], "bf16_s": warm["bf16"], "speedup": warm["fp32"] / warm["bf16"],
+                "steps": 1, "shape": list(STEP_SHAPE)}
+    per_sample = max(1, int(MIN_SAMPLE_S / max(1e-6, min(warm.values()))) + 1)
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for i in range(repeats + 1):
+    for _ in range(repeats):
         for key, lm in (("fp32", fp32), ("bf16", bf16)):
-            t0 = time.perf_counter()
-            _step(lm, x)
-            times[key].append(time.perf_counter() - t0)
-        if i == 0 and times["bf16"][0] > CLEARLY_SLOWER * times["fp32"][0]:
-            break
-        if i == 0:  # the first round warms up
-            times = {"fp32": [], "bf16": []}
-    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-    return {"fp32_s": med["fp32"], "bf16_s": med["bf16"], "speedup": med["fp32"] / med["bf16"],
-            "steps": len(times["fp32"]), "shape": list(STEP_SHAPE)}
+            for _ in range(per_sample):  # each step timed alone: the fastest one is the least disturbed
+                t0 = time.perf_counter()
+                _step(lm, x)
+                times[key].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in times.items()}
+    return {"fp32_s": best["fp32"], "bf16_s": best["bf16"], "speedup": best["fp32"] / best["bf16"],
+            "steps": repeats * per_sample, "shape": list(STEP_SHAPE)}
 
 
 def decide(name: str, device: str = "auto", requested: str = "auto", threads: int | None = None,

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from lopt_core.lm.models import canonical
 from lopt_core.methods import METHODS, method_color, method_label, reference_method  # noqa: F401  (re-exported)
-from lopt_core.analysis.aggregate import Point, fmt_acc, one_test_set, points, scored  # noqa: F401  (scored: the runs a plot can place)
+from lopt_core.analysis.aggregate import Point, fmt_acc, metric_name, metric_of, one_test_set, points, scored  # noqa: F401  (scored: the runs a plot can place)
 
 RUN_COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880"]
 REFERENCE_COLOR = "#A0A0A0"
@@ -51,7 +51,9 @@ def curves_figure(series: list[dict], title: str = "Training curves",
     """
     if not series or not any(s["loss"] or s["accuracy"] for s in series):
         return empty_figure(empty, title)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "evaluation accuracy"),
+    metrics = {s.get("metric", "accuracy") for s in series}
+    metric = metrics.pop() if len(metrics) == 1 else "score"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", f"evaluation {metric}"),
                         horizontal_spacing=0.1)
     for i, s in enumerate(series):
         color = s.get("color") or RUN_COLORS[i % len(RUN_COLORS)]
@@ -64,7 +66,7 @@ def curves_figure(series: list[dict], title: str = "Training curves",
                           annotation_position="bottom right")
     if not any(s["accuracy"] for s in series):  # an empty trace makes plotly draw the panel's axes
         fig.add_trace(go.Scatter(x=[], y=[], showlegend=False, hoverinfo="skip"), row=1, col=2)
-        fig.add_annotation(text="accuracy appears after the first evaluation", showarrow=False, x=0.5, y=0.12,
+        fig.add_annotation(text=f"{metric} appears after the first evaluation", showarrow=False, x=0.5, y=0.12,
                            xref="x2 domain", yref="y2 domain", font=dict(size=12, color="#888"))
     steps = _step_range(series)
     fig.update_xaxes(title_text="step", range=steps, row=1, col=1)
@@ -105,6 +107,7 @@ def series_from_store(store, run_ids: list[str]) -> list[dict]:
             continue
         out.append({"name": run_name(row), "total_steps": row["config"].get("steps"),
                     "zero_shot": row.get("zero_shot_accuracy"), "color": RUN_COLORS[i % len(RUN_COLORS)],
+                    "metric": metric_of(row),
                     "loss": [(m["step"], m["value"]) for m in store.metrics(rid, "loss")],
                     "accuracy": [(m["step"], m["value"]) for m in store.metrics(rid, "accuracy")]})
     return out
@@ -172,7 +175,8 @@ def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parame
         _note(fig, f"runs measured on {len(sets)} different sets of test examples: no frontier "
                    f"(choose one task and model)")
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
-    fig.update_yaxes(title_text="accuracy" + (" (mean ± std over seeds)" if any(p.seeds > 1 for p in pts) else ""),
+    fig.update_yaxes(title_text=metric_name(rows) + (" (mean ± std over seeds)" if any(p.seeds > 1 for p in pts)
+                                                     else ""),
                      range=[0, 1.02])
     return _layout(fig, title, height=420)
 
@@ -244,5 +248,5 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
                    f"{'s' if hidden > 1 else ''} left out: choose one task and model")
     rs = [p.r for p in ranked + ref_ranked]
     fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+    fig.update_yaxes(title_text=metric_name(rows), range=[0, 1.02])
     return _layout(fig, title, height=380)

@@ -60,6 +60,8 @@ class TrainingStore(ABC):
                 if ev["type"] == "eval":
                     self.add_metric(run_id, ev["step"], "accuracy", ev["accuracy"])
                 self.update(run_id, eval_progress=None)
+            elif ev["type"] == "resumed":  # continued from a checkpoint: its curve up to there was kept
+                self.update(run_id, steps_done=ev["step"])
             elif ev["type"] == "start":
                 # no artifact_dir yet: the folder is recorded with the result, once it is written (a run killed
                 # before that would name a folder that was never written)

@@ -200,13 +200,14 @@ class Store(TrainingStore):
             for i, (run_id, cfg) in enumerate(run_ids_cfgs):
                 _insert_run(c, run_id, cfg, state, sweep_id, now + i * 1e-6, row["owner"] if row else None)
 
-    def requeue(self, run_id: str) -> None:
-        """A run to train again from the start, in place: queued, its curves, result and error cleared."""
+    def requeue(self, run_id: str, keep_until: int = 0) -> None:
+        """A run to train again, in place: queued, its result and error cleared, and its curves after step
+        `keep_until` (0: all of them; a checkpoint's step: the run continues from there with a continuous curve)."""
         with self._conn() as c:
-            c.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, keep_until))
             c.execute("UPDATE runs SET state='queued', updated=?, accuracy=NULL, zero_shot_accuracy=NULL, "
-                      "train_seconds=NULL, steps_done=0, error=NULL, artifact_dir=NULL, pid=NULL, stop_requested=0, "
-                      "result=NULL, eval_progress=NULL WHERE run_id=?", (time.time(), run_id))
+                      "train_seconds=NULL, steps_done=?, error=NULL, artifact_dir=NULL, pid=NULL, stop_requested=0, "
+                      "result=NULL, eval_progress=NULL WHERE run_id=?", (time.time(), keep_until, run_id))
 
     def claim_sweep(self, sweep_id: str, pid: int) -> bool:
         """queued -> running for exactly one process (the app's scheduler or a CLI); False if already taken."""

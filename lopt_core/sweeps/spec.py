@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -230,9 +229,10 @@ def stop(sweep_id: str, store) -> str:
 
 def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
     """Queue again every configuration that has no finished run yet (its run was interrupted, failed or
-    stopped), in place: its latest row is queued again (curves and result cleared, any partial artifact
-    folder removed) and older duplicates are dropped, so a resumed sweep keeps one row per configuration.
-    Runs that finished are kept. Returns the re-queued run ids."""
+    stopped), in place: its latest row is queued again and older duplicates are dropped, so a resumed sweep
+    keeps one row per configuration. A configuration with a checkpoint (training/checkpoints.py) continues from
+    it, its curve kept up to there; any other leftover of a killed run is removed. Runs that finished are kept.
+    Returns the re-queued run ids."""
     from lopt_core.store.sqlite import pid_alive
     sw = store.get_sweep(sweep_id)
     orphaned = sw["state"] == "running" and not pid_alive(sw["pid"])  # its process was killed (a crash, a reboot)
@@ -250,8 +250,7 @@ def resume(sweep_id: str, store, claim: bool = False) -> list[str]:
     if not latest:
         raise SweepError(f"every configuration of {sweep_id} already finished: nothing to resume")
     for r in latest.values():
-        shutil.rmtree(artifacts.run_dir(r["run_id"]), ignore_errors=True)  # whatever a killed run left
-        store.requeue(r["run_id"])
+        store.requeue(r["run_id"], keep_until=artifacts.clear_for_resume(r["run_id"]))
     store.update_sweep(sweep_id, stop_requested=0, error=None,
                        **({"state": "running", "pid": os.getpid()} if claim else {"state": "queued"}))
     return [r["run_id"] for r in latest.values()]

@@ -79,3 +79,18 @@ def load_prompt_matrix(folder: Path) -> torch.Tensor:
     if "prompt" not in t:
         raise ValueError(f"{folder} holds no materialised prompt (input-dependent or peft method)")
     return t["prompt"]
+
+
+def clear_for_resume(run_id: str) -> int:
+    """Before a run is queued again: remove whatever a killed run left in its folder except its checkpoint;
+    returns the checkpoint's step (0: none, the run starts over)."""
+    from lopt_core.training import checkpoints
+    folder = run_dir(run_id)
+    step = checkpoints.step_of(folder)
+    if not step:
+        shutil.rmtree(folder, ignore_errors=True)
+        return 0
+    for p in folder.iterdir():
+        if p.name != checkpoints.CHECKPOINT_FILE:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return step

@@ -18,6 +18,7 @@ The loop trusts its configurations: they were checked once before queuing (check
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -32,7 +33,7 @@ from lopt_core.data.tasks import TaskData, fingerprint, load_for_config
 from lopt_core.lm import fast_path, multi_prompt, precision
 from lopt_core.lm.models import LoadedModel
 from lopt_core.methods import PromptContext, get_method
-from lopt_core.training import artifacts, objectives
+from lopt_core.training import artifacts, checkpoints, objectives
 from lopt_core.training.group import batchable, default_prompts_per_pass, group_key
 
 
@@ -85,6 +86,13 @@ class BatchOrder:
         self.g = torch.Generator().manual_seed(seed)
         self.order, self.pos = torch.randperm(size, generator=self.g).tolist(), 0
 
+    def state(self) -> dict:
+        return {"order": list(self.order), "pos": self.pos, "g": self.g.get_state()}
+
+    def restore(self, st: dict) -> None:
+        self.order, self.pos = list(st["order"]), int(st["pos"])
+        self.g.set_state(st["g"])
+
     def next(self) -> list[int]:
         idx = []
         while len(idx) < self.batch_size:
@@ -132,6 +140,8 @@ def result_record(run_id, cfg, lm, prep: Prepared, trainable, evals, losses, ste
             "r": cfg.r, "trainable_params": trainable, "accuracy": last.score if last else None,
             "kind": prep.data.kind, "metric": prep.objective.metric, "score": last.score if last else None,
             "scores": last.extra if last else {},
+            # per test example, in order: 1 right, 0 wrong (a paired comparison of two runs on one test set)
+            "correct": "".join("1" if c else "0" for c in last.correct) if last else None,
             "zero_shot_accuracy": zs, "train_seconds": round(train_time, 2), "steps_done": step,
             "final_loss": losses[-1] if losses else None, "lr": cfg.resolved_lr(), "state": state,
             "eval_examples": len(prep.test_set), "data_source": prep.data.source,
@@ -253,8 +263,9 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
             """A configuration's end, as soon as it leaves the group: final evaluation, artifact, end event."""
             results[m.run_id] = _finish(m, lm, prep, store, len(members), per_pass, emit, skip_asked)
 
-        t0 = time.time()
-        for step in range(1, lead.steps + 1):
+        start = _resume(members, batches, emit)  # a checkpoint of every member: continue after its step
+        t0, saved_at = time.time(), time.time()
+        for step in range(start + 1, lead.steps + 1):
             for m in members:
                 if m.state == "running" and stop_asked(m.run_id):
                     m.state = "stopped"
@@ -293,12 +304,46 @@ def train_group(cfgs: list[RunConfig], run_ids: list[str] | None = None, on_even
                                 "elapsed_s": time.time() - t0, "eta_s": m.train_time / step * (lead.steps - step)})
                 if m.cfg.eval_every and step % m.cfg.eval_every == 0 and step < m.cfg.steps:
                     _evaluated(m, step, evaluate(lm, prep, m.method, m.cfg, _progress(emit, m, step)), emit)
+            if save and step < lead.steps and time.time() - saved_at >= checkpoints.EVERY_S:
+                for m in members:
+                    if m.state == "running":
+                        checkpoints.save(m.folder, _checkpoint(m, batches))
+                saved_at = time.time()
 
         for m in members:
             if m.state == "running":
                 m.state = "done"
                 finish(m)
         return [results[m.run_id] for m in members]
+
+
+def _checkpoint(m: Member, batches: BatchOrder) -> dict:
+    """Everything the configuration needs to continue after m.step with the same batches (checkpoints.py)."""
+    return {"step": m.step, "params": [p.detach().cpu().clone() for p in m.params], "opt": m.opt.state_dict(),
+            "sched": m.sched.state_dict(), "losses": list(m.losses), "train_time": m.train_time,
+            "evals": [(s, score, dataclasses.asdict(scored)) for s, score, scored in m.evals],
+            "batches": batches.state(), "rng": torch.get_rng_state(), "run_id": m.run_id}
+
+
+def _resume(members: list[Member], batches: BatchOrder, emit) -> int:
+    """Restore every member from its checkpoint when all have one, taken at the same step (a group saves them
+    together); returns that step, 0 when the group starts from the beginning."""
+    ckpts = [checkpoints.load(m.folder) for m in members]
+    if not all(ckpts) or len({int(c["step"]) for c in ckpts}) != 1 or \
+            any(c.get("run_id") != m.run_id for c, m in zip(ckpts, members)):
+        return 0
+    for m, c in zip(members, ckpts):
+        with torch.no_grad():
+            for p, saved in zip(m.params, c["params"]):
+                p.copy_(saved.to(p.device, p.dtype))
+        m.opt.load_state_dict(c["opt"])
+        m.sched.load_state_dict(c["sched"])
+        m.step, m.losses, m.train_time = int(c["step"]), list(c["losses"]), float(c["train_time"])
+        m.evals = [(s, score, objectives.Scored(**d)) for s, score, d in c["evals"]]
+        emit(m.run_id, {"type": "resumed", "step": m.step})
+    batches.restore(ckpts[0]["batches"])
+    torch.set_rng_state(ckpts[0]["rng"])
+    return int(ckpts[0]["step"])
 
 
 def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit, skip_asked) -> dict:
@@ -321,6 +366,7 @@ def _finish(m: Member, lm, prep, store, group_size: int, per_pass: int, emit, sk
                            error=m.error, **extra)
     if m.folder and not failed:
         artifacts.save(m.folder, m.cfg, m.method, result)
+    checkpoints.remove(m.folder)
     emit(m.run_id, {"type": "end", "state": m.state, "result": result})
     return result
 

@@ -102,7 +102,9 @@ def run_outcome(p: dict) -> str | None:
         return None
     if p["state"] in ("failed", "interrupted"):
         return f"**{rid}** {p['state']} at {at}: {scrub(p['error']) or 'no reason was recorded'}"
-    acc = f"accuracy {p['accuracy']:.3f}" if p["accuracy"] is not None else "no accuracy (it ended before an evaluation)"
+    metric = p.get("metric", "accuracy")
+    acc = f"{metric} {p['accuracy']:.3f}" if p["accuracy"] is not None else \
+        f"no {metric} (it ended before an evaluation)"
     return f"**{rid}** {'finished' if p['state'] == 'done' else 'stopped'} at {at}; {acc}"
 
 
@@ -210,7 +212,7 @@ def progress_html(p: dict | None) -> str:
     if p["eta_s"] is not None:
         bits.append(f"ETA {fmt_seconds(p['eta_s'])}")
     if p["accuracy"] is not None:
-        bits.append(f"accuracy {p['accuracy']:.3f}")
+        bits.append(f"{p.get('metric', 'accuracy')} {p['accuracy']:.3f}")
     cls = {"failed": "bad", "interrupted": "bad", "stopped": "warn", "done": "ok"}.get(p["state"], "")
     return (f"<div class='lopt-progress {cls}'><div class='lopt-bar' style='width:{pct:.1f}%'></div></div>"
             f"<div class='lopt-progress-text' id='lopt-progress-text'>{p['run_id']} · {' · '.join(bits)}</div>")
