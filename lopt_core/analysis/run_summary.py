@@ -28,7 +28,8 @@ def outcome(row: dict) -> str:
         return state
     head = f"stopped at step {_steps_done(row)}" if state == "stopped" else "done"
     acc = row.get("accuracy")
-    return f"{head} · " + (f"acc {_acc(acc)}" if acc is not None else "not evaluated")
+    short = {"accuracy": "acc", "exact_match": "EM"}.get((row.get("result") or {}).get("metric"), "acc")
+    return f"{head} · " + (f"{short} {_acc(acc)}" if acc is not None else "not evaluated")
 
 
 def _state_line(row: dict) -> str:
