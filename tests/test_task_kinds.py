@@ -289,3 +289,18 @@ def test_kind_settings_that_cannot_work_are_refused(tiny_model_dir, tiny_t5_dir)
         check(RunConfig(model=tiny_model_dir, task="arc_easy", label_words=[" a", " b"], device="cpu"))
     with pytest.raises(ConfigError, match="need a causal LM"):
         check(RunConfig(model=tiny_t5_dir, task="arithmetic", method="prompt_tuning", device="cpu"))
+
+
+def test_rank_views_work_on_a_generation_run_scored_by_its_metric(tiny_model_dir):
+    """Spectrum and truncation read a generation run's prompt; truncation scores it by exact match, and the
+    full-rank point reproduces the run's own score on the same examples."""
+    from lopt_core.analysis import spectrum, truncate
+    from lopt_core.store.sqlite import Store
+    from lopt_core.training.runs import run_and_record
+    store = Store()
+    res = run_and_record(_gen_cfg(tiny_model_dir, "lopt1", n=6, r=2, eval_size=12), store=store)
+    row = store.get(res["run_id"])
+    assert spectrum.of_run(row).numerical_rank == 2
+    curve = truncate.truncation_curve(row, "1,2", eval_size=12)
+    by_k = {p["k"]: p["accuracy"] for p in curve["points"]}
+    assert by_k[2] == curve["full_accuracy"] == row["accuracy"] == res["score"]

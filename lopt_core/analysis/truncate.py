@@ -30,6 +30,10 @@ class FixedPrompt(nn.Module):
     def forward(self) -> torch.Tensor:
         return self.prompt                                           # (n, d)
 
+    def prompt_for(self, lm, ids, mask) -> torch.Tensor:
+        """The same prompt for every input (the plain path and generation ask through this)."""
+        return self.prompt                                           # (n, d)
+
 
 def truncated(prompt: torch.Tensor, k: int) -> torch.Tensor:
     """Best rank-k approximation (Eckart-Young) of an (n, d) prompt."""
