@@ -138,7 +138,7 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     add_run(store, "f-run", task="file", data_file=data, acc=None, state="running")
     on_refresh = _compare(ctx)
 
-    task, model, n_fixed, table, tradeoff, by_r, overlay, configs = on_refresh(None, aggregate.ALL, None, [], True)
+    task, model, n_fixed, table, tradeoff, by_r, overlay, configs, by_n, heat = on_refresh(None, aggregate.ALL, None, [], True)
     assert task["value"] == "file:ab12cd34-reviews.csv"
     assert aggregate.ALL in task["choices"] and "sst2" in task["choices"]
     assert set(table["run"]) == {"f-l1", "f-l2", "f-run"}

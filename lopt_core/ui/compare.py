@@ -8,6 +8,7 @@ import pandas as pd
 
 from lopt_core.analysis import aggregate
 from lopt_core.plots import figures as plots
+from lopt_core.plots import across_n
 from lopt_core.sweeps import results_file
 from lopt_core.ui.common import AppContext, asset_text, run_choices, runs_dataframe
 
@@ -63,6 +64,9 @@ def build(ctx: AppContext):
     with gr.Row():
         tradeoff = gr.Plot(plots.tradeoff_figure([], reference=ref0), label="Trade-off", elem_id="lopt-tradeoff")
         by_r = gr.Plot(plots.accuracy_vs_r_figure([], reference=ref0), label="Accuracy vs r", elem_id="lopt-by-r")
+    with gr.Row():
+        by_n = gr.Plot(across_n.accuracy_vs_n_figure([]), label="Score vs n", elem_id="lopt-by-n")
+        heat = gr.Plot(across_n.heatmap_figure([]), label="n × r", elem_id="lopt-heat")
     configs = gr.Dataframe(points_dataframe([]), label="Configurations (seeds pooled)", interactive=False,
                            max_height=320, elem_id="lopt-configs-table")
     overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
@@ -85,9 +89,9 @@ def build(ctx: AppContext):
                 gr.update(choices=[ALL] + models),
                 gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
                 plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
-                points_dataframe(shown))
+                points_dataframe(shown), across_n.accuracy_vs_n_figure(shown), across_n.heatmap_figure(shown))
 
-    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs]
+    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat]
     ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref)
     refresh.click(on_refresh, ins, outs, api_name="compare")
     for c in (task, model, n_fixed, show_ref):
