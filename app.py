@@ -20,6 +20,7 @@ TITLE = "LoPT Lab · low-rank soft prompts"
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
+    gradio_fixes.name_number_errors()  # a number box's range or type error names the box
     # Gradio's copies of served downloads (its cache) are removed after two hours, checked every half hour
     with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:
         ctx.secret = owners.host_secret(paths.home())  # signs the tokens this server hands out (owners.py)

@@ -176,6 +176,30 @@ def test_visitors_own_their_runs_and_the_queue_caps_hold(public_app):
     assert b_run in _runs(bob) and b_run not in _runs(cy)
 
 
+def test_forged_tokens_and_malformed_numbers_through_the_api(public_app):
+    """A visitor who sends made-up tokens stays one visitor (their session): the per-visitor cap holds. Numbers
+    of the wrong type or out of a slider's range are refused with the box named, not a bare "Error"."""
+    import secrets
+    from gradio_client import Client
+    url, tiny, home = public_app
+    from lopt_core.store.sqlite import Store
+    dan = Client(url, verbose=False)
+    t0 = time.time()  # the previous test's short runs end first: only the per-visitor cap can refuse below
+    while Store(home / "runs.sqlite").list(states=("queued", "running")) and time.time() - t0 < 120:
+        time.sleep(0.5)
+    status, d_run = _train(dan, tiny, steps=5000, eval_every=0)
+    assert "Queued" in status, status
+    for _ in range(3):
+        status, _ = _train(dan, tiny, token=secrets.token_hex(16))
+        assert "Not started" in status and "LOPT_MAX_QUEUED_PER_VISITOR" in status, status
+    for bad, kind in (("5", "str"), ([1, 2], "list"), ({"a": 1}, "dict")):
+        with pytest.raises(Exception, match=f"steps must be a number, got {kind}"):
+            _train(dan, tiny, steps=bad)
+    with pytest.raises(Exception, match=r"prompt length n \(virtual tokens\): Value 5000 is greater than"):
+        _train(dan, tiny, n=5000)
+    dan.predict(d_run, api_name="/stop")
+
+
 def test_guided_experiments_fit_the_hosts_caps():
     """A full preset evaluates on every test example; on a host with LOPT_MAX_EVAL_SIZE it uses the first N."""
     from lopt_core.sweeps import presets

@@ -30,3 +30,33 @@ def keep_session_ids() -> None:
 
     __setitem__._lopt_keeps_ids = True
     SessionState.__setitem__ = __setitem__
+
+
+def name_number_errors() -> None:
+    """Gradio checks a Number or Slider value (its range, that it is a number) before our handler runs, and its
+    errors name no field ("Value 500 is greater than maximum value 100", or a bare "Error" for a list, a dict or
+    a string sent through the API). Wrapped here, each says which box it is about and what it got. Idempotent;
+    app.py calls it before building the page."""
+    import numbers
+
+    import gradio as gr
+
+    for cls in (gr.Number, gr.Slider):
+        original = cls.preprocess
+        if getattr(original, "_lopt_names", False):
+            continue
+
+        def preprocess(self, payload, _original=original):
+            name = self.label or "a number box"
+            if payload is not None and (isinstance(payload, bool) or not isinstance(payload, numbers.Real)):
+                shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:40] + "…"
+                raise gr.Error(f"{name} must be a number, got {type(payload).__name__} {shown}")
+            try:
+                return _original(self, payload)
+            except gr.Error as e:
+                raise gr.Error(f"{name}: {e.message}") from None
+            except Exception as e:  # noqa: BLE001  (anything else Gradio's check raises: still named)
+                raise gr.Error(f"{name}: {e}") from None
+
+        preprocess._lopt_names = True
+        cls.preprocess = preprocess
