@@ -18,9 +18,9 @@ declare -A SWEEPS=(
   [sst2-n-seed0]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 0 $FULL"
   [sst2-n-seed1]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 1 $FULL"
   [arithmetic-rank]="--task arithmetic --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
-  [social_iqa-rank]="--task social_iqa --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
+  [piqa-rank]="--task piqa --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
 )
-ORDER=(sst2-rank-seed0 arithmetic-rank social_iqa-rank sst2-rank-seed1 sst2-rank-seed2 sst2-n-seed0 sst2-n-seed1)
+ORDER=(sst2-rank-seed0 arithmetic-rank piqa-rank sst2-rank-seed1 sst2-rank-seed2 sst2-n-seed0 sst2-n-seed1)
 [ $# -gt 0 ] && ORDER=("$@")
 cd "$ROOT"
 for name in "${ORDER[@]}"; do
