@@ -42,7 +42,7 @@ for task, runs in by_task.items():
     print(f"\n## {task} ({res0['kind']}, {res0['metric']}), {len(base)} test examples, {res0['precision']}, "
           f"{cfg.steps} steps x batch {cfg.batch_size}")
     print(f"{'configuration':24s} {'params':>8s} {'score (seeds)':>24s} {'mean':>6s} {'vs no prompt (paired)':>28s} "
-          f"{'train s':>8s}")
+          f"{'train s':>8s}")  # train s: the run's train_seconds (a batched group's shared wall time)
     extra = "".join(f" {k} {v:.3f}" for k, v in zs.extra.items())
     print(f"{'no prompt':24s} {0:8d} {'':>24s} {zs.score:6.3f} {'':>28s} {'':>8s}{extra}")
     groups = defaultdict(list)
