@@ -111,6 +111,8 @@ TINY_FAMILIES = {
     "qwen3": ("Qwen3Config", dict(head_dim=8)),
     "gemma2": ("Gemma2Config", dict(head_dim=8, sliding_window=8,           # windowed and global layers
                                     final_logit_softcapping=2.0)),          # a cap the label logits reach
+    "gemma3_text": ("Gemma3TextConfig", dict(head_dim=8, sliding_window=8,  # windowed and global layers
+                                             layer_types=["sliding_attention", "full_attention"])),
     "bloom": ("BloomConfig", dict(n_layer=2, n_head=4)),                   # ALiBi
     "lfm2": ("Lfm2Config", dict(layer_types=["conv", "full_attention"])),  # hybrid: a short-conv layer
 }

@@ -25,6 +25,7 @@ FAMILIES = {
     "qwen3": (None, True, True, "full causal attention"),
     "mistral": (None, True, False, "sliding window 8"),
     "gemma2": (None, True, False, "sliding window 8"),
+    "gemma3_text": (None, True, False, "sliding window 8"),
     "bloom": (None, True, False, "ALiBi"),
     "lfm2": (None, False, False, "conv layers carry state"),
     "t5": ("tiny_t5_dir", False, False, "encoder-decoder"),
@@ -40,7 +41,7 @@ TEXTS = ["Movie review: tender, funny and beautifully shot from start to finish.
          "Movie review: the cast is wonderful, the songs stay with you for days. Verdict:"]
 LABELS = [1, 0, 0, 1, 1]
 WORDS = [" negative", " positive"]
-WINDOW = 8   # the sliding window of the tiny Mistral and Gemma-2 (tests/conftest.py)
+WINDOW = 8   # the sliding window of the tiny Mistral, Gemma-2 and Gemma-3 (tests/conftest.py)
 PATHS = ("prefix_kv", "broadcast_cache", "_packed_answer_hidden", "_seq2seq_logits")
 
 
@@ -297,7 +298,7 @@ def _greedy_reference(lm, P, text, steps):
     return lm.tokenizer.decode(out, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2", "bloom", "lfm2"])
+@pytest.mark.parametrize("family", ["mistral", "gemma2", "gemma3_text", "bloom", "lfm2"])
 def test_generation_equals_plain_concatenation(request, ran, family):
     lm = _lm(request, family)
     P = _prompt(lm, 12)

@@ -33,7 +33,7 @@ import torch
 from lopt_core.errors import HeadMismatch
 
 # model types whose fast paths tests/test_fast_path.py compares with plain concatenation
-VERIFIED = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gpt2", "bloom")
+VERIFIED = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gpt2", "bloom")
 ATTENTION = ("sdpa", "eager")
 ATTENTION_LAYERS = ("full_attention", "sliding_attention")
 

