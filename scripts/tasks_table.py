@@ -1,4 +1,4 @@
-"""The task-kinds table (issue: tasks): for each task swept into LOPT_HOME by scripts/tasks_table.sh, no prompt
+"""The task-kinds table (issue: tasks): for each task swept into LOPT_HOME (scripts/atlas.sh arithmetic-rank, piqa-rank), no prompt
 and every trained configuration: its score per seed and mean, train seconds, and the paired comparison with
 no prompt on the same test examples (mean difference, its standard error over examples, and z = diff / SE).
   LOPT_HOME=... PYTHONPATH=. python scripts/tasks_table.py
