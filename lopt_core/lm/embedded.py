@@ -170,3 +170,18 @@ def _dequantize(gguf: Path, out: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out)
     tok.save_pretrained(out)
+
+
+def facts(m: EmbeddedModel) -> dict:
+    """What a user picks a model by: family, width, layers, vocabulary, base or instruct, licence, whether its
+    packages are installed and whether it is already dequantized (read from the cached config: nothing is
+    built or loaded here)."""
+    out = {"name": m.alias, "instruct": m.instruct, "licence": m.licence, "installed": installed(m),
+           "packages": list(m.packages), "cached": _complete(paths.models_dir() / m.folder)}
+    if out["cached"]:
+        import json
+        cfg = json.loads((paths.models_dir() / m.folder / "config.json").read_text())
+        cfg = cfg.get("text_config", cfg)
+        out |= {"family": cfg.get("model_type"), "d": cfg.get("hidden_size"), "layers": cfg.get("num_hidden_layers"),
+                "vocabulary": cfg.get("vocab_size"), "sliding_window": cfg.get("sliding_window")}
+    return out
