@@ -59,3 +59,12 @@ for task, runs in by_task.items():
         extra = f"  f1 {statistics.mean(f1):.3f}" if None not in f1 else ""
         print(f"{name:24s} {rs[0]['trainable_params']:8d} {' '.join(f'{s:.3f}' for s in scores):>24s} "
               f"{statistics.mean(scores):6.3f} {vs:>28s} {secs:8.0f}{extra}")
+    from lopt_core.analysis import paired
+    ref = [r for r in runs if r["method"] == "prompt_tuning"]
+    if ref:
+        print("paired against prompt tuning (analysis/paired.py: bootstrap over examples, seeds paired):")
+        for (m, n, rk), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+            if m != "prompt_tuning":
+                c = paired.compare(rs, ref)
+                if c is not None:
+                    print(f"  {m} n={n} r={rk}: {c.verdict} prompt tuning ({c.words()})")
