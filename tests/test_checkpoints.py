@@ -31,7 +31,7 @@ def _cfgs(model, csv, specs, steps=8):
                       eval_every=3, eval_size=0, lr=0.05, device="cpu", seed=1) for m, n, r in specs]
 
 
-def _curves(cfgs, run_ids, kill_at=None):
+def _curves(kill_at=None):
     curves = {}
 
     def on_event(rid, ev):
@@ -49,15 +49,15 @@ def test_a_killed_run_continues_from_its_checkpoint_to_the_same_prompt(tiny_mode
     monkeypatch.setattr(checkpoints, "EVERY_S", 0.0)
     monkeypatch.setattr(engine, "PACK", "always")
     cfgs = _cfgs(tiny_model_dir, sentiment_csv, specs)
-    ref_curves, on_ref = _curves(cfgs, None)
+    ref_curves, on_ref = _curves()
     ref = train_group(cfgs, on_event=on_ref)
     ids = [f"killed-{i}" for i in range(len(cfgs))]
-    got, on_kill = _curves(cfgs, ids, kill_at=6)
+    got, on_kill = _curves(kill_at=6)
     with pytest.raises(Killed):
         train_group(cfgs, ids, on_event=on_kill)  # dies during step 6: the checkpoint of step 5 is the last
     from lopt_core.training import artifacts
     assert [checkpoints.step_of(artifacts.run_dir(i)) for i in ids] == [5] * len(ids)
-    resumed, on_resume = _curves(cfgs, ids)
+    resumed, on_resume = _curves()
     out = train_group(cfgs, ids, on_event=on_resume)
     for i, (r0, r1) in enumerate(zip(ref, out)):
         rid = ids[i]

@@ -13,7 +13,6 @@ from lopt_core.data.tasks import TaskError, fingerprint, get_task, load_task, lo
 from lopt_core.lm import decode, engine, multi_prompt
 from lopt_core.lm.models import load_model
 from lopt_core.methods import get_method
-from lopt_core.training import objectives
 from lopt_core.training.checks import check
 from lopt_core.training.loop import train, train_group
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lopt_core.data import pack
-from lopt_core.data.examples import (CLASSIFICATION, GENERATION, KINDS, MULTIPLE_CHOICE,  # noqa: F401
+from lopt_core.data.examples import (CLASSIFICATION, GENERATION, MULTIPLE_CHOICE,  # noqa: F401 (re-exported)
                                      Example, Task, TaskData)
 from lopt_core.errors import TaskError
 
