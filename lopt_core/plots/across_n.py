@@ -38,8 +38,7 @@ def accuracy_vs_n_figure(rows: list[dict], r: int | None = None, title: str | No
              and (p.r is None or p.r == r)]
     title = title or (f"{metric_name(rows).capitalize()} vs prompt length n" + (f" at r = {r}" if r else ""))
     if len({p.n for p in shown}) < 2:
-        return empty_figure("train at two or more prompt lengths n to see this (the 'Longer prompts' guided "
-                            "experiment varies n)", title)
+        return empty_figure("train at two or more n to see this<br>(guided experiment: Longer prompts)", title)
     fig = go.Figure()
     for i, method in enumerate(sorted({p.method for p in shown}, key=_method_order)):
         ps = sorted((p for p in shown if p.method == method), key=lambda p: p.n)
@@ -77,7 +76,7 @@ def heatmap_figure(rows: list[dict], method: str | None = None) -> go.Figure:
     grid = [p for p in ranked if p.method == method]
     title = f"{method_label(method) if method else 'Low-rank'} {metric_name(rows)} over n × r"
     if len({p.n for p in grid}) < 2 or len({p.r for p in grid}) < 2:
-        return empty_figure("train one low-rank method at two or more n and two or more r to fill this grid", title)
+        return empty_figure("train one low-rank method at two or more n<br>and two or more r to fill this grid", title)
     ns, rs = sorted({p.n for p in grid}), sorted({p.r for p in grid})
     at = {(p.n, p.r): p for p in grid}
     ref_params = {p.n: p.trainable_params for p in pts if p.method == reference_method()}
