@@ -20,6 +20,7 @@ from lopt_core.store.sqlite import Store
 from lopt_core.training import objectives
 
 MAX_EXAMPLES = 50
+SHOWN_CHARS = 40   # a column shows this much of an answer, so every prompt's column fits beside the others
 NO_PROMPT = "no prompt"
 
 
@@ -43,13 +44,15 @@ class Answers:
         return "; ".join(parts) + f"; without a prompt {got[0]}/{k} ({self.metric.replace('_', ' ')})."
 
     def rows(self) -> list[dict]:
-        """One row per example: input, gold, then each column's answer with its mark (✓ right, ✗ wrong)."""
+        """One row per example: input, gold, then each column's answer (cut at SHOWN_CHARS) with its mark (✓ right,
+        ✗ wrong)."""
         out = []
         for i, (text, gold) in enumerate(zip(self.inputs, self.gold)):
             row = {"input": text, "gold": gold}
             for c, said, right in zip(self.columns, self.said, self.right):
                 mark = "" if right[i] is None else ("✓ " if right[i] else "✗ ")
-                row[c] = mark + (said[i] or "(nothing)")
+                text = said[i] or "(nothing)"
+                row[c] = mark + (text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")
             out.append(row)
         return out
 
