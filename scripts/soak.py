@@ -1,9 +1,15 @@
-"""Soak test of the LoPT Lab server on loopback: N clients poll it the way the page does for M minutes, and the
-server's memory (RSS) is printed at start, after warm-up and at the end.
+"""Soak test of the LoPT Lab server on loopback: first one client, then N clients poll it the way the page does,
+and the latency of each (p50/p95/p99) is printed with the ratio of the N clients' p95 to the one client's, and the
+server's memory (RSS) at start, after warm-up and at the end of the N clients' soak.
 
+    .venv/bin/python scripts/soak.py --clients 16 --minutes 10 --warmup 1 --baseline-minutes 2
     .venv/bin/python scripts/soak.py --clients 8 --minutes 30 --warmup 2
     .venv/bin/python scripts/soak.py --clients 8 --minutes 3 --warmup 1 --train tiny --steps 400
     .venv/bin/python scripts/soak.py --url http://127.0.0.1:7860/ --clients 4 --minutes 5   # a running server
+
+The one-client baseline (--baseline-minutes, 0 to skip it) runs first, on the same server under the same
+conditions: a run trains during both (a fresh one is queued for each, so the one watched is live), and each is
+measured after its own warm-up (--baseline-warmup, --warmup).
 
 Without --url it starts `app.py` itself on a free port of 127.0.0.1 with a temporary LOPT_HOME (removed at the
 end; the server log is kept when --log is given). With --url it attaches to a server on 127.0.0.1 / localhost
@@ -275,8 +281,12 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q / 100 * len(xs)))] if xs else float("nan")
 
 
+def all_latencies(stats: Stats) -> list[float]:
+    return [x for v in stats.lat.values() for x in v]
+
+
 def report_latency(stats: Stats, seconds: float) -> str:
-    allx = [x for v in stats.lat.values() for x in v]
+    allx = all_latencies(stats)
     lines = [f"requests {stats.count} in {seconds:.0f} s ({stats.count / max(seconds, 1e-9):.1f}/s), "
              f"errors {len(stats.errors)}",
              f"latency all: p50 {pct(allx, 50) * 1e3:.0f} ms, p95 {pct(allx, 95) * 1e3:.0f} ms, "
@@ -307,11 +317,47 @@ def queue_run(url: str, page: Page, model: str, steps: int) -> str:
     return run_id
 
 
+def soak(clients: int, warmup_min: float, minutes: float, url: str, page: Page, run_id: str | None, pid, a) -> dict:
+    """`clients` clients for warm-up + measured minutes; the measured latencies (a Stats), their seconds, and the
+    server's RSS after the warm-up and at the end, with a line every --sample-every seconds."""
+    stats = Stats()
+    stop_at = time.time() + 60 * (warmup_min + minutes)
+    threads = [threading.Thread(target=client_loop, args=(k, url, page, run_id, stop_at, stats, a.list_every,
+                                                         a.reload_every), daemon=True) for k in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(60 * warmup_min)
+    base = rss(pid)
+    print(f"after warm-up:   {fmt_rss(base)}  ({stats.count} requests, {len(stats.errors)} errors during warm-up)",
+          flush=True)
+    stats.reset()
+    t_meas, next_sample = time.time(), time.time() + a.sample_every
+    while any(t.is_alive() for t in threads):
+        time.sleep(1)
+        if time.time() >= next_sample and time.time() < stop_at:
+            next_sample += a.sample_every
+            now = rss(pid)
+            if now["server"] is not None:
+                print(f"  +{(time.time() - t_meas) / 60:5.1f} min: server {now['server']:.1f} MiB "
+                      f"({now['server'] - base['server']:+.1f}), children {sum(now['children'].values()):.1f} MiB, "
+                      f"{stats.count} requests, {len(stats.errors)} errors", flush=True)
+    return {"stats": stats, "seconds": time.time() - t_meas, "base": base, "end": rss(pid)}
+
+
+def summary_line(name: str, stats: Stats) -> str:
+    xs = all_latencies(stats)
+    return (f"{name}: p50 {pct(xs, 50) * 1e3:.0f} ms, p95 {pct(xs, 95) * 1e3:.0f} ms, p99 {pct(xs, 99) * 1e3:.0f} ms "
+            f"({len(xs)} requests, {len(stats.errors)} errors)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--minutes", type=float, default=30.0, help="measured time after the warm-up")
     ap.add_argument("--warmup", type=float, default=2.0, help="minutes of load before the baseline RSS")
+    ap.add_argument("--baseline-minutes", type=float, default=2.0,
+                    help="measured minutes of one client first, for the p95 ratio (0: no baseline)")
+    ap.add_argument("--baseline-warmup", type=float, default=0.5, help="minutes of one client before they count")
     ap.add_argument("--url", help="attach to a running server on 127.0.0.1/localhost instead of starting one")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for its RSS")
     ap.add_argument("--train", choices=("tiny", "default", "none"), default="tiny",
@@ -324,8 +370,9 @@ def main(argv=None) -> int:
     ap.add_argument("--app", default=str(ROOT / "app.py"), help="the server script to start (a wrapper for profiling)")
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the started server (repeatable)")
     a = ap.parse_args(argv)
-    if a.minutes <= 0 or a.clients < 1 or a.minutes + a.warmup > 240:
-        ap.error("--clients >= 1 and 0 < --minutes (+ --warmup) <= 240")
+    if a.minutes <= 0 or a.clients < 1 or a.baseline_minutes < 0 or \
+            a.minutes + a.warmup + a.baseline_minutes + a.baseline_warmup > 240:
+        ap.error("--clients >= 1, 0 < --minutes, 0 <= --baseline-minutes, all the minutes together <= 240")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed soak still stops its server (finally:)
     tmp = Path(tempfile.mkdtemp(prefix="lopt-soak-"))
@@ -348,48 +395,45 @@ def main(argv=None) -> int:
             pid = proc.pid
             print(f"started app.py pid {pid} at {url} with LOPT_HOME={home}", flush=True)
         page = Page(url)
-        run_id = None
+        model = None
         if a.train != "none":
             model = make_tiny_model(tmp / "tiny-llama") if a.train == "tiny" \
                 else page.default(page.by_api("train")["inputs"][0])  # the Train form's model: the offline default
-            run_id = queue_run(url, page, model, a.steps)
-            print(f"queued run {run_id} ({a.train} model, {a.steps} steps) to watch", flush=True)
         print(f"start:           {fmt_rss(rss(pid))}", flush=True)
 
-        stats = Stats()
-        t_start = time.time()
-        stop_at = t_start + 60 * (a.warmup + a.minutes)
-        threads = [threading.Thread(target=client_loop, args=(k, url, page, run_id, stop_at, stats, a.list_every,
-                                                             a.reload_every), daemon=True) for k in range(a.clients)]
-        for t in threads:
-            t.start()
-        time.sleep(60 * a.warmup)
-        base = rss(pid)
-        warm_count, warm_err = stats.count, len(stats.errors)
-        print(f"after warm-up:   {fmt_rss(base)}  ({warm_count} requests, {warm_err} errors during warm-up)", flush=True)
-        stats.reset()
-        t_meas, next_sample = time.time(), time.time() + a.sample_every
-        while any(t.is_alive() for t in threads):
-            time.sleep(1)
-            if time.time() >= next_sample and time.time() < stop_at:
-                next_sample += a.sample_every
-                now = rss(pid)
-                if now["server"] is not None:
-                    print(f"  +{(time.time() - t_meas) / 60:5.1f} min: server {now['server']:.1f} MiB "
-                          f"({now['server'] - base['server']:+.1f}), children {sum(now['children'].values()):.1f} MiB, "
-                          f"{stats.count} requests, {len(stats.errors)} errors", flush=True)
-        end = rss(pid)
+        def live_run() -> str | None:
+            """A fresh run to watch, so that a run trains during each soak (it queues behind an unfinished one)."""
+            if model is None:
+                return None
+            run_id = queue_run(url, page, model, a.steps)
+            print(f"queued run {run_id} ({a.train} model, {a.steps} steps) to watch", flush=True)
+            return run_id
+
+        one = None
+        if a.baseline_minutes > 0:
+            print(f"== 1 client for {a.baseline_minutes:g} min (baseline)", flush=True)
+            one = soak(1, a.baseline_warmup, a.baseline_minutes, url, page, live_run(), pid, a)
+            print(report_latency(one["stats"], one["seconds"]), flush=True)
+        print(f"== {a.clients} clients for {a.minutes:g} min", flush=True)
+        many = soak(a.clients, a.warmup, a.minutes, url, page, live_run(), pid, a)
+        base, end, stats = many["base"], many["end"], many["stats"]
         print(f"end:             {fmt_rss(end)}", flush=True)
-        print(report_latency(stats, time.time() - t_meas), flush=True)
-        growth = None
+        print(report_latency(stats, many["seconds"]), flush=True)
         if end["server"] is not None and base["server"] is not None:
-            growth = end["server"] - base["server"]
-            print(f"server RSS growth after warm-up: {growth:+.1f} MiB over {a.minutes:g} min with {a.clients} clients",
-                  flush=True)
+            print(f"server RSS growth after warm-up: {end['server'] - base['server']:+.1f} MiB over {a.minutes:g} min "
+                  f"with {a.clients} clients", flush=True)
+        print("== summary", flush=True)
+        if one is not None:
+            print(summary_line("1 client", one["stats"]), flush=True)
+        print(summary_line(f"{a.clients} clients", stats), flush=True)
+        if one is not None:
+            p95_one, p95_many = pct(all_latencies(one["stats"]), 95), pct(all_latencies(stats), 95)
+            print(f"p95 ratio {a.clients} clients / 1 client: {p95_many / p95_one:.2f} "
+                  f"({p95_many * 1e3:.0f} ms / {p95_one * 1e3:.0f} ms)", flush=True)
         if proc is not None and proc.poll() is not None:
             print(f"the server exited with {proc.returncode} during the soak", flush=True)
             return 1
-        return 0 if not stats.errors else 1
+        return 0 if not stats.errors and not (one and one["stats"].errors) else 1
     finally:
         for p in started:
             stop_app(p)

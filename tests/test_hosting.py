@@ -252,3 +252,83 @@ def test_the_store_filters_a_visitors_runs_by_the_owner_index(tmp_path):
         plan = " ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN SELECT * FROM runs WHERE owner IN (?)",
                                                       ("s:a",)))
     assert "runs_owner" in plan
+
+
+# ---------------------------------------------------------------- polling: a poll costs what changed
+
+def test_a_polls_mark_is_one_indexed_query_that_moves_with_every_change(tmp_path):
+    """Store.mark (how many, last updated) of a visitor's runs reads the (owner, updated) index only; it moves when
+    a run is added, changed, gets a curve point or is deleted, and stands otherwise. An older store gets the
+    indexes when opened."""
+    import sqlite3
+    from lopt_core.store import sqlite as store_sql
+    path = tmp_path / "runs.sqlite"
+    store_sql.Store(path)
+    with sqlite3.connect(path) as c:  # a store made before the poll indexes
+        for name in ("runs_owner_updated", "runs_state_updated", "analyses_run"):
+            c.execute(f"DROP INDEX {name}")
+    store = store_sql.Store(path)
+    with sqlite3.connect(path) as c:
+        where, args = store_sql._runs_where(None, None, ("s:a", "b:t"), False)
+        plan = " ".join(str(r[-1]) for r in c.execute(
+            f"EXPLAIN QUERY PLAN SELECT COUNT(*), MAX(updated) FROM runs{where}", args))
+        assert "COVERING INDEX runs_owner_updated" in plan, plan
+        where, args = store_sql._runs_where(("queued",), None, None, False)
+        plan = " ".join(str(r[-1]) for r in c.execute(f"EXPLAIN QUERY PLAN SELECT * FROM runs{where}", args))
+        assert "runs_state_updated" in plan, plan
+    who = owners.Visitor(("s:a",), public=True)
+    marks = [store.mark(**who.query())]
+    for change in (lambda: store.create("r1", RunConfig(), owner="s:a"),
+                   lambda: store.update("r1", state="running"),
+                   lambda: store.add_metric("r1", 1, "loss", 0.5),
+                   lambda: store.add_metric("r1", 1, "accuracy", 0.5),
+                   lambda: store.add_metric_rows([("r1", 2, "accuracy", 0.6, None, None)]),
+                   lambda: store.delete("r1")):
+        time.sleep(0.002)
+        change()
+        marks.append(store.mark(**who.query()))
+        assert marks[-1] != marks[-2], marks
+    store.create("theirs", RunConfig(), owner="s:b")  # another visitor's run is not this visitor's change
+    assert store.mark(**who.query()) == marks[-1] == (0, None)
+
+
+def test_a_tick_with_nothing_new_reads_no_row_and_sends_nothing(lopt_home):
+    """The Train tab's Timer: the first tick reads the runs and sends the page; later ticks, while the store's
+    mark stands, skip every output without listing a run; a new curve point brings the next tick's figures."""
+    import gradio as gr
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.ui import train
+    from lopt_core.ui.common import AppContext
+    jobs = JobManager(start=False)
+    try:
+        jobs.store.create("r1", RunConfig(), state="running")
+        with gr.Blocks() as demo:
+            train.build(AppContext(jobs=jobs, limits=hosting.Limits(allowed_models=None)))
+        tick = next(f.fn for f in demo.fns.values() if any(t[1] == "tick" for t in f.targets))
+        lists = []
+        listing = jobs.store.list
+        jobs.store.list = lambda *a, **k: lists.append(1) or listing(*a, **k)
+        out = tick("r1", None, "")
+        assert len(lists) == 1 and out[0] != gr.skip() and out[4] is not None
+        for _ in range(3):
+            again = tick("r1", out[4], "")
+            assert again == (gr.skip(),) * 7 and len(lists) == 1
+        jobs.store.add_metric("r1", 1, "loss", 0.7)
+        moved = tick("r1", out[4], "")
+        assert len(lists) == 2 and moved[0] != gr.skip() and moved[4] != out[4]
+        assert tick("r1", moved[4], "") == (gr.skip(),) * 7
+    finally:
+        jobs.close()
+
+
+def test_the_sweep_tabs_labels_count_runs_in_sql(tmp_path):
+    """Every tick of the Sweep tab labels the launches with their run counts: counted by the sweep index, not by
+    reading every run of the host."""
+    from lopt_core.store.sqlite import Store
+    from lopt_core.ui import sweep
+    store = Store(tmp_path / "runs.sqlite")
+    store.create_sweep("sw1", {"task": "sst2"}, [("a", RunConfig()), ("b", RunConfig())])
+    store.create("solo", RunConfig())
+    store.list = None  # any full read would fail here
+    (label, value), = sweep.sweep_choices(store)
+    assert value == "sw1" and label.endswith("· 2 runs")

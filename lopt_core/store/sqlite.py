@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS sweeps (
 _MIGRATIONS = [("runs", "sweep_id", "TEXT"), ("sweeps", "launch_id", "TEXT"), ("runs", "eval_progress", "TEXT"),
                ("runs", "owner", "TEXT"), ("sweeps", "owner", "TEXT")]
 
+# what a page's poll asks (Store.mark, list by state, an analysis of a run) answered from an index, not a scan
+_POLL_INDEXES = ("runs_owner_updated ON runs(owner, updated)", "runs_state_updated ON runs(state, updated)",
+                 "analyses_run ON analyses(run_id, kind)")
+
 _COLUMNS = ("run_id", "created", "updated", "state", "config", "model", "task", "method", "n", "r",
             "trainable_params", "accuracy", "zero_shot_accuracy", "train_seconds", "steps_done", "error",
             "artifact_dir", "pid", "stop_requested", "result", "sweep_id", "eval_progress", "owner")
@@ -69,6 +73,8 @@ class Store(TrainingStore):
                         c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
                 c.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id)")
                 c.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created)")
+                for index in _POLL_INDEXES:  # made on open, so an existing store gets them too
+                    c.execute(f"CREATE INDEX IF NOT EXISTS {index}")
                 bad = c.execute("PRAGMA quick_check").fetchone()[0]
                 version = c.execute("PRAGMA user_version").fetchone()[0]
                 c.execute(f"PRAGMA user_version = {int(version)}")  # a write: a read-only store fails here, at start
@@ -132,20 +138,25 @@ class Store(TrainingStore):
              others_done: bool = False) -> list[dict]:
         """Runs, oldest first. owners: only those runs (by the owner index), and with others_done also other
         owners' finished runs not trained on an uploaded file: what a public host's visitor may see, in SQL."""
-        where, args = [], []
-        if owners is not None:
-            mine = f"owner IN ({','.join('?' * len(owners))})" if owners else "0"
-            where.append(f"({mine} OR (state='done' AND task != 'file'))" if others_done else mine)
-            args += list(owners)
-        if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args += list(states)
-        if sweep_id is not None:
-            where.append("sweep_id=?")
-            args.append(sweep_id)
-        q = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = _runs_where(states, sweep_id, owners, others_done)
         with self._conn() as c:
-            return [_row(r, self.path.parent) for r in c.execute(q + " ORDER BY created, rowid", args).fetchall()]
+            return [_row(r, self.path.parent)
+                    for r in c.execute(f"SELECT * FROM runs{where} ORDER BY created, rowid", args).fetchall()]
+
+    def mark(self, owners: tuple[str, ...] | None = None, others_done: bool = False) -> tuple[int, float | None]:
+        """(how many, last updated) of the runs list() would return for the same filter: one aggregate over the
+        (owner, updated) index, so a poll learns whether anything it shows changed without reading a row. Every
+        write to a run moves its `updated`; a deleted run lowers the count."""
+        where, args = _runs_where(None, None, owners, others_done)
+        with self._conn() as c:
+            count, last = c.execute(f"SELECT COUNT(*), MAX(updated) FROM runs{where}", args).fetchone()
+        return count, last
+
+    def sweep_run_counts(self) -> dict[str, int]:
+        """{sweep_id: its runs}, counted on the sweep index (the Sweep tab's labels, every second)."""
+        with self._conn() as c:
+            return dict(c.execute("SELECT sweep_id, COUNT(*) FROM runs WHERE sweep_id IS NOT NULL "
+                                  "GROUP BY sweep_id").fetchall())
 
     def delete(self, run_id: str) -> None:
         with self._conn() as c:
@@ -281,6 +292,8 @@ class Store(TrainingStore):
                       (run_id, step, kind, value, lr, examples_per_s, time.time()))
             if kind == "loss":
                 c.execute("UPDATE runs SET steps_done=?, updated=? WHERE run_id=?", (step, time.time(), run_id))
+            else:  # a new point of any curve is a change a poll must see (Store.mark)
+                c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), run_id))
 
     def add_metrics(self, run_id: str, points: list[tuple]) -> None:
         """Many (step, kind, value, lr) points in one transaction (imports)."""
@@ -288,6 +301,7 @@ class Store(TrainingStore):
         with self._conn() as c:
             c.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
                           [(run_id, s, k, v, lr, None, now) for s, k, v, lr in points])
+            c.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
 
     def metrics(self, run_id: str, kind: str | None = None) -> list[dict]:
         q, args = "SELECT * FROM metrics WHERE run_id=?", [run_id]
@@ -319,8 +333,24 @@ class Store(TrainingStore):
         last_loss = {r[0]: r[1] for r in rows if r[2] == "loss"}
         with self._conn() as c:
             c.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)", [(*r, now) for r in rows])
-            c.executemany("UPDATE runs SET steps_done=?, updated=? WHERE run_id=?",
-                          [(step, now, rid) for rid, step in last_loss.items()])
+            c.executemany("UPDATE runs SET steps_done=? WHERE run_id=?", [(s, rid) for rid, s in last_loss.items()])
+            c.executemany("UPDATE runs SET updated=? WHERE run_id=?", [(now, rid) for rid in {r[0] for r in rows}])
+
+
+def _runs_where(states, sweep_id, owners, others_done) -> tuple[str, list]:
+    """The WHERE clause (with its leading space, or empty) and arguments of Store.list's filters."""
+    where, args = [], []
+    if owners is not None:
+        mine = f"owner IN ({','.join('?' * len(owners))})" if owners else "0"
+        where.append(f"({mine} OR (state='done' AND task != 'file'))" if others_done else mine)
+        args += list(owners)
+    if states:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        args += list(states)
+    if sweep_id is not None:
+        where.append("sweep_id=?")
+        args.append(sweep_id)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _insert_run(c, run_id: str, cfg, state: str, sweep_id: str | None, created: float,

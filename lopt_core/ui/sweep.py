@@ -145,10 +145,7 @@ def launch_label(group: list[dict], n_runs: int) -> str:
 
 def sweep_choices(store, who=LOCAL) -> list[tuple[str, str]]:
     """Every launch this visitor may see, newest first, labelled with its preset, state and number of runs."""
-    per_sweep: dict[str, int] = {}
-    for r in store.list():
-        if r.get("sweep_id"):
-            per_sweep[r["sweep_id"]] = per_sweep.get(r["sweep_id"], 0) + 1
+    per_sweep = store.sweep_run_counts()  # counted in SQL: this runs at every tick of every open page
     groups = launches([s for s in store.list_sweeps() if who.sees_sweep(s)])
     return [(launch_label(g, sum(per_sweep.get(s["sweep_id"], 0) for s in g)), SEP.join(s["sweep_id"] for s in g))
             for g in reversed(groups)]

@@ -401,25 +401,32 @@ def build(ctx: AppContext):
 
     stop_btn.click(on_stop, ctx.inputs(watch), status, api_name="stop")
 
-    # ---- watching: every second the shown run's curves and progress, the table, and the picker's list
+    # ---- watching: every second the shown run's curves and progress, the table, and the picker's list. `last`
+    # (this page's last seen) ends with the store's mark of what the visitor may see: while it stands, a tick
+    # reads no row and sends nothing
     def on_tick(run_id, last_sig, status_text="", token=None, request: gr.Request = None):
+        who = ctx.visitor(request, token)
+        mark = store.mark(**who.query())
+        if last_sig is not None and last_sig[0] == run_id and last_sig[-1] == mark:
+            return (gr.skip(),) * 7
         rows = ctx.runs(request, token)
         listed = tuple((x["run_id"], x["state"]) for x in rows)
-        new_list = last_sig is not None and last_sig[-1] != listed
+        new_list = last_sig is not None and last_sig[-2] != listed
         choices = gr.update(choices=run_choices(rows)) if new_list else gr.skip()
         if not run_id:  # nothing shown (no run when the page opened): show the first run that appears
             rid = active_run(rows)
             pick = gr.update(choices=run_choices(rows), value=rid) if rid else gr.skip()
-            return gr.skip(), progress_html(None), "", queue_table(rows), last_sig, pick, gr.skip()
+            return (gr.skip(), progress_html(None), "", queue_table(rows), (None, listed, mark), pick,
+                    gr.skip())
         try:
             if run_id not in {x["run_id"] for x in rows}:  # gone, or another visitor's
                 raise KeyError(run_id)
             p = run_progress(store, run_id)
         except KeyError:
-            return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), None,
+            return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), (run_id, listed, mark),
                     gr.update(choices=run_choices(rows)), gr.skip())
         row = next((x for x in rows if x["run_id"] == run_id), None)
-        sig = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"], listed)
+        sig = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"], listed, mark)
         same = last_sig is not None and sig[:4] == last_sig[:4]
         fig = gr.skip() if same else run_curves(store, run_id, row, live=p["state"] in ("queued", "running"))
         err = ""
