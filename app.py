@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from lopt_core.hosting import downloads, limits as hosting
+from lopt_core.hosting import limits as hosting, links
 from lopt_core import paths
 from lopt_core.sweeps import ray_backend
 from lopt_core.errors import LoptError
@@ -21,7 +21,8 @@ TITLE = "LoPT Lab · low-rank soft prompts"
 def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
     gradio_fixes.name_number_errors()  # a number box's range or type error names the box
-    # Gradio's copies of served downloads (its cache) are removed after two hours, checked every half hour
+    # Gradio's cached copies of files (an upload not yet trained on) are removed after two hours, checked every
+    # half hour; downloads never go through its cache (hosting/links.py), and a trained-on upload's copy goes at once
     with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:
         ctx.secret = owners.host_secret(paths.home())  # signs the tokens this server hands out (owners.py)
         ctx.token = visitor_token_store(ctx.secret)  # a visitor's token, kept in their browser
@@ -69,7 +70,8 @@ def main() -> None:
     if rec["running"] or rec["queued"]:
         print(f"[lopt] marked interrupted after restart: {len(rec['running'])} running, {len(rec['queued'])} queued",
               flush=True)
-    demo = build_app(AppContext(jobs=jobs, limits=limits))
+    ctx = AppContext(jobs=jobs, limits=limits)
+    demo = build_app(ctx)
     demo.queue(default_concurrency_limit=4)
     try:
         demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
@@ -79,7 +81,9 @@ def main() -> None:
                     # an unexpected exception shows as "Error" only: its text and traceback stay in the server
                     # log; the handlers' own messages (gr.Error through safe_errors) still reach the page
                     show_error=False,
-                    allowed_paths=[str(downloads.root())])  # the bounded downloads folder (downloads.py)
+                    prevent_thread_lock=True)  # the download route is added once the server is up
+        links.mount(demo.server_app, ctx.links)  # downloads: one-time links for their own session only
+        demo.block_thread()
     finally:
         jobs.close()
 

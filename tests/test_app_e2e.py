@@ -23,6 +23,16 @@ def app(tmp_path_factory, tiny_model_dir):
 
 
 
+def fetched(url: str, said: str) -> list[str]:
+    """The names in the zip behind the one-time link of a /download or /export answer."""
+    import io
+    import re
+    import httpx
+    r = httpx.get(url + re.search(r"\((lopt/download/[^)]+)\)", said).group(1))
+    assert r.status_code == 200, r.text
+    return zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+
+
 def test_app_end_to_end(app):
     from gradio_client import Client
     url, tiny, home = app
@@ -65,12 +75,10 @@ def test_app_end_to_end(app):
     probs = gen[5]
     assert {p["label"] for p in probs["confidences"]} == {"negative", "positive"}
 
-    zpath, msg = c.predict(run_id, api_name="/export")
-    names = zipfile.ZipFile(zpath).namelist()
+    names = fetched(url, c.predict(run_id, api_name="/export")[0])
     assert any(n.endswith("adapter_config.json") for n in names)
     assert any(n.endswith("adapter_model.safetensors") for n in names)
-    zpath, _ = c.predict(run_id, api_name="/download")
-    assert any(n.endswith("prompt.safetensors") for n in zipfile.ZipFile(zpath).namelist())
+    assert any(n.endswith("prompt.safetensors") for n in fetched(url, c.predict(run_id, api_name="/download")[0]))
 
     with pytest.raises(Exception, match="no longer exists|choose a run"):
         c.predict("no-such-run", api_name="/export")

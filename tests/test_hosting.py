@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lopt_core.errors import NotFound
+from lopt_core.errors import NotFound, NotYours
 
 from lopt_core.hosting import limits as hosting, owners
 from lopt_core.config import ConfigError, RunConfig
@@ -117,7 +117,8 @@ def public_app(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("publichome")
     seed_home(home)
     proc, url = start_app(home, {"LOPT_PUBLIC": "1", "LOPT_ALLOWED_MODELS": tiny_model_dir,
-                                 "LOPT_MAX_QUEUED_PER_VISITOR": "1", "LOPT_MAX_QUEUED": "2"})
+                                 "LOPT_MAX_QUEUED_PER_VISITOR": "1", "LOPT_MAX_QUEUED": "2",
+                                 "GRADIO_TEMP_DIR": str(home.parent / "gradio-tmp")})  # its own, to look into
     yield url, tiny_model_dir, home
     stop_app(proc)
 
@@ -254,6 +255,73 @@ def test_the_store_filters_a_visitors_runs_by_the_owner_index(tmp_path):
     assert "runs_owner" in plan
 
 
+# ---------------------------------------------------------------- downloads: one-time links for their own session
+
+def _link_app(tmp_path, ttl_s=300.0):
+    """A bare FastAPI app serving links.ROUTE, a zip in a downloads-like entry, and the Links that serve it."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from lopt_core.hosting import links
+    entry = tmp_path / "downloads" / "download-r1-x"
+    entry.mkdir(parents=True)
+    (entry / "r1.zip").write_bytes(b"PK zip bytes")
+    grants, app = links.Links(ttl_s=ttl_s), FastAPI()
+    links.mount(app, grants)
+    return TestClient(app), grants, entry / "r1.zip"
+
+
+def test_a_download_link_serves_once_and_only_to_the_session_that_asked(tmp_path):
+    """Another session, no session, a forged or changed signature, an expired link and a second fetch are all
+    refused, each saying why and none naming a server path; the owner's first fetch gets the file, which then goes."""
+    from urllib.parse import parse_qs, urlsplit
+    client, grants, zipped = _link_app(tmp_path)
+    url = "/" + grants.issue(zipped, "sess-ada")
+    path, query = urlsplit(url).path, {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    refused = [(dict(query, session_hash="sess-bob"), 403, "not valid for this session"),
+               ({k: v for k, v in query.items() if k != "session_hash"}, 403, "needs the session"),
+               (dict(query, sig="0" * 64), 403, "signature does not match"),
+               (dict(query, exp=str(int(query["exp"]) + 3600)), 403, "signature does not match"),
+               (dict(query, exp="soon"), 403, "expiry is not a time")]
+    for params, status, said in refused:
+        r = client.get(path, params=params)
+        assert (r.status_code, said in r.text) == (status, True), (params, r.status_code, r.text)
+        assert str(tmp_path) not in r.text and "zip" not in r.text
+    r = client.get(url)
+    assert r.status_code == 200 and r.content == b"PK zip bytes"
+    assert 'filename="r1.zip"' in r.headers["content-disposition"] and r.headers["cache-control"] == "no-store"
+    assert not zipped.parent.exists()  # spent: the entry went with the file
+    r = client.get(url)
+    assert r.status_code == 404 and "already used" in r.text and str(tmp_path) not in r.text
+
+
+def test_an_expired_download_link_is_refused(tmp_path):
+    client, grants, zipped = _link_app(tmp_path, ttl_s=60)
+    url = "/" + grants.issue(zipped, "sess-ada", now=time.time() - 120)
+    r = client.get(url)
+    assert r.status_code == 404 and "expired" in r.text and zipped.is_file()
+    with pytest.raises(NotYours, match="no browser session"):
+        grants.issue(zipped, None)
+
+
+def test_a_consumed_uploads_gradio_copies_are_removed_and_nothing_else(tmp_path, monkeypatch):
+    """Gradio keeps an upload as <its folder>/<hash>/<name>, twice; both go. A file outside its folder stays."""
+    from lopt_core.hosting import upload_cache
+    root = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(root))
+    copies = [root / h / "data.csv" for h in ("aaaa", "bbbb")]
+    for c in copies:
+        c.parent.mkdir(parents=True)
+        c.write_text("text,label\na,0\n")
+    other = root / "cccc" / "data.csv"  # same name, another visitor's content
+    other.parent.mkdir()
+    other.write_text("text,label\nb,1\n")
+    mine = tmp_path / "data.csv"
+    mine.write_text("text,label\na,0\n")
+    assert upload_cache.discard(mine) == 0 and mine.is_file()
+    assert upload_cache.discard(copies[1]) == 2
+    assert not any(c.exists() or c.parent.exists() for c in copies) and other.is_file()
+
+
 # ---------------------------------------------------------------- polling: a poll costs what changed
 
 def test_a_polls_mark_is_one_indexed_query_that_moves_with_every_change(tmp_path):
@@ -332,3 +400,48 @@ def test_the_sweep_tabs_labels_count_runs_in_sql(tmp_path):
     store.list = None  # any full read would fail here
     (label, value), = sweep.sweep_choices(store)
     assert value == "sw1" and label.endswith("· 2 runs")
+
+
+def _quiet(home, timeout=120):
+    """Wait until no run of the host is queued or running (the caps then refuse nothing of the tests' own)."""
+    from lopt_core.store.sqlite import Store
+    t0 = time.time()
+    while Store(home / "runs.sqlite").list(states=("queued", "running")) and time.time() - t0 < timeout:
+        time.sleep(0.5)
+
+
+def test_downloads_and_uploads_through_the_public_app(public_app, tmp_path):
+    """/download answers a one-time link for the page's session, no server path; Gradio's file route does not
+    serve the downloads folder; a queued run's upload leaves no copy in Gradio's upload folder."""
+    import re
+    import httpx
+    from gradio_client import Client, handle_file
+    url, tiny, home = public_app
+    ada, bob = Client(url, verbose=False), Client(url, verbose=False)
+    _quiet(home)
+    status, run_id = _train(ada, tiny, steps=2, eval_every=0)
+    assert "Queued" in status, status
+    _quiet(home)
+    said, _ = ada.predict(run_id, api_name="/download")
+    assert str(home) not in said and "/tmp" not in said
+    link = url + re.search(r"\((lopt/download/[^)]+)\)", said).group(1)
+    zipped = next((home / "downloads").glob("*/*.zip"))
+    assert httpx.get(f"{url}gradio_api/file={zipped}").status_code in (403, 404)  # not Gradio's to serve
+    for who in (None, bob.session_hash):
+        forged = re.sub(r"session_hash=[^&]+", f"session_hash={who}" if who else "", link)
+        r = httpx.get(forged)
+        assert r.status_code == 403 and str(home) not in r.text, (r.status_code, r.text)
+    assert ada.session_hash in link
+    r = httpx.get(link)
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    assert httpx.get(link).status_code == 404 and not zipped.exists()
+
+    data = tmp_path / f"upload-{run_id}.csv"  # a name found nowhere else in Gradio's folder
+    data.write_text("text,label\n" + "".join(f"review {i} of {'good' if i % 2 else 'bad'},{i % 2}\n"
+                                             for i in range(40)))
+    status, _ = _train(ada, tiny, task="file", method="prompt_tuning", n=2, steps=2, eval_every=0, eval_size=4,
+                       upload=handle_file(str(data)), label_words="")
+    assert "Queued" in status, status
+    left = list((home.parent / "gradio-tmp").rglob(data.name))
+    assert left == [], left
+    _quiet(home)

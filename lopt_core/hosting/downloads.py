@@ -4,8 +4,8 @@ $LOPT_HOME/downloads, that never grows past its bound.
 Each download or export is one entry `<kind>-<run_id>-<random>/` holding the zip (and, for an export, the
 unzipped adapter it was made from). Making a new entry first removes the entries older than MAX_AGE_S and then
 the oldest beyond the newest KEEP - 1, so at most KEEP entries are ever there; deleting a run removes its entries
-(forget). Gradio copies a returned file into its own cache before sending it, so an entry is not needed once the
-handler has returned; it is kept a while only so that a slow client's retry still finds it.
+(forget). An entry's zip is served once, by a one-time link for the session that asked (links.py), and the entry
+is removed as it is sent; one never fetched goes at the next prune. Gradio's file route never serves this folder.
 """
 from __future__ import annotations
 

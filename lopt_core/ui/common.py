@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from lopt_core.hosting import owners
+from lopt_core.hosting.links import Links
 from lopt_core.hosting.limits import Limits
 from lopt_core.jobs.manager import JobManager
 from lopt_core.methods import METHODS
@@ -24,6 +25,7 @@ class AppContext:
     limits: Limits
     token: object = None  # the page's gr.BrowserState holding the visitor's token (public hosts), made by the app
     secret: str | None = None  # the host's secret (owners.host_secret): only tokens it signed identify a visitor
+    links: Links = field(default_factory=Links)  # one-time download links, served by app.py's route
 
     @property
     def store(self):

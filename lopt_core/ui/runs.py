@@ -3,6 +3,7 @@ run it again."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import gradio as gr
 
@@ -39,7 +40,7 @@ def build(ctx: AppContext, on_deleted=None):
         rerun = gr.Button("Run again with the same settings")
         delete = gr.Button("Delete run", variant="stop")
     status = gr.Markdown("", elem_id="lopt-runs-status")
-    file = gr.File(label="file", interactive=False, elem_id="lopt-runs-file")
+    file = gr.Markdown("", elem_id="lopt-runs-file")  # a one-time link (hosting/links.py), never a served path
     details = gr.Markdown("", elem_id="lopt-runs-details")
     with gr.Accordion("Raw record (JSON)", open=False):
         raw = gr.JSON(label="run record as stored", elem_id="lopt-runs-raw")
@@ -79,19 +80,27 @@ def build(ctx: AppContext, on_deleted=None):
     run.change(on_select, ctx.inputs(run), details, api_name=False)
     details.change(on_raw, ctx.inputs(run), raw, api_name=False)  # the raw record follows the summary
 
+    def link_to(zipped, request) -> str:
+        """A one-time link to `zipped` for this page's session only (links.py)."""
+        url = ctx.links.issue(zipped, getattr(request, "session_hash", None))
+        return (f"[⬇ {Path(zipped).name}]({url}) · this link works once, for this page, "
+                f"within {int(ctx.links.ttl_s // 60)} minutes")
+
     def on_download(run_id, token=None, request: gr.Request = None):
         try:
-            return jobs.download(run_id, ctx.visitor(request, token)), f"Artifact folder of {run_id} zipped."
+            zipped = jobs.download(run_id, ctx.visitor(request, token))
+            return link_to(zipped, request), f"Artifact folder of {run_id} zipped."
         except LoptError as e:
             raise ui_error(e) from None
 
     def on_export(run_id, token=None, request: gr.Request = None):
         try:
             zipped = jobs.export(run_id, ctx.visitor(request, token))
+            link = link_to(zipped, request)
         except LoptError as e:
             raise ui_error(e) from None
-        return zipped, (f"PEFT adapter written: unzip, then "
-                        f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
+        return link, (f"PEFT adapter written: unzip, then "
+                      f"`PeftModel.from_pretrained(base_model, '{run_id}-peft')`.")
 
     def on_delete(run_id, token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)
@@ -103,7 +112,7 @@ def build(ctx: AppContext, on_deleted=None):
         if on_deleted:
             on_deleted(run_id)
         choice, det = on_refresh(None, token, request)
-        return choice, det, said, None
+        return choice, det, said, ""
 
     def on_rerun(run_id, token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from lopt_core.data import label_words as words_mod, preview as preview_mod, uploads
-from lopt_core.hosting import model_access
+from lopt_core.hosting import model_access, upload_cache
 from lopt_core.plots import figures as plots
 from lopt_core import share
 from lopt_core.config import ConfigError, RunConfig
@@ -381,6 +381,8 @@ def build(ctx: AppContext):
             msg = user_message(e)  # the message only: paths and tracebacks stay in the server log
             gr.Warning(msg)
             return f"⚠️ **Not started:** {msg}", gr.skip()
+        if cfg.config.data_file:  # consumed: kept under LOPT_HOME, so Gradio's copies go now
+            upload_cache.discard(upload_path(upload)[0])
         order = [r.get("run_id") if k == "run" else None for k, r in jobs.waiting()]
         ahead = order.index(run_id) if run_id in order else 0  # runs, sweeps and analyses alike
         note = f" ({ahead} job(s) ahead in the queue)" if ahead else ""
@@ -389,7 +391,9 @@ def build(ctx: AppContext):
 
     train_btn.click(on_train, ctx.inputs(model, task, method, n, r, steps, batch_size, lr, eval_every, seed,
                                          eval_size, upload, text_col, text_b_col, label_col, label_words, prec),
-                    [status, watch], api_name="train")
+                    [status, watch], api_name="train").then(
+        lambda task_, said: None if task_ == "file" and str(said).startswith("Queued") else gr.skip(),
+        [task, status], upload, api_name=False)  # a queued run consumed the upload (its copy is gone): empty the box
 
     def on_stop(run_id, token=None, request: gr.Request = None):
         if not run_id:
