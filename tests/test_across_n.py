@@ -39,3 +39,22 @@ def test_the_n_by_r_grid_marks_cells_past_the_crossover():
 def test_the_longer_prompts_preset_varies_n_at_rank_2():
     spec = presets.get("longer_prompts").specs(model="smollm2-135m", quick=True)[0]
     assert spec.n == [5, 10, 20, 50] and spec.r == [2] and len(spec.configs()) == 12
+
+
+def test_the_atlas_n_sweep_fills_the_views_on_a_first_visit():
+    """No runs of one's own: the atlas's n sweep (lighter, dotted, each method's marker) fills score-vs-n and,
+    with the rank sweep at n=20, the n × r grid, titled as the atlas's."""
+    from lopt_core.plots import figures
+    atlas = [_row(m, n, 2, 0.80 + n / 1000, n * 10, seed=s) for m in ("prompt_tuning", "lopt1", "ulpt")
+             for n in (5, 10, 20, 50) for s in (0, 1)] + [_row("lopt1", 20, r, 0.8, 10) for r in (1, 5)]
+    fig = across_n.accuracy_vs_n_figure([], reference=atlas)
+    names = {t.name for t in fig.data}
+    assert names == {"atlas: Prompt tuning", "atlas: LoPT-1 r=2", "atlas: ULPT r=2"}
+    lopt1 = next(t for t in fig.data if t.name == "atlas: LoPT-1 r=2")
+    assert lopt1.line.dash == "dot" and lopt1.marker.color == figures.lighter(figures.method_color("lopt1"))
+    assert lopt1.marker.symbol == figures.method_symbol("lopt1") and list(lopt1.x) == [5, 10, 20, 50]
+    mine = [_row("lopt1", n, 2, 0.7, n * 10, zs=0.70) for n in (5, 50)]
+    with_mine = {t.name for t in across_n.accuracy_vs_n_figure(mine, reference=atlas).data}
+    assert "LoPT-1 r=2" in with_mine and "atlas: LoPT-1 r=2" in with_mine, "the user's own line beside the atlas's"
+    heat = across_n.heatmap_figure([], reference=atlas)
+    assert heat.layout.title.text.startswith("atlas: LoPT-1") and list(heat.data[0].x) == ["5", "10", "20", "50"]

@@ -74,3 +74,53 @@ def test_curves_accuracy_panel_before_the_first_evaluation():
     assert tuple(fig.layout.yaxis2.range) == (0, 1.02) and fig.layout.xaxis2.range is not None
     assert any(s.y0 == 0.5 and s.yref == "y2" for s in fig.layout.shapes), fig.layout.shapes  # the no-prompt line
     assert any("first evaluation" in (a.text or "") for a in fig.layout.annotations)
+
+
+# ---------------------------------------------------------------- plots that separate (issue: evidence)
+
+def _seeded(rid, method, r, params, accs, zero=0.786, examples=872):
+    """One configuration's runs, a seed each, scored on the same 872 examples."""
+    return [{**_row(f"{rid}{s}", method, 20, r, params, a), "zero_shot_accuracy": zero,
+             "config": {"steps": 150, "batch_size": 8, "lr": None, "seed": s},
+             "result": {"eval_examples": examples, "test_fingerprint": "abc"}} for s, a in enumerate(accs)]
+
+
+LIVE = _seeded("pt", "prompt_tuning", 1, 11520, [0.871, 0.865]) + _seeded("l1", "lopt1", 2, 1192, [0.842, 0.850])
+ATLAS = _seeded("apt", "prompt_tuning", 1, 11520, [0.873, 0.869, 0.861]) + \
+    _seeded("au", "ulpt", 2, 1192, [0.859, 0.851, 0.866])
+
+
+def test_the_y_axis_fits_the_scores_not_zero_to_one():
+    fig = plots.tradeoff_figure(LIVE, reference=ATLAS)
+    lo, hi = fig.layout.yaxis.range
+    ys = [y for t in fig.data if t.y is not None for y in t.y]
+    assert lo <= min(ys) and max(ys) <= hi, "every point is on the plot"
+    assert lo <= 0.786 <= hi, "the no-prompt line too"
+    assert hi - lo < 0.25, f"a 9-point spread fills the plot, not a sliver of a 0-1 axis: {lo:.3f}..{hi:.3f}"
+    by_r = plots.accuracy_vs_r_figure(LIVE + _seeded("l5", "lopt1", 5, 2980, [0.86, 0.87]), reference=ATLAS)
+    assert by_r.layout.yaxis.range[1] - by_r.layout.yaxis.range[0] < 0.25
+
+
+def test_each_method_keeps_its_colour_and_marker_and_the_atlas_is_lighter():
+    fig = plots.tradeoff_figure(LIVE, reference=ATLAS)
+    live = {t.name: t for t in fig.data if t.legendgroup != plots.ATLAS and t.mode == "markers"}
+    atlas = {t.name: t for t in fig.data if t.legendgroup == plots.ATLAS}
+    assert set(live) == {"Prompt tuning", "LoPT-1"} and set(atlas) == {"atlas: Prompt tuning", "atlas: ULPT"}
+    symbols = {t.marker.symbol for t in live.values()} | {atlas["atlas: ULPT"].marker.symbol}
+    assert len(symbols) == 3, "three methods, three markers"
+    pt, apt = live["Prompt tuning"], atlas["atlas: Prompt tuning"]
+    assert apt.marker.symbol == pt.marker.symbol == plots.method_symbol("prompt_tuning")
+    assert pt.marker.color == plots.method_color("prompt_tuning") != apt.marker.color == plots.lighter(pt.marker.color)
+    assert plots.lighter("#000000") == "#8C8C8C" and plots.lighter("#FFFFFF") == "#FFFFFF"
+
+
+def test_no_prompt_is_drawn_and_hover_names_seeds_and_test_size():
+    for fig in (plots.tradeoff_figure(LIVE), plots.tradeoff_figure([], reference=ATLAS),
+                plots.accuracy_vs_r_figure(LIVE)):
+        lines = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.786]
+        assert lines, "the frozen model's score is on the plot"
+    pt = next(t for t in plots.tradeoff_figure(LIVE).data if t.name == "Prompt tuning")
+    assert "mean of 2 seeds (0, 1): 0.868 ± 0.004" in pt.text[0] and "on 872 test examples" in pt.text[0]
+    au = next(t for t in plots.tradeoff_figure([], reference=ATLAS).data if t.name == "atlas: ULPT")
+    assert au.text[0].startswith("atlas · ") and "3 seeds (0, 1, 2)" in au.text[0]
+    assert au.error_y.array is not None and au.error_y.color == plots.lighter(plots.method_color("ulpt"))

@@ -265,7 +265,7 @@ def test_reading_across_tasks_and_seed_pooling():
     assert not any(t.name == "Pareto frontier" for t in fig.data), "no frontier across two test sets"
     fig = plots.tradeoff_figure(rows[:2], reference=rows[2:])
     assert any(t.name == "Pareto frontier" for t in fig.data)
-    assert any((t.name or "").startswith("reference sweep") for t in fig.data)
+    assert any((t.name or "").startswith("atlas: ") for t in fig.data)
 
 
 def test_old_store_files_gain_the_sweep_column(tmp_path):

@@ -1,5 +1,5 @@
 """Compare, Runs and Generate as a classroom uses them (issue 9): one task at a time on the Compare plots,
-frontiers only across the same test examples, the reference sweep only beside its own task and model,
+frontiers only across the same test examples, the atlas only beside its own task and model,
 stopped runs labelled honestly, readable run details. Fast: pure functions and the tabs' handlers, in-process."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _traces(fig, pred):
 
 
 def _reference_traces(fig):
-    return _traces(fig, lambda t: t.legendgroup == "reference" or (t.name or "").startswith("reference"))
+    return _traces(fig, lambda t: t.legendgroup == "atlas" or (t.name or "").startswith("atlas"))
 
 
 # ---------------------------------------------------------------- 1. Compare: one task, one test set
@@ -102,9 +102,8 @@ def test_accuracy_vs_r_never_mixes_test_sets():
 
 
 def test_reference_only_beside_its_own_task_and_model():
-    ref = results_file.reference()
-    assert ref is not None, f"the shipped reference sweep is missing: {results_file.REFERENCE}"
-    ref_rows = results_file.rows(ref)
+    ref_rows = [r for r in results_file.atlas_rows() if r["task"] == "sst2"]
+    assert ref_rows, f"the shipped atlas has no SST-2 sweep: {results_file.ATLAS}"
     task, model = ref_rows[0]["task"], ref_rows[0]["model"]
     mine = [_row("a", task=task)]
     mine[0]["model"] = model
@@ -131,7 +130,7 @@ def _names(fig):
 def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     store = ctx.store
     add_run(store, "s-pt", method="prompt_tuning", n=20, acc=0.80)
-    add_run(store, "s-l1", n=20, r=2, acc=0.78)  # n = 20: the reference sweep's, so its lines are on accuracy vs r
+    add_run(store, "s-l1", n=20, r=2, acc=0.78)  # n = 20: the atlas's, so its lines are on accuracy vs r
     data = str(tmp_path / "ab12cd34-reviews.csv")
     add_run(store, "f-l1", task="file", data_file=data, r=1, acc=0.60)
     add_run(store, "f-l2", task="file", data_file=data, r=2, acc=0.70)
@@ -154,8 +153,8 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     assert not _traces(out[4], lambda t: t.name == "Pareto frontier")
     assert not _reference_traces(out[4]) and not _reference_traces(out[5])
 
-    # the reference's own task and model: the grey layer is back
-    if results_file.reference() is not None:
+    # the atlas's own task and model: its layer is back
+    if results_file.atlas_rows():
         out = on_refresh("sst2", aggregate.ALL, None, [], True)
         assert set(out[3]["run"]) == {"s-pt", "s-l1"}
         assert _reference_traces(out[4]) and _reference_traces(out[5])

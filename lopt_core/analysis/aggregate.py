@@ -61,8 +61,15 @@ def has_rank(method: str) -> bool:
     return METHODS[method].has_rank if method in METHODS else True
 
 
+def _defaults() -> dict:
+    """Every RunConfig field's default: a config stored before a field existed means the default."""
+    import dataclasses
+    from lopt_core.config import RunConfig
+    return {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+
+
 def config_key(row: dict) -> str:
-    c = {k: v for k, v in (row.get("config") or {}).items() if k not in _NOT_IDENTITY}
+    c = {k: v for k, v in {**_defaults(), **(row.get("config") or {})}.items() if k not in _NOT_IDENTITY}
     c.update(method=row["method"], n=row["n"], r=row["r"] if has_rank(row["method"]) else None)
     if row.get("state") == "stopped":  # a run stopped early trained less: never pooled with finished ones
         c["stopped_at_step"] = row.get("steps_done")
@@ -91,6 +98,8 @@ class Point:
     config: dict = field(default_factory=dict)
     latest: float = 0.0            # creation time of its newest run
     stopped_at: int | None = None  # runs stopped early: the step they stopped at
+    seed_list: list = field(default_factory=list)  # each run's seed, in the order of accuracies
+    examples: int | None = None    # how many test examples each run was scored on
 
     @property
     def test_set(self) -> str:
@@ -132,6 +141,8 @@ def points(rows: list[dict]) -> list[Point]:
                                stopped_at=row.get("steps_done") if row.get("state") == "stopped" else None)
         p.accuracies.append(float(row["accuracy"]))
         p.run_ids.append(row["run_id"])
+        p.seed_list.append((row.get("config") or {}).get("seed"))
+        p.examples = p.examples or (row.get("result") or {}).get("eval_examples")
         p.test_sets.add(test_set_key(row))
         p.latest = max(p.latest, float(row.get("created") or 0.0))
     return list(out.values())

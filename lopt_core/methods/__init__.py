@@ -12,10 +12,9 @@ above it.
 from lopt_core.methods.base import Knob, ModelAdapter, PromptContext, SoftPrompt, TuningMethod
 from lopt_core.methods.registry import (METHODS, all_knobs, check_knobs, count_trainable, default_method,
                                         default_sweep_methods, get_method, knob_settings, method_color, method_label,
-                                        reference_method, register,
-                                        unregister)
+                                        method_symbol, reference_method, register, unregister)
 from lopt_core.methods import prompt_tuning, lopt, ulpt, lopa, peft_baselines  # noqa: E402,F401  (registration)
 
 __all__ = ["METHODS", "Knob", "ModelAdapter", "PromptContext", "SoftPrompt", "TuningMethod", "all_knobs",
-           "check_knobs", "count_trainable", "default_method", "default_sweep_methods", "get_method", "knob_settings", "method_color", "method_label",
-           "reference_method", "register", "unregister"]
+           "check_knobs", "count_trainable", "default_method", "default_sweep_methods", "get_method", "knob_settings",
+           "method_color", "method_label", "method_symbol", "reference_method", "register", "unregister"]

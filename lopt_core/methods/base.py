@@ -100,6 +100,7 @@ class TuningMethod(nn.Module):
     name: str = ""
     label: str = ""                 # human name for tables and plots
     color: str = "#7F7F7F"          # one colour per method, the same in every plot
+    symbol: str = "circle"          # one plotly marker per method, so methods differ in shape as well as colour
     formula_text: str = ""          # the trainable count in words, for readouts
     default_lr: float = 1e-2
     has_rank: bool = True           # False: r plays no part (prompt tuning, prefix tuning)
@@ -121,7 +122,7 @@ class TuningMethod(nn.Module):
     @classmethod
     def facts(cls) -> dict:
         """Everything the registry knows about the method, as plain data (the CLI's `methods --json`)."""
-        return {"name": cls.name, "label": cls.label, "color": cls.color, "formula": cls.formula_text,
+        return {"name": cls.name, "label": cls.label, "color": cls.color, "symbol": cls.symbol, "formula": cls.formula_text,
                 "has_rank": cls.has_rank, "input_dependent": cls.input_dependent, "exportable": cls.exportable,
                 "export_refusal": cls.export_refusal or None, "reference": cls.reference, "default_lr": cls.default_lr,
                 "changes_model": cls.changes_model, "knobs": [k.describe() for k in cls.knobs]}

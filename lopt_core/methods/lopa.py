@@ -54,6 +54,7 @@ class LoPA(SoftPrompt):
     name = "lopa"
     label = "LoPA"
     color = "#FFA15A"
+    symbol = "star"
     formula_text = "n·d + 2·h·(h + 1) + (h + 1)·r·(n + d), h = the sentence encoder's width"
     default_lr = 1e-2
     input_dependent = True

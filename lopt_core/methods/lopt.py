@@ -31,6 +31,7 @@ class LoPT1(SoftPrompt):
     name = "lopt1"
     label = "LoPT-1"
     color = "#EF553B"
+    symbol = "square"
     formula_text = "r·(n + d)"
     default_lr = 3e-2
     default = True
@@ -69,6 +70,7 @@ class LoPT2(SoftPrompt):
     name = "lopt2"
     label = "LoPT-2"
     color = "#00CC96"
+    symbol = "diamond"
     formula_text = "2·r·d"
     default_lr = 3e-2
     sweep_default = True

@@ -99,6 +99,7 @@ class LoRABaseline(PeftBaseline):
     name = "lora"
     label = "LoRA (peft)"
     color = "#19D3F3"
+    symbol = "cross"
     formula_text = "LoRA on the attention projections"
     default_lr = 1e-3
     knobs = (Knob("lora_alpha", float, None, "the scaling alpha (the update is scaled by alpha/r); "
@@ -121,6 +122,7 @@ class PrefixBaseline(PeftBaseline):
     name = "prefix"
     label = "Prefix tuning (peft)"
     color = "#FF6692"
+    symbol = "x"
     formula_text = "per-layer keys/values"
     has_rank = False
     default_lr = 1e-2

@@ -14,6 +14,7 @@ class PromptTuning(SoftPrompt):
     name = "prompt_tuning"
     label = "Prompt tuning"
     color = "#636EFA"
+    symbol = "circle"
     formula_text = "n·d"
     has_rank = False
     reference = True

@@ -78,6 +78,11 @@ def method_color(method: str) -> str:
     return ["#B6E880", "#FF97FF", "#FECB52", "#8C564B", "#7F7F7F"][sum(map(ord, method)) % 5]
 
 
+def method_symbol(method: str) -> str:
+    """Each method's own plotly marker (a fact on the method); a plain circle for unknown names."""
+    return METHODS[method].symbol if method in METHODS else "circle-open"
+
+
 def default_method() -> str:
     """The method a new Train form starts with (the class with default = True; else the first registered)."""
     return next((name for name, cls in METHODS.items() if cls.default), next(iter(METHODS)))

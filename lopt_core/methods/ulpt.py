@@ -22,6 +22,7 @@ class ULPT(SoftPrompt):
     name = "ulpt"
     label = "ULPT"
     color = "#AB63FA"
+    symbol = "triangle-up"
     formula_text = "n·r + 2·d"
     default_lr = 1e-2
     sweep_default = True

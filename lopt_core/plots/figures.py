@@ -10,11 +10,33 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lopt_core.lm.models import canonical
-from lopt_core.methods import METHODS, method_color, method_label, reference_method  # noqa: F401  (re-exported)
+from lopt_core.methods import METHODS, method_color, method_label, method_symbol, reference_method  # noqa: F401  (re-exported)
 from lopt_core.analysis.aggregate import Point, fmt_acc, metric_name, metric_of, one_test_set, points, scored  # noqa: F401  (scored: the runs a plot can place)
 
 RUN_COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880"]
-REFERENCE_COLOR = "#A0A0A0"
+ATLAS = "atlas"          # the shipped reference layer's name in legends and hovers
+ATLAS_LIGHTNESS = 0.55   # how far the atlas layer's colours are mixed toward white
+
+
+def lighter(color: str, amount: float = ATLAS_LIGHTNESS) -> str:
+    """`color` ("#RRGGBB") mixed with white: the atlas layer keeps each method's colour, told apart by lightness."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02X}" for c in rgb)
+
+
+def fit_range(values: list[float], pad: float = 0.02) -> list[float]:
+    """A y range for scores in [0, 1] that fits the data: the spread fills the plot, with a little room (at
+    least 2 points on each side, so one configuration alone is not a line on the frame)."""
+    if not values:
+        return [0, 1.02]
+    lo, hi = min(values), max(values)
+    room = max(pad, 0.08 * (hi - lo))
+    return [max(0.0, lo - room), min(1.02, hi + room)]
+
+
+def _span(pts: list[Point]) -> list[float]:
+    """Every y a set of points reaches: its means and the ends of their error bars."""
+    return [v for p in pts for v in (p.mean - p.std, p.mean + p.std)]
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
@@ -124,61 +146,78 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def _hover(p: Point, prefix: str = "") -> str:
+    """The configuration, its seeds and what they scored, and on how many test examples."""
     c = p.config
     lr = c.get("lr")
-    seeds = f"mean of {p.seeds} seeds: {fmt_acc(p)}" if p.seeds > 1 else f"accuracy {p.mean:.3f} (seed {c.get('seed')})"
+    metric = metric_of({"task": p.task, "config": c})
+    seeds = ", ".join(str(x) for x in p.seed_list)
+    score = (f"mean of {p.seeds} seeds ({seeds}): {fmt_acc(p)}" if p.seeds > 1
+             else f"{metric} {p.mean:.3f} (seed {seeds or c.get('seed')})")
+    on = f" on {p.examples:,} test examples" if p.examples else ""
     return (f"{prefix}<b>{p.label}</b><br>model {p.model} · task {p.task}<br>"
             f"steps {c.get('steps')} · batch {c.get('batch_size')} · lr {'default' if lr is None else lr}<br>"
-            f"trainable {p.trainable_params:,} · {seeds}"
+            f"trainable {p.trainable_params:,} · {score}{on}"
             + (f"<br>no prompt {p.zero_shot:.3f}" if p.zero_shot is not None else "")
             + f"<br>{len(p.run_ids)} run(s): {', '.join(rid[-6:] for rid in p.run_ids[:4])}")
 
 
-def _error_y(pts: list[Point]) -> dict | None:
+def _error_y(pts: list[Point], color: str | None = None) -> dict | None:
+    """± one standard deviation over seeds, where some point has more than one seed."""
     if not any(p.seeds > 1 for p in pts):
         return None
-    return dict(type="data", array=[p.std for p in pts], visible=True, thickness=1.2, width=4)
+    return dict(type="data", array=[p.std for p in pts], visible=True, thickness=1.2, width=4,
+                **({"color": color} if color else {}))
 
 
 def _method_order(method: str) -> int:
     return list(METHODS).index(method) if method in METHODS else 99
 
 
-def tradeoff_figure(rows: list[dict], title: str = "Accuracy vs trainable parameters",
+def tradeoff_figure(rows: list[dict], title: str = "Score vs trainable parameters",
                     reference: list[dict] | None = None) -> go.Figure:
-    """Accuracy against trainable parameters (log x), one colour per method, seeds pooled as mean ± std.
-    The Pareto frontier is drawn only when every point was measured on the same test examples. `reference`:
-    rows of a reference sweep, drawn as a grey layer (click its legend entry to hide it)."""
+    """Score against trainable parameters (log x), each method its own colour and marker, seeds pooled as
+    mean ± std; the y axis fits the data. The Pareto frontier and the no-prompt line are drawn only when every
+    point was measured on the same test examples. `reference`: the atlas's rows of the same task and model,
+    drawn in each method's lighter colour (one legend entry hides them all)."""
     pts, ref = points(rows), points(reference or [])
     if not pts and not ref:
         return empty_figure("no finished runs yet: train a few methods and ranks to fill this plot", title)
     fig = go.Figure()
-    _reference_markers(fig, ref)
+    _atlas_markers(fig, ref)
     for method in sorted({p.method for p in pts}, key=_method_order):
         ps = [p for p in pts if p.method == method]
         fig.add_trace(go.Scatter(
             x=[p.trainable_params for p in ps], y=[p.mean for p in ps], mode="markers", name=method_label(method),
-            error_y=_error_y(ps), marker=dict(size=11, color=method_color(method), line=dict(width=1, color="#333")),
+            error_y=_error_y(ps), marker=dict(size=12, color=method_color(method), symbol=method_symbol(method),
+                                              line=dict(width=1, color="#333")),
             text=[_hover(p) for p in ps], hovertemplate="%{text}<extra></extra>",
             customdata=[p.run_ids[0] for p in ps]))
     sets = {p.test_set for p in pts}
+    ys = _span(pts) + _span(ref)
     if len(sets) == 1:
         front = pareto_front([(p.trainable_params, p.mean) for p in pts])
-        xs, ys = zip(*front)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto frontier", line=dict(color="#222", dash="dash",
+        xs, fy = zip(*front)
+        fig.add_trace(go.Scatter(x=xs, y=fy, mode="lines", name="Pareto frontier", line=dict(color="#222", dash="dash",
                                  shape="hv", width=1.5), hoverinfo="skip"))
-        zs = [p.zero_shot for p in pts if p.zero_shot is not None]
-        if zs:
-            fig.add_hline(y=zs[-1], line=dict(dash="dot", color="#888"), annotation_text="no prompt",
-                          annotation_position="bottom right")
     elif len(sets) > 1:
         _note(fig, f"runs measured on {len(sets)} different sets of test examples: no frontier "
                    f"(choose one task and model)")
+    zero = _no_prompt(pts if len(sets) == 1 else [], ref)
+    if zero is not None:
+        fig.add_hline(y=zero, line=dict(dash="dot", color="#888"), annotation_text=f"no prompt {zero:.3f}",
+                      annotation_position="bottom right")
+        ys.append(zero)
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
-    fig.update_yaxes(title_text=metric_name(rows) + (" (mean ± std over seeds)" if any(p.seeds > 1 for p in pts)
-                                                     else ""),
-                     range=[0, 1.02])
+    pooled = any(p.seeds > 1 for p in pts + ref)
+    fig.update_yaxes(title_text=metric_name(rows or reference) + (" (mean ± std over seeds)" if pooled else ""),
+                     range=fit_range(ys))
     return _layout(fig, title, height=420)
+
+
+def _no_prompt(pts: list[Point], ref: list[Point]) -> float | None:
+    """The frozen model's score on the shown test set: the runs' own, else the atlas's."""
+    zs = [p.zero_shot for p in pts if p.zero_shot is not None] or [p.zero_shot for p in ref if p.zero_shot is not None]
+    return zs[-1] if zs else None
 
 
 def _note(fig: go.Figure, text: str) -> None:
@@ -187,23 +226,26 @@ def _note(fig: go.Figure, text: str) -> None:
                        font=dict(size=11, color="#a33"))
 
 
-def _reference_markers(fig: go.Figure, ref: list[Point]) -> None:
-    if not ref:
-        return
-    fig.add_trace(go.Scatter(
-        x=[p.trainable_params for p in ref], y=[p.mean for p in ref], mode="markers", error_y=_error_y(ref),
-        name=f"reference sweep ({ref[0].task}, {ref[0].model})", legendgroup="reference", showlegend=True,
-        marker=dict(size=10, color=REFERENCE_COLOR, symbol="circle-open", line=dict(width=2, color=REFERENCE_COLOR)),
-        opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ref], hovertemplate="%{text}<extra></extra>"))
+def _atlas_markers(fig: go.Figure, ref: list[Point]) -> None:
+    """The atlas's configurations: each method's marker in its lighter colour, one legend group for all."""
+    for i, method in enumerate(sorted({p.method for p in ref}, key=_method_order)):
+        ps = [p for p in ref if p.method == method]
+        light = lighter(method_color(method))
+        fig.add_trace(go.Scatter(
+            x=[p.trainable_params for p in ps], y=[p.mean for p in ps], mode="markers", error_y=_error_y(ps, light),
+            name=f"{ATLAS}: {method_label(method)}", legendgroup=ATLAS, showlegend=True,
+            legendgrouptitle=dict(text=f"{ATLAS} ({ps[0].task}, {ps[0].model})") if i == 0 else None,
+            marker=dict(size=11, color=light, symbol=method_symbol(method), line=dict(width=1, color="#999")),
+            text=[_hover(p, f"{ATLAS} · ") for p in ps], hovertemplate="%{text}<extra></extra>"))
 
 
 def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | None = None,
                          reference: list[dict] | None = None) -> go.Figure:
     """Accuracy against rank r at a fixed prompt length n, one line per low-rank method (seeds pooled as
-    mean ± std); the reference prompt (prompt tuning) at the same n as a horizontal line; a reference sweep's
-    lines in grey. n defaults to the most common n among the ranked runs. Lines never join test sets: when
-    the runs span several, the newest run's test set is drawn and the figure says what it left out; the
-    reference sweep is drawn only beside runs of its own task and model."""
+    mean ± std); the reference prompt (prompt tuning) at the same n and no prompt as horizontal lines; the
+    atlas's lines in each method's lighter colour. n defaults to the most common n among the ranked runs. Lines
+    never join test sets: when the runs span several, the newest run's test set is drawn and the figure says
+    what it left out; the atlas is drawn only beside runs of its own task and model."""
     pts, hidden = one_test_set(points(rows))
     ref = [p for p in points(reference or []) if not pts or (p.task, canonical(p.model)) ==
            (pts[0].task, canonical(pts[0].model))]
@@ -226,27 +268,38 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
     fig = go.Figure()
     for method in sorted({p.method for p in ref_ranked}, key=_method_order):
         ps = sorted((p for p in ref_ranked if p.method == method), key=lambda p: p.r)
+        light = lighter(method_color(method))
         fig.add_trace(go.Scatter(x=[p.r for p in ps], y=[p.mean for p in ps], mode="lines+markers",
-                                 name=f"reference: {method_label(method)}", legendgroup="reference", showlegend=True,
-                                 line=dict(color=REFERENCE_COLOR, dash="dot", width=1.5), marker=dict(size=6),
-                                 error_y=_error_y(ps), opacity=0.8, text=[_hover(p, "reference sweep · ") for p in ps],
+                                 name=f"{ATLAS}: {method_label(method)}", legendgroup=ATLAS, showlegend=True,
+                                 line=dict(color=light, dash="dot", width=2),
+                                 marker=dict(size=8, color=light, symbol=method_symbol(method)),
+                                 error_y=_error_y(ps, light), text=[_hover(p, f"{ATLAS} · ") for p in ps],
                                  hovertemplate="%{text}<extra></extra>"))
     for method in sorted({p.method for p in ranked}, key=_method_order):
         ps = sorted((p for p in ranked if p.method == method), key=lambda p: p.r)
         fig.add_trace(go.Scatter(x=[p.r for p in ps], y=[p.mean for p in ps], mode="lines+markers",
                                  name=method_label(method), line=dict(color=method_color(method)),
-                                 error_y=_error_y(ps), marker=dict(size=9), text=[_hover(p) for p in ps],
-                                 hovertemplate="%{text}<extra></extra>"))
-    refs = [p for p in pts if p.method in METHODS and p.method == reference_method() and p.n == n]
+                                 error_y=_error_y(ps), marker=dict(size=10, symbol=method_symbol(method)),
+                                 text=[_hover(p) for p in ps], hovertemplate="%{text}<extra></extra>"))
+    ys = _span(ranked) + _span(ref_ranked)
+    own = [p for p in pts if p.method in METHODS and p.method == reference_method() and p.n == n]
+    refs, source = (own, "") if own else ([p for p in ref if p.method == reference_method() and p.n == n], f"{ATLAS}: ")
     if refs:
         best = max(refs, key=lambda p: p.mean)
-        fig.add_hline(y=best.mean, line=dict(dash="dash", color=method_color(best.method)),
-                      annotation_text=f"{method_label(best.method)} (n={n}) {fmt_acc(best)}",
+        fig.add_hline(y=best.mean, line=dict(dash="dash", color=method_color(best.method) if own else
+                                             lighter(method_color(best.method))),
+                      annotation_text=f"{source}{method_label(best.method)} (n={n}) {fmt_acc(best)}",
                       annotation_position="top left")
+        ys.append(best.mean)
+    zero = _no_prompt(pts, ref)
+    if zero is not None:
+        fig.add_hline(y=zero, line=dict(dash="dot", color="#888"), annotation_text=f"no prompt {zero:.3f}",
+                      annotation_position="bottom right")
+        ys.append(zero)
     if hidden:
         _note(fig, f"only runs on {pts[0].task} ({pts[0].model}); {hidden} other test set"
                    f"{'s' if hidden > 1 else ''} left out: choose one task and model")
     rs = [p.r for p in ranked + ref_ranked]
     fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
-    fig.update_yaxes(title_text=metric_name(rows), range=[0, 1.02])
+    fig.update_yaxes(title_text=metric_name(rows or reference), range=fit_range(ys))
     return _layout(fig, title, height=380)

@@ -1,6 +1,7 @@
 """A sweep's results as one portable JSON file: configurations, per-step curves, accuracies, parameter counts,
 the machine and library versions, and the exact command that produced it. Export, import, and the reference
-sweep that ships with the app (assets/reference/), shown on the Compare plots as a greyed layer.
+atlas that ships with the app (assets/atlas/, one file per sweep made by scripts/atlas.sh), drawn on the Train
+and Compare plots as a lighter layer beside runs of its own task and model.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from lopt_core.config import ConfigError
 
 FORMAT = "lopt-lab/sweep-results/1"
-REFERENCE = Path(__file__).resolve().parents[2] / "assets" / "reference" / "sst2-rank-sweep.json"
+ATLAS = Path(__file__).resolve().parents[2] / "assets" / "atlas"
 _DROP = ("artifact_dir", "traceback")  # machine-local or bulky result fields not worth carrying
 
 
@@ -115,17 +116,40 @@ def _free(name: str, get, missing) -> str:
         cand = f"{name}-{i}"
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=32)
 def _load(path: str, mtime: float) -> dict:
     return read(path)
 
 
-def reference(path: Path | None = None) -> dict | None:
-    """The shipped reference sweep (or None when the file is missing)."""
-    p = Path(path or REFERENCE)
-    if not p.is_file():
-        return None
-    return _load(str(p), p.stat().st_mtime)
+def atlas(folder: Path | None = None) -> list[dict]:
+    """The shipped atlas: every sweep file in assets/atlas (or `folder`), by name; [] when there is none."""
+    root = Path(folder or ATLAS)
+    return [_load(str(p), p.stat().st_mtime) for p in sorted(root.glob("*.json"))] if root.is_dir() else []
+
+
+def atlas_rows(folder: Path | None = None) -> list[dict]:
+    """The atlas's runs as store rows, each (configuration, seed) once: sweeps overlap (the n sweep's n=20 r=2
+    is also in the rank sweep) and a seed counted twice would shrink the spread. The first file's run stands."""
+    from lopt_core.analysis.aggregate import config_key
+    seen, out = set(), []
+    for doc in atlas(folder):
+        for row in rows(doc):
+            key = (config_key(row), row["config"].get("seed"))
+            if key not in seen:
+                seen.add(key)
+                out.append(row)
+    return out
+
+
+def atlas_machine(folder: Path | None = None) -> str:
+    """Where the atlas was measured, in words ("AMD EPYC, 2 threads, fp32"); "" without an atlas."""
+    docs = atlas(folder)
+    if not docs:
+        return ""
+    cpus = sorted({d["machine"].get("cpu", "unknown CPU") for d in docs})
+    precisions = sorted({(r.get("result") or {}).get("precision") or "fp32" for d in docs for r in d["runs"]})
+    threads = sorted({str(d["machine"].get("torch_threads")) for d in docs})
+    return f"{' / '.join(cpus)}, {'/'.join(threads)} threads, {'/'.join(precisions)}"
 
 
 def rows(doc: dict) -> list[dict]:
@@ -136,5 +160,6 @@ def rows(doc: dict) -> list[dict]:
         out.append({"run_id": r["run_id"], "state": r["state"], "model": c["model"], "task": c["task"],
                     "method": c["method"], "n": c["n"], "r": c["r"], "trainable_params": r["trainable_params"],
                     "accuracy": r["accuracy"], "zero_shot_accuracy": r["zero_shot_accuracy"], "config": c,
-                    "result": r.get("result") or {}, "created": 0.0, "sweep_id": doc["sweep"]["sweep_id"]})
+                    "result": r.get("result") or {}, "created": 0.0, "sweep_id": doc["sweep"]["sweep_id"],
+                    "steps_done": (r.get("result") or {}).get("steps_done")})
     return out

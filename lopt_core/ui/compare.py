@@ -1,6 +1,7 @@
-"""Compare tab: the runs table, configurations with seeds pooled, overlaid curves, the rank trade-off plot and
-accuracy vs r, with the shipped reference sweep as a grey layer beside runs of its own task and model.
-The task filter opens on one task (the newest scored run's); "(all)" stays a choice."""
+"""Compare tab: the runs table, configurations with seeds pooled, overlaid curves, the rank trade-off plot,
+score vs r and vs n and the n × r grid, with the shipped atlas as a lighter layer beside runs of its own task
+and model. The task filter opens on one task (the newest scored run's, else the atlas's first); "(all)" stays
+a choice."""
 from __future__ import annotations
 
 import gradio as gr
@@ -18,12 +19,10 @@ POINT_COLUMNS = ["method", "n", "r", "trainable params", "accuracy (mean ± std)
 
 
 def reference_rows(show: bool, task=ALL, model=ALL, shown=()) -> list[dict] | None:
-    """The reference sweep's runs as store-like rows when they belong beside `shown` (aggregate.matching_reference);
-    None when hidden, missing or about another task or model."""
-    doc = results_file.reference() if show else None
-    if doc is None:
-        return None
-    return aggregate.matching_reference(results_file.rows(doc), task, model, list(shown))
+    """The atlas's runs of this task as store-like rows when they belong beside `shown`
+    (aggregate.matching_reference); None when hidden, missing or about another task or model."""
+    rows = results_file.atlas_rows() if show else []
+    return aggregate.matching_reference(rows, task, model, list(shown)) if rows else None
 
 
 def _row_or_empty(store, run_id) -> dict:
@@ -33,9 +32,29 @@ def _row_or_empty(store, run_id) -> dict:
         return {}
 
 
-def _reference_task() -> str | None:
-    doc = results_file.reference()
-    return aggregate.task_label(results_file.rows(doc)[0]) if doc and doc.get("runs") else None
+def atlas_task() -> str | None:
+    """The task a first visit opens on: the atlas's first sweep's (SST-2 rank sensitivity, by file name)."""
+    rows = results_file.atlas_rows()
+    return aggregate.task_label(rows[0]) if rows else None
+
+
+def atlas_figure(task: str | None, model: str | None):
+    """What the atlas measured for the task and model a Train form has chosen: the trade-off as a first visit
+    sees it, or a line saying the atlas has no sweep of them."""
+    title = f"Atlas: {task} on {model}"
+    try:
+        ref = reference_rows(True, task, model) if task and model else None
+    except Exception:  # noqa: BLE001  (an unknown model name typed in: the form's own readout says why)
+        ref = None
+    if not ref:
+        have = ", ".join(atlas_tasks()) or "none"
+        return plots.empty_figure(f"the shipped atlas has no sweep of this task and model<br>(it holds: {have})",
+                                  title)
+    return plots.tradeoff_figure([], title=title + f" · {results_file.atlas_machine()}", reference=ref)
+
+
+def atlas_tasks() -> list[str]:
+    return sorted({aggregate.task_label(r) for r in results_file.atlas_rows()})
 
 
 def points_dataframe(rows: list[dict]) -> pd.DataFrame:
@@ -54,19 +73,19 @@ def build(ctx: AppContext):
         model = gr.Dropdown([ALL], value=ALL, label="model", scale=1)
         n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1,
                               allow_custom_value=True)
-        show_ref = gr.Checkbox(True, label="show the reference sweep", scale=0, min_width=180,
-                               info=None if results_file.reference() else "no reference sweep file in this build",
-                               elem_id="lopt-show-reference")
+        show_ref = gr.Checkbox(True, label="show the atlas", scale=0, min_width=180,
+                               info=(f"shipped reference runs ({results_file.atlas_machine()})" if atlas_task()
+                                     else "no atlas file in this build"), elem_id="lopt-show-reference")
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
-    ref0 = reference_rows(True, _reference_task())
+    ref0 = reference_rows(True, atlas_task())
     with gr.Row():
         tradeoff = gr.Plot(plots.tradeoff_figure([], reference=ref0), label="Trade-off", elem_id="lopt-tradeoff")
         by_r = gr.Plot(plots.accuracy_vs_r_figure([], reference=ref0), label="Accuracy vs r", elem_id="lopt-by-r")
     with gr.Row():
-        by_n = gr.Plot(across_n.accuracy_vs_n_figure([]), label="Score vs n", elem_id="lopt-by-n")
-        heat = gr.Plot(across_n.heatmap_figure([]), label="n × r", elem_id="lopt-heat")
+        by_n = gr.Plot(across_n.accuracy_vs_n_figure([], reference=ref0), label="Score vs n", elem_id="lopt-by-n")
+        heat = gr.Plot(across_n.heatmap_figure([], reference=ref0), label="n × r", elem_id="lopt-heat")
     configs = gr.Dataframe(points_dataframe([]), label="Configurations (seeds pooled)", interactive=False,
                            max_height=320, elem_id="lopt-configs-table")
     overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
@@ -77,19 +96,21 @@ def build(ctx: AppContext):
         rows = ctx.runs(request, token)
         tasks = sorted({aggregate.task_label(r) for r in rows})
         models = sorted({r["model"] for r in rows})
-        if task_ != ALL and task_ not in tasks:  # first look, or its runs are gone: the newest scored run's task
-            task_ = aggregate.default_task(rows, fallback=_reference_task())
+        if task_ != ALL and task_ not in tasks + atlas_tasks():  # first look, or its runs are gone
+            task_ = aggregate.default_task(rows, fallback=atlas_task())
         shown = aggregate.filter_rows(rows, task_, model_)
         ref = reference_rows(show_, task_, model_, shown)
         ns = sorted({r["n"] for r in plots.scored(shown)})
         n_val = int(n_) if n_ not in (None, "") and int(n_) in ns else None
         ids = {r["run_id"] for r in rows}
         sel = [s for s in (sel or []) if s in ids]
-        return (gr.update(choices=[ALL] + sorted(set(tasks) | ({task_} - {None, ALL})), value=task_),
+        task_choices = sorted(set(tasks) | set(atlas_tasks()) | ({task_} - {None, ALL}))
+        return (gr.update(choices=[ALL] + task_choices, value=task_),
                 gr.update(choices=[ALL] + models),
                 gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
                 plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
-                points_dataframe(shown), across_n.accuracy_vs_n_figure(shown), across_n.heatmap_figure(shown))
+                points_dataframe(shown), across_n.accuracy_vs_n_figure(shown, reference=ref),
+                across_n.heatmap_figure(shown, reference=ref))
 
     outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat]
     ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref)

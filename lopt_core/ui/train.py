@@ -23,6 +23,7 @@ from lopt_core.hosting.safe_errors import scrub, user_message
 from lopt_core.store.sqlite import FINAL
 from lopt_core.data.tasks import TaskError
 from lopt_core.ui.common import AppContext, default_model, fmt_seconds, method_choices, model_choices, model_picker_args, run_choices, runs_dataframe, task_choices
+from lopt_core.ui.compare import atlas_figure
 from lopt_core.errors import LoptError
 
 
@@ -211,6 +212,9 @@ def progress_html(p: dict | None) -> str:
             bits.append(f"{p['examples_per_s']:.1f} examples/s")
     if p["eta_s"] is not None:
         bits.append(f"ETA {fmt_seconds(p['eta_s'])}")
+    if p.get("slower"):
+        bits.append(f"<span class='lopt-slow'>⚠ {p['slower']:.1f}× slower than this machine measured before: the "
+                    f"host is busy (other runs or load), so times read here are longer than estimated</span>")
     if p["accuracy"] is not None:
         bits.append(f"{p.get('metric', 'accuracy')} {p['accuracy']:.3f}")
     cls = {"failed": "bad", "interrupted": "bad", "stopped": "warn", "done": "ok"}.get(p["state"], "")
@@ -305,6 +309,8 @@ def build(ctx: AppContext):
             curves = gr.Plot(plots.curves_figure([]), label="Live curves", elem_id="lopt-curves")
             queue = gr.Dataframe(runs_dataframe([]), label="Queue and recent runs", interactive=False, max_height=260,
                                  elem_id="lopt-queue")
+            atlas = gr.Plot(atlas_figure(first["task"], first["model"]), label="What the shipped atlas measured",
+                            elem_id="lopt-train-atlas")
     last = gr.State(None)
     timer = gr.Timer(1.0)
     settings = dict(zip(share.KEYS, (model, task, method, n, r, steps, batch_size, lr, eval_every, eval_size, seed)))
@@ -327,6 +333,7 @@ def build(ctx: AppContext):
     gr.api(params, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
     model.change(precision_line, model, verdict, api_name=False, show_progress="hidden")
+    gr.on([task.change, model.change], atlas_figure, [task, model], atlas, api_name=False, show_progress="hidden")
 
     # ---- an upload is checked off the request path (a large file is read in a child process) with progress;
     # its preview shows the first rows, the classes, the split and the label words, which fill the box
