@@ -284,7 +284,12 @@ def cmd_precision(args) -> int:
     v = precision.decide(args.model, args.device, "auto")
     out = {"model": args.model, "precision": v.precision, "speedup": v.speedup, "reason": v.reason,
            "cpu": precision.cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads()}
-    print(json.dumps(out) if args.json else f"{v.precision}: {v.reason}")
+    cal = precision.calibration(args.model) if v.speedup is not None else None
+    if cal:
+        out["calibration"] = {"step_s": cal["step_s"], "step_shape": cal["step_shape"]}
+    line = f"{v.precision}: {v.reason}" + (f"\ncalibration: one step at batch {cal['step_shape'][0]} x "
+                                           f"{cal['step_shape'][1]} tokens takes {cal['step_s']:.2f} s" if cal else "")
+    print(json.dumps(out) if args.json else line)
     return 0
 
 
@@ -346,8 +351,18 @@ def cmd_eval(args) -> int:
 
 def cmd_show(args) -> int:
     from lopt_core.analysis.run_summary import summary_text
+    from lopt_core.jobs.manager import run_progress
+    from lopt_core.sweeps.estimate import fmt
     from lopt_core.store.sqlite import Store
-    print(summary_text(Store().get(args.run)))
+    store = Store()
+    row = store.get(args.run)
+    print(summary_text(row))
+    if row["state"] == "running":  # the page's progress line, with its pace check
+        p = run_progress(store, args.run)
+        line = f"{p['phase']}: step {p['step']}/{p['total']}" + (f", ETA {fmt(p['eta_s'])}" if p["eta_s"] else "")
+        if p["slower"]:
+            line += f"; {p['slower']:.1f}x slower than this machine measured before (the host is busy)"
+        print(line)
     return 0
 
 

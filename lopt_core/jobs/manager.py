@@ -35,6 +35,7 @@ from lopt_core.analysis.aggregate import metric_of
 from lopt_core.training.checks import Checked, check
 from lopt_core.hosting.owners import LOCAL, Visitor, check_room
 from lopt_core.store.sqlite import FINAL, Store
+from lopt_core.sweeps import estimate
 
 RESTART_REASON_RUNNING = "the server stopped while this run was training"
 RESTART_REASON_QUEUED = "the server stopped before this queued run started"
@@ -493,11 +494,12 @@ def run_progress(store: Store, run_id: str) -> dict:
     loss = store.metrics(run_id, "loss")
     done = loss[-1]["step"] if loss else 0
     eps = loss[-1]["examples_per_s"] if loss else None
-    eta = None
+    eta = slower = None
     if row["state"] == "running" and len(loss) >= 2:
         recent = loss[-10:]
         per_step = (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
         eta = per_step * max(0, total - done)
+        slower = estimate.pace(store, row, per_step)
     phase, fraction = row["state"], (done / total) if total else 0.0
     ev = row.get("eval_progress") if row["state"] == "running" else None
     if ev:  # an evaluation is under way: its own progress and ETA
@@ -516,7 +518,8 @@ def run_progress(store: Store, run_id: str) -> dict:
     return {"run_id": run_id, "state": row["state"], "phase": phase, "step": done, "total": total,
             "fraction": fraction, "examples_per_s": eps, "eta_s": eta,
             "eval_done": ev["done"] if ev else None, "eval_total": ev["total"] if ev else None,
-            "error": row.get("error"), "accuracy": row.get("accuracy"), "metric": metric_of(row)}
+            "error": row.get("error"), "accuracy": row.get("accuracy"), "metric": metric_of(row),
+            "slower": slower if slower is not None and slower >= estimate.SLOW else None}
 
 
 

@@ -10,6 +10,8 @@ requested "fp32" or "bf16" is taken as asked. "auto":
     with bf16 matrix units (AMX) gains ~2x; one without them (the AMD EPYC this project was first timed on)
     runs bf16 many times slower. The verdict is cached in precision.json beside the models ($LOPT_HOME/models) and shown by
     `python -m lopt_core precision`.
+  - The same measurement then times one step at a run's shape in the chosen precision: the calibration from
+    which a machine that has trained nothing yet estimates a sweep's time (sweeps/estimate.py).
 What bf16 changes: the frozen weights are held in bf16 (cast once at load). Trainable tensors, the optimiser
 state, label logits and the loss stay fp32; a prompt is cast to the body's dtype where it enters the model.
 """
@@ -30,6 +32,7 @@ from lopt_core.lm.models import LoadedModel, canonical, load_model, pick_device
 BF16_MIN_SPEEDUP = 1.3
 CACHE_FILE = "precision.json"
 STEP_SHAPE = (2, 24)   # the timed step: 48 tokens (an SST-2 example is ~30); small, so a slow bf16 costs seconds
+CALIBRATION_SHAPE = (8, 50)  # then one step as a run takes it (batch 8, n=20 + an example), at the chosen precision
 CLEARLY_SLOWER = 3.0   # a bf16 warm-up this many times fp32's ends the measurement at once
 
 
@@ -105,9 +108,12 @@ def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
         t0 = time.perf_counter()
         _step(lm, x)
         warm[key] = time.perf_counter() - t0
-    if warm["bf16"] > CLEARLY_SLOWER * warm["fp32"]:
-        return {"fp32_s": warm["fp32"], "bf16_s": warm["bf16"], "speedup": warm["fp32"] / warm["bf16"],
-                "steps": 1, "shape": list(STEP_SHAPE)}
+    if warm["bf16"] > CLEARLY_SLOWER * warm["fp32"]:  # fp32 wins; one more fp32 step, warm, calibrates the speed
+        t0 = time.perf_counter()
+        _step(fp32, x)
+        fp32_s = min(warm["fp32"], time.perf_counter() - t0)
+        return {"fp32_s": fp32_s, "bf16_s": warm["bf16"], "speedup": fp32_s / warm["bf16"],
+                "steps": 2, "shape": list(STEP_SHAPE)} | calibrate(fp32)
     per_sample = max(1, int(MIN_SAMPLE_S / max(1e-6, min(warm.values()))) + 1)
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(repeats):
@@ -117,8 +123,33 @@ def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
                 _step(lm, x)
                 times[key].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in times.items()}
-    return {"fp32_s": best["fp32"], "bf16_s": best["bf16"], "speedup": best["fp32"] / best["bf16"],
-            "steps": repeats * per_sample, "shape": list(STEP_SHAPE)}
+    speedup = best["fp32"] / best["bf16"]
+    return {"fp32_s": best["fp32"], "bf16_s": best["bf16"], "speedup": speedup,
+            "steps": repeats * per_sample, "shape": list(STEP_SHAPE)} | calibrate(bf16 if choose(speedup) == "bf16"
+                                                                              else fp32)
+
+
+def choose(speedup: float) -> str:
+    return "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+
+
+def calibrate(lm: LoadedModel) -> dict:
+    """Seconds of one warm training-like step at CALIBRATION_SHAPE: the first time estimate on a machine that
+    has run nothing yet (sweeps/estimate.py)."""
+    x = torch.randn(*CALIBRATION_SHAPE, lm.d, generator=torch.Generator().manual_seed(0)).to(lm.device) * 0.02
+    times = []
+    for _ in range(2):  # a warm-up at the new shape, then the timed step
+        t0 = time.perf_counter()
+        _step(lm, x)
+        times.append(time.perf_counter() - t0)
+    return {"step_s": times[1], "step_shape": list(CALIBRATION_SHAPE), "calibrated": True}
+
+
+def calibration(name: str, threads: int | None = None) -> dict | None:
+    """The cached measurement of model `name` at this thread count, where its step times were taken warm (the
+    speed estimates' calibration: sweeps/estimate.py); None before the first measurement on this machine."""
+    entry = cached().get(cache_key(name, threads or torch.get_num_threads()))
+    return entry if entry and entry.get("calibrated") else None
 
 
 def decide(name: str, device: str = "auto", requested: str = "auto", threads: int | None = None,
@@ -134,13 +165,13 @@ def decide(name: str, device: str = "auto", requested: str = "auto", threads: in
     threads = threads or torch.get_num_threads()
     key = cache_key(name, threads)
     entry = cached().get(key)
-    if entry is None:
+    if entry is None or (measure_now and not entry.get("calibrated")):  # measured before steps were timed warm
         if not measure_now:
             return None
         entry = measure(name, str(dev)) | {"cpu": cpu_model(), "torch": torch.__version__, "model": canonical(name),
                                            "threads": threads,
                                            "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        entry["precision"] = "bf16" if entry["speedup"] >= BF16_MIN_SPEEDUP else "fp32"
+        entry["precision"] = choose(entry["speedup"])
         _remember(key, entry)
     s = entry["speedup"]
     return Verdict(entry["precision"], f"auto: bf16 steps ran {s:.2f}x the speed of fp32 on this CPU "

@@ -1,18 +1,30 @@
-"""An honest time estimate for a sweep, from speeds measured on this machine.
+"""An honest time estimate for a sweep, from speeds measured on this machine, and a check of a live run's pace.
 
-Per-example training and evaluation times come from the finished runs in this store on the same model and
-device (their recorded train_seconds, steps, batch size, group size and eval_seconds), else from the shipped
-reference sweep's timings (a named machine), else there is no estimate. Training cost grows with the row
-length, so times are scaled by (n + typical example tokens). One-by-one adds each run's own start-up
+Per-example training and evaluation times come, in this order, from:
+  1. the finished runs in this store on the same model and device (their recorded train_seconds, steps, batch
+     size, group size and eval_seconds);
+  2. the calibration this machine made when it first loaded the model (lm/precision.py times a few
+     forward-and-backward steps of the model's body: seconds, not minutes);
+  3. the shipped atlas's timings, only where the atlas was made on this CPU model;
+else there is no estimate. Another machine's timings never stand in for this one's. Training cost grows with
+the row length, so times are scaled by (n + typical example tokens). One-by-one adds each run's own start-up
 (worker, model load, zero-shot evaluation) that a sweep pays once.
+
+pace() compares a running run's measured seconds per step with what this machine's speed predicts: a host
+slowed by other load shows as "N× slower than measured here", and the page says so.
 """
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 
 EXAMPLE_TOKENS = 30     # typical tokens of one templated example (SST-2 sentences), for the n scaling
 STARTUP_S = 15.0        # worker start + model load (measured ~10-20 s on the 2-core CPU)
+SLOW = 1.5              # a run this many times slower than predicted is called out as slowed down
+# a whole training step (loss head, optimiser, data) over the calibrated body step: 1.42 s against 1.28 s for
+# SmolLM2 on the 2-core AMD EPYC (an 8-step SST-2 run of LoPT-1, batch 8, beside `precision`'s calibration)
+CALIBRATION_OVERHEAD = 1.1
 
 
 @dataclass
@@ -49,8 +61,9 @@ def _speed_from(results: list[dict], basis: str) -> Speed | None:
                  statistics.median(ns), len(train), basis)
 
 
-def measured_speed(store, model: str, device: str | None = None) -> Speed | None:
-    """From this store's finished runs of `model` (prompt methods only: adapters train at other speeds)."""
+def measured_speed(store, model: str, device: str | None = None, solo: bool = False) -> Speed | None:
+    """From this store's finished runs of `model` (prompt methods only: adapters train at other speeds).
+    solo: only runs that trained alone (a batched group's prompts train faster each)."""
     from lopt_core.methods import METHODS
     results = []
     for row in store.list(states=("done",)):
@@ -59,19 +72,65 @@ def measured_speed(store, model: str, device: str | None = None) -> Speed | None
             continue
         if device and not str(res.get("device", "")).startswith(device):
             continue
+        if solo and (res.get("group_size") or 1) > 1:
+            continue
         results.append({**res, "batch_size": (row.get("config") or {}).get("batch_size")})
     return _speed_from(results, f"{len(results)} run(s) measured on this machine")
 
 
-def reference_speed(model: str) -> Speed | None:
-    from lopt_core.sweeps import results_file
-    ref = results_file.reference()
-    if ref is None or ref["sweep"]["spec"].get("model") != model:
+def calibrated_speed(model: str) -> Speed | None:
+    """From the step this machine timed when it first loaded `model` (lm/precision.py: the body's forward and
+    backward at a run's shape and the precision auto chose), scaled to a whole training step."""
+    from lopt_core.lm import precision
+    entry = precision.calibration(model)
+    if entry is None:
         return None
-    results = [{**r["result"], "batch_size": r["config"].get("batch_size")} for r in ref["runs"] if r.get("result")]
-    m = ref.get("machine", {})
-    return _speed_from(results, f"the reference sweep's timings ({m.get('cpu', 'unknown CPU')}, "
-                                f"{m.get('torch_threads', '?')} threads)")
+    batch, length = entry["step_shape"]
+    n_ref = length - EXAMPLE_TOKENS
+    train = entry["step_s"] / batch * CALIBRATION_OVERHEAD
+    return Speed(train, train / 3, n_ref, 0, f"a calibration of {model} on this machine ({entry['cpu']}, "
+                                            f"{entry['threads']} threads, {entry['precision']}); the first run "
+                                            f"measures it whole")
+
+
+def atlas_speed(model: str) -> Speed | None:
+    """The shipped atlas's timings of `model`, only where its machine had this machine's CPU model."""
+    from lopt_core.lm.models import canonical
+    from lopt_core.lm.precision import cpu_model
+    from lopt_core.sweeps import results_file
+    here = cpu_model()
+    docs = [d for d in results_file.atlas() if d["machine"].get("cpu") == here]
+    results = [{**r["result"], "batch_size": r["config"].get("batch_size")} for d in docs for r in d["runs"]
+               if r.get("result") and canonical(r["config"]["model"]) == canonical(model)]
+    return _speed_from(results, f"the atlas's timings on this CPU model ({here})")
+
+
+def speed_here(store, model: str, device: str | None = None, solo: bool = False) -> Speed | None:
+    """This machine's speed for `model`: its finished runs, else its calibration, else the atlas on this CPU."""
+    return (measured_speed(store, model, device, solo) if store is not None else None) or calibrated_speed(model) \
+        or (None if solo else atlas_speed(model))
+
+
+_PACE_CACHE: dict = {}   # (store, model, device) -> (time read, Speed): a page polls pace() every second
+PACE_CACHE_S = 30.0
+
+
+def pace(store, row: dict, per_step_s: float) -> float | None:
+    """How many times slower a solo run's measured seconds per step are than this machine's speed predicts
+    (None where nothing predicts it, or for a run of a batched group, whose step trains several prompts).
+    This machine's speed is read at most every PACE_CACHE_S per model: the runs list is not read per poll."""
+    c = row.get("config") or {}
+    if row.get("sweep_id") or not per_step_s:
+        return None
+    key = (id(store), row["model"], (row.get("result") or {}).get("device"))
+    at, speed = _PACE_CACHE.get(key, (0.0, None))
+    if time.monotonic() - at > PACE_CACHE_S:
+        speed = speed_here(store, row["model"], key[2], solo=True)
+        _PACE_CACHE[key] = (time.monotonic(), speed)
+    if speed is None:
+        return None
+    scale = (int(c.get("n") or 20) + EXAMPLE_TOKENS) / (speed.n_ref + EXAMPLE_TOKENS)
+    return per_step_s / (int(c.get("batch_size") or 8) * speed.train_s * scale)
 
 
 def _evals(cfg) -> int:
@@ -95,8 +154,7 @@ def sweep_seconds(cfgs, store=None, speed: Speed | None = None, startup_one_s: f
         device = pick_device(lead.device).type  # "auto" is the device the run will really use
     except Exception:  # noqa: BLE001  e.g. cuda asked for on a machine without one: the run will say so
         device = None
-    speed = speed or (measured_speed(store, lead.model, device) if store is not None else None) \
-        or reference_speed(lead.model)
+    speed = speed or speed_here(store, lead.model, device)
     if speed is None:
         return Estimate(None, None, f"no timing yet for {lead.model} on this machine: the first run measures it")
     work = 0.0

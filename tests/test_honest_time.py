@@ -1,0 +1,105 @@
+"""Honest time: estimates come from this machine (its runs, else its calibration, never another CPU's atlas),
+and a run slowed by load says so while it runs."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lopt_core.config import RunConfig
+from lopt_core.jobs.manager import run_progress
+from lopt_core.lm import precision
+from lopt_core.store.sqlite import Store
+from lopt_core.sweeps import estimate, results_file
+from lopt_core.training import loop, objectives, runs
+from lopt_core.ui.train import progress_html
+
+
+def cfg_for(model_dir, csv, **kw):
+    base = dict(model=model_dir, task="file", data_file=str(csv), n=4, r=2, steps=10, batch_size=4,
+                eval_every=0, eval_size=8, lr=0.05, device="cpu", precision="fp32")
+    return RunConfig(**(base | kw))
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision, "_cache_path", lambda: tmp_path / "precision.json")
+    estimate._PACE_CACHE.clear()
+
+
+BASE_S = 0.3  # every step's own delay: a tiny model's millisecond steps, stalled by a busy CI host, would make
+# the pace a coin toss; against 0.3 s a stall has to average 0.15 s a step to look like a slow-down
+
+
+def _watch_run(store, cfg, lm, delay_s: float) -> list[dict]:
+    """Train cfg in this process, each training loss delayed by delay_s (a slow-down injected into the real
+    loop's step), reading the page's progress the way a poll does after every step from the fourth on."""
+    real = objectives.Classification.loss
+
+    def delayed(*a, **kw):
+        time.sleep(delay_s)
+        return real(*a, **kw)
+    run_id = loop.new_run_id(cfg)
+    store.create(run_id, cfg, state="running")
+    seen = []
+    objectives.Classification.loss = delayed
+    try:
+        runs.run_and_record(cfg, store=store, run_id=run_id, lm=lm,
+                            on_event=lambda ev: ev["type"] == "step" and ev["step"] >= 4 and
+                            seen.append(run_progress(store, run_id)))
+    finally:
+        objectives.Classification.loss = real
+    return seen
+
+
+def test_a_run_slowed_by_load_says_so_and_a_normal_one_does_not(tiny_model_dir, sentiment_csv, tmp_path):
+    import torch
+    from lopt_core.lm.models import load_model
+    torch.set_num_threads(1)  # two threads' spin-waits on a loaded 2-core host stall a millisecond step for seconds
+    store = Store(tmp_path / "runs.sqlite")
+    lm = load_model(tiny_model_dir, "cpu")
+    _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=0), lm, BASE_S)  # this machine's pace
+    assert estimate.measured_speed(store, tiny_model_dir, solo=True).runs == 1
+
+    normal = _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=1), lm, BASE_S)
+    assert normal and not any(p["slower"] for p in normal), "a run at the machine's own pace is not called slow"
+    assert "slower" not in progress_html(normal[-1])
+
+    estimate._PACE_CACHE.clear()
+    slowed = _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=2), lm, 5 * BASE_S)
+    late = [p for p in slowed if p["step"] >= 5]
+    assert late and all(p["slower"] and p["slower"] >= estimate.SLOW for p in late), \
+        [p["slower"] for p in slowed]
+    html = progress_html(late[-1])
+    assert "slower than this machine measured before" in html and "host is busy" in html
+
+
+def test_a_new_machine_estimates_from_its_own_calibration_not_another_cpus_atlas(monkeypatch):
+    cfgs = [RunConfig(model="smollm2-135m", task="sst2", method="lopt1", n=20, r=r, steps=150, eval_every=0,
+                      eval_size=0) for r in (1, 2, 5)]
+    monkeypatch.setattr(precision, "cpu_model", lambda: "A CPU no atlas file was made on")
+    assert estimate.sweep_seconds(cfgs, store=None).batched_s is None, \
+        "with no run, no calibration and no atlas from this CPU, the time is unknown, not borrowed"
+
+    key = precision.cache_key("smollm2-135m", precision.torch.get_num_threads())
+    precision._remember(key, {"fp32_s": 0.3, "bf16_s": 6.0, "speedup": 0.05, "precision": "fp32", "steps": 2,
+                              "shape": [2, 24], "step_s": 1.0, "step_shape": [8, 50], "calibrated": True,
+                              "cpu": precision.cpu_model(), "threads": 2})
+    est = estimate.sweep_seconds(cfgs, store=None)
+    assert "calibration of smollm2-135m on this machine" in est.basis
+    per_example = 1.0 / 8 * estimate.CALIBRATION_OVERHEAD
+    assert est.batched_s == pytest.approx(estimate.STARTUP_S + 872 * per_example / 3 +
+                                          3 * (150 * 8 * per_example + 872 * per_example / 3), rel=1e-6)
+
+
+def test_the_atlas_times_only_a_machine_with_its_cpu():
+    docs = results_file.atlas()
+    if not docs:
+        pytest.skip("no atlas file in this build")
+    cpu = docs[0]["machine"]["cpu"]
+    model = docs[0]["runs"][0]["config"]["model"]
+    import unittest.mock as mock
+    with mock.patch.object(precision, "cpu_model", lambda: cpu):
+        assert estimate.atlas_speed(model) is not None and cpu in estimate.atlas_speed(model).basis
+    with mock.patch.object(precision, "cpu_model", lambda: "some other CPU"):
+        assert estimate.atlas_speed(model) is None
