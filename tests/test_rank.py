@@ -106,6 +106,8 @@ def test_stop_pressed_twice_skips_the_closing_evaluation_and_evaluate_now_record
     out = evaluate_run(rid, store, record=True)
     row = store.get(rid)
     assert row["accuracy"] == out["accuracy"] and row["result"]["evaluated_later"]
+    bits = row["result"]["correct"]  # per example, so it can be paired or compared on shared examples
+    assert len(bits) == row["result"]["eval_examples"] and bits.count("1") / len(bits) == out["accuracy"]
     assert [m["step"] for m in store.metrics(rid, "accuracy")] == [1]
     saved = json.loads((__import__("pathlib").Path(row["artifact_dir"]) / "run.json").read_text())
     assert saved["result"]["accuracy"] == out["accuracy"]

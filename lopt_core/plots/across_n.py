@@ -11,7 +11,7 @@ from lopt_core.analysis.aggregate import Point, metric_name, one_test_set, point
 from lopt_core.lm.models import model_width
 from lopt_core.methods import METHODS, method_color, method_label, method_symbol, reference_method
 from lopt_core.plots.figures import (ATLAS, _error_y, _hover, _layout, _method_order, _no_prompt, _note, _span,
-                                     empty_figure, fit_range, lighter)
+                                     _why, empty_figure, fit_range, lighter)
 
 
 def _common_r(pts: list[Point]) -> int | None:
@@ -63,7 +63,8 @@ def accuracy_vs_n_figure(rows: list[dict], r: int | None = None, title: str | No
                       annotation_position="bottom right")
         ys.append(zero)
     if hidden:
-        _note(fig, f"only runs on {pts[0].task}; {hidden} other test set{'s' if hidden > 1 else ''} left out")
+        _note(fig, f"only the newest run's test set; {hidden} other test set{'s' if hidden > 1 else ''} left out "
+                   f"({_why(rows)})")
     ns = sorted({p.n for p in shown + ref_shown})
     fig.update_xaxes(title_text="prompt length n", type="log" if ns[-1] / ns[0] > 8 else "linear",
                      tickvals=ns)

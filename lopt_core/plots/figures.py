@@ -200,8 +200,7 @@ def tradeoff_figure(rows: list[dict], title: str = "Score vs trainable parameter
         fig.add_trace(go.Scatter(x=xs, y=fy, mode="lines", name="Pareto frontier", line=dict(color="#222", dash="dash",
                                  shape="hv", width=1.5), hoverinfo="skip"))
     elif len(sets) > 1:
-        _note(fig, f"runs measured on {len(sets)} different sets of test examples: no frontier "
-                   f"(choose one task and model)")
+        _note(fig, f"no frontier: the runs were scored on different test sets ({_why(rows)})")
     zero = _no_prompt(pts if len(sets) == 1 else [], ref)
     if zero is not None:
         fig.add_hline(y=zero, line=dict(dash="dot", color="#888"), annotation_text=f"no prompt {zero:.3f}",
@@ -212,6 +211,13 @@ def tradeoff_figure(rows: list[dict], title: str = "Score vs trainable parameter
     fig.update_yaxes(title_text=metric_name(rows or reference) + (" (mean ± std over seeds)" if pooled else ""),
                      range=fit_range(ys))
     return _layout(fig, title, height=420)
+
+
+def _why(rows: list[dict]) -> str:
+    """Why the runs' test sets differ, and what to do about it, for a figure's note."""
+    from lopt_core.analysis import shared_examples
+    why = shared_examples.describe(rows) or "different test examples"
+    return why + (": compare on the shared examples" if "are shared" in why else ": choose one task and model")
 
 
 def _no_prompt(pts: list[Point], ref: list[Point]) -> float | None:
@@ -297,8 +303,8 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
                       annotation_position="bottom right")
         ys.append(zero)
     if hidden:
-        _note(fig, f"only runs on {pts[0].task} ({pts[0].model}); {hidden} other test set"
-                   f"{'s' if hidden > 1 else ''} left out: choose one task and model")
+        _note(fig, f"only the newest run's test set; {hidden} other test set{'s' if hidden > 1 else ''} left out "
+                   f"({_why(rows)})")
     rs = [p.r for p in ranked + ref_ranked]
     fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
     fig.update_yaxes(title_text=metric_name(rows or reference), range=fit_range(ys))

@@ -76,7 +76,7 @@ def evaluate_run(run_id: str, store: Store | None = None, lm=None, record: bool 
         res = objective.evaluate(lm, test_set, **method.scoring_args(), batch_size=cfg.eval_batch_size,
                                  shared_prefix=cfg.shared_prefix, on_progress=on_progress)
     out = {"run_id": run_id, "accuracy": res.score, "metric": res.metric, "scores": res.extra,
-           "eval_examples": len(test_set)}
+           "eval_examples": len(test_set), "correct": "".join("1" if c else "0" for c in res.correct)}
     if record:
         _record_evaluation(store, row, folder, out)
     return out
@@ -86,7 +86,7 @@ def _record_evaluation(store: Store, row: dict, folder: str, out: dict) -> None:
     """A later evaluation becomes the run's accuracy (at the step it stopped), in the store and in run.json."""
     step = row["steps_done"] or (row["result"] or {}).get("steps_done") or 0
     result = dict(row["result"] or {}, accuracy=out["accuracy"], eval_examples=out["eval_examples"],
-                  evaluated_later=True)
+                  correct=out["correct"], evaluated_later=True)  # per example: a paired or shared-examples comparison
     store.add_metric(row["run_id"], step, "accuracy", out["accuracy"])
     store.update(row["run_id"], accuracy=out["accuracy"], result=result)
     artifacts.update_result(folder, result)
