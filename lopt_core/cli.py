@@ -1,5 +1,5 @@
-"""Command line: python -m lopt_core {train,sweep,params,methods,eval,list,tasks,generate,sweep-export,sweep-import,
-spectrum,truncate,nearest,show,export,delete} ...
+"""Command line: python -m lopt_core {train,sweep,params,methods,eval,list,configs,tasks,generate,sweep-export,
+sweep-import,spectrum,truncate,nearest,show,export,delete} ...
 (the same functions as the app)."""
 from __future__ import annotations
 
@@ -119,6 +119,11 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     ne.add_argument("--json", action="store_true")
     ls = sub.add_parser("list", help="stored runs")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
+                    help="the runs table as CSV (config fields included) to FILE, or stdout (- or no FILE)")
+    cf = sub.add_parser("configs", help="configurations with seeds pooled: mean, std, per-seed scores")
+    cf.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
+                    help="as CSV to FILE, or stdout (- or no FILE); without --csv, one line each")
     p_models = sub.add_parser("models", help="the embedded offline models: facts, licence, precision here")
     p_models.add_argument("--json", action="store_true")
     p_tasks = sub.add_parser("tasks", help="tasks: kind, metric, whether available offline, split sizes")
@@ -151,7 +156,7 @@ def main(argv=None) -> int:
         if args.cmd not in ("methods", "models", "tasks", "params", "preview", "cluster", "precision"):  # commands that use LOPT_HOME
             from lopt_core import paths
             paths.check_home()  # HomeError (a RuntimeError): one line naming LOPT_HOME
-        return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list,
+        return {"train": cmd_train, "params": cmd_params, "methods": cmd_methods, "eval": cmd_eval, "list": cmd_list, "configs": cmd_configs,
                 "tasks": cmd_tasks, "models": cmd_models, "generate": cmd_generate, "answers": cmd_answers, "resume": cmd_resume, "sweep": cmd_sweep, "sweep-export": cmd_sweep_export,
                 "cluster": cmd_cluster, "precision": cmd_precision,
                 "sweep-import": cmd_sweep_import, "sweeps": cmd_sweeps, "spectrum": cmd_spectrum,
@@ -417,9 +422,20 @@ def cmd_nearest(args) -> int:
     return 0
 
 
+def _to_csv(table, out: str) -> None:
+    """A table as CSV to a file, or to stdout for "-"."""
+    table.to_csv(sys.stdout if out == "-" else out, index=False)
+    if out != "-":
+        print(f"wrote {out} ({len(table)} rows)", file=sys.stderr)
+
+
 def cmd_list(args) -> int:
     from lopt_core.store.sqlite import Store
     rows = Store().list()
+    if args.csv:
+        from lopt_core.analysis.tables import runs_table
+        _to_csv(runs_table(rows), args.csv)
+        return 0
     if args.json:
         print(json.dumps([{k: r[k] for k in ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy")}
                           for r in rows]))
@@ -428,6 +444,20 @@ def cmd_list(args) -> int:
         acc = "" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
         print(f"{r['run_id']:40s} {r['state']:11s} {r['method']:14s} n={r['n']:<4} r={r['r']:<4} "
               f"{(r['trainable_params'] or 0):>10,} {acc}")
+    return 0
+
+
+def cmd_configs(args) -> int:
+    from lopt_core.analysis import tables
+    from lopt_core.store.sqlite import Store
+    rows = Store().list()
+    if args.csv:
+        _to_csv(tables.configs_table(rows), args.csv)
+        return 0
+    for c in tables.config_records(rows):
+        spread = f" ± {c['std']:.4f}" if c["std"] is not None else ""
+        print(f"{c['method']:14s} n={c['n']:<4} r={'' if c['r'] is None else c['r']:<4} {c['trainable_params']:>10,} "
+              f"{c['mean']:.4f}{spread} seeds {c['seed_list']:8s} {c['task']} {c['model']}")
     return 0
 
 

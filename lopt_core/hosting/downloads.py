@@ -1,11 +1,12 @@
-"""Where the Runs tab's downloads (a run's artifact folder as a .zip) and PEFT exports are made: one folder,
-$LOPT_HOME/downloads, that never grows past its bound.
+"""Where downloads are made (the Runs tab's artifact folder as a .zip and PEFT exports, the Compare tab's CSV
+tables, the Sweep tab's results JSON): one folder, $LOPT_HOME/downloads, that never grows past its bound.
 
-Each download or export is one entry `<kind>-<run_id>-<random>/` holding the zip (and, for an export, the
-unzipped adapter it was made from). Making a new entry first removes the entries older than MAX_AGE_S and then
-the oldest beyond the newest KEEP - 1, so at most KEEP entries are ever there; deleting a run removes its entries
-(forget). An entry's zip is served once, by a one-time link for the session that asked (links.py), and the entry
-is removed as it is sent; one never fetched goes at the next prune. Gradio's file route never serves this folder.
+Each download or export is one entry `<kind>-<id>-<random>/` (the id: a run's, a sweep's, or "compare") holding
+the zip (and the unzipped folder it was made from, for an export, tables or a sweep). Making a new entry first
+removes the entries older than MAX_AGE_S and then the oldest beyond the newest KEEP - 1, so at most KEEP entries
+are ever there; deleting a run removes its entries (forget). An entry's zip is served once, by a one-time link
+for the session that asked (links.py), and the entry is removed as it is sent; one never fetched goes at the next
+prune. Gradio's file route never serves this folder.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from lopt_core import paths
 
 KEEP = 8               # entries kept at most (downloads and exports together)
 MAX_AGE_S = 30 * 60    # an entry older than this is removed when a new one is made
-KINDS = ("download", "peft")
+KINDS = ("download", "peft", "tables", "sweep")
 
 
 def root() -> Path:
@@ -70,6 +71,20 @@ def zip_folder(folder: Path, entry: Path, name: str) -> str:
     """`folder` zipped as entry/<name>.zip (its top folder inside the zip keeps folder's name); the zip's path."""
     folder = Path(folder)
     return shutil.make_archive(str(entry / name), "zip", root_dir=folder.parent, base_dir=folder.name)
+
+
+def zipped(kind: str, key: str, name: str, fill) -> str:
+    """A new entry's folder `name`, filled by fill(folder) and zipped as entry/<name>.zip; the zip's path. The
+    entry goes again when fill fails, so a failed export leaves nothing behind."""
+    entry = new_entry(kind, key)
+    folder = entry / name
+    try:
+        folder.mkdir()
+        fill(folder)
+    except BaseException:
+        _remove(entry)
+        raise
+    return zip_folder(folder, entry, name)
 
 
 def forget(run_id: str) -> int:

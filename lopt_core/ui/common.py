@@ -1,12 +1,12 @@
 """What every tab shares: the app context (job manager, host limits), choice lists and the runs table."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from lopt_core.analysis.tables import run_records
 from lopt_core.hosting import owners
 from lopt_core.hosting.links import Links
 from lopt_core.hosting.limits import Limits
@@ -41,6 +41,12 @@ class AppContext:
         """The runs this request's visitor may see."""
         who = self.visitor(request, token)
         return who.visible(self.store.list(**filters, **who.query()))  # filtered in SQL, then checked row by row
+
+    def link_to(self, path, request) -> str:
+        """A one-time link (markdown) to the file at `path` for this request's page only (hosting/links.py)."""
+        url = self.links.issue(path, getattr(request, "session_hash", None))
+        return (f"[⬇ {Path(path).name}]({url}) · this link works once, for this page, "
+                f"within {int(self.links.ttl_s // 60)} minutes")
 
     def inputs(self, *components) -> list:
         """A handler's inputs plus the visitor token, when the page has one (handlers take `token=None` last)."""
@@ -135,18 +141,18 @@ RUN_COLUMNS = ["run", "state", "model", "task", "method", "n", "r", "trainable p
 
 
 def runs_dataframe(rows: list[dict]) -> pd.DataFrame:
-    recs = []
-    for r in sorted(rows, key=lambda r: r["created"], reverse=True):
-        c = r.get("config") or {}
-        recs.append({"run": r["run_id"], "state": STATE_ICONS.get(r["state"], r["state"]), "model": r["model"],
-                     "task": r["task"] if r["task"] != "file" else f"file:{Path(c.get('data_file') or '').name}",
-                     "method": method_label(r["method"]), "n": r["n"], "r": r["r"],
-                     "trainable params": r["trainable_params"],
-                     "accuracy": None if r["accuracy"] is None else round(r["accuracy"], 4),
-                     "zero-shot accuracy": None if r["zero_shot_accuracy"] is None else round(r["zero_shot_accuracy"], 4),
-                     "time (s)": r["train_seconds"], "steps": f"{r['steps_done'] or 0}/{c.get('steps', '?')}",
-                     "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))})
+    """The runs table as the page shows it: tables.run_records (what `list --csv` writes), relabelled and rounded."""
+    recs = [{"run": t["run_id"], "state": STATE_ICONS.get(t["state"], t["state"]), "model": t["model"],
+             "task": t["task"], "method": method_label(t["method"]), "n": t["n"], "r": t["r"],
+             "trainable params": t["trainable_params"], "accuracy": _rounded(t["score"]),
+             "zero-shot accuracy": _rounded(t["zero_shot"]), "time (s)": t["train_seconds"],
+             "steps": f"{t['steps_done'] or 0}/{'?' if t['steps'] is None else t['steps']}", "created": t["created"]}
+            for t in run_records(rows)]
     return pd.DataFrame(recs, columns=RUN_COLUMNS)
+
+
+def _rounded(x):
+    return None if x is None else round(x, 4)
 
 
 def run_choices(rows: list[dict], states=None) -> list[tuple[str, str]]:

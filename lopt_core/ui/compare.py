@@ -1,13 +1,16 @@
-"""Compare tab: the runs table, configurations with seeds pooled, overlaid curves, the rank trade-off plot,
-score vs r and vs n and the n × r grid, with the shipped atlas as a lighter layer beside runs of its own task
-and model. The task filter opens on one task (the newest scored run's, else the atlas's first); "(all)" stays
-a choice."""
+"""Compare tab: the runs table, configurations with seeds pooled (both exported as CSV by a one-time link),
+overlaid curves, the rank trade-off plot, score vs r and vs n and the n × r grid, with the shipped atlas as a
+lighter layer beside runs of its own task and model. The task filter opens on one task (the newest scored run's,
+else the atlas's first); "(all)" stays a choice."""
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
-from lopt_core.analysis import aggregate
+from lopt_core.analysis import aggregate, tables
+from lopt_core.errors import LoptError
+from lopt_core.hosting import downloads
+from lopt_core.hosting.safe_errors import ui_error
 from lopt_core.plots import figures as plots
 from lopt_core.plots import across_n
 from lopt_core.sweeps import results_file
@@ -77,6 +80,8 @@ def build(ctx: AppContext):
                                info=(f"shipped reference runs ({results_file.atlas_machine()})" if atlas_task()
                                      else "no atlas file in this build"), elem_id="lopt-show-reference")
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
+        export = gr.Button("Export CSV", scale=0, elem_id="lopt-compare-export")
+    export_link = gr.Markdown("", elem_id="lopt-compare-export-link")  # a one-time link (hosting/links.py)
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
     ref0 = reference_rows(True, atlas_task())
@@ -118,10 +123,21 @@ def build(ctx: AppContext):
     for c in (task, model, n_fixed, show_ref):
         c.input(on_refresh, ins, outs, api_name=False)
 
+    def on_export(task_, model_, token=None, request: gr.Request = None):
+        """runs.csv and configurations.csv of the runs this page shows, zipped, as a one-time link for this page."""
+        shown = aggregate.filter_rows(ctx.runs(request, token), task_, model_)
+        try:
+            return ctx.link_to(downloads.zipped("tables", "compare", "lopt-tables",
+                                                lambda folder: tables.write_tables(shown, folder)), request)
+        except LoptError as e:
+            raise ui_error(e) from None
+
+    export.click(on_export, ctx.inputs(task, model), export_link, api_name="compare_export")
+
     def on_overlay(sel, token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)
         sel = [s for s in list(sel or [])[:8] if who.sees(_row_or_empty(store, s))]
         return plots.curves_figure(plots.series_from_store(store, sel), title="Overlaid curves", empty=OVERLAY_HINT)
 
     overlay_sel.change(on_overlay, ctx.inputs(overlay_sel), overlay, api_name="overlay")
-    return {"refresh": (on_refresh, ins, outs)}
+    return {"refresh": (on_refresh, ins, outs), "export": on_export}

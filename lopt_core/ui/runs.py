@@ -3,7 +3,6 @@ run it again."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import gradio as gr
 
@@ -80,23 +79,17 @@ def build(ctx: AppContext, on_deleted=None):
     run.change(on_select, ctx.inputs(run), details, api_name=False)
     details.change(on_raw, ctx.inputs(run), raw, api_name=False)  # the raw record follows the summary
 
-    def link_to(zipped, request) -> str:
-        """A one-time link to `zipped` for this page's session only (links.py)."""
-        url = ctx.links.issue(zipped, getattr(request, "session_hash", None))
-        return (f"[⬇ {Path(zipped).name}]({url}) · this link works once, for this page, "
-                f"within {int(ctx.links.ttl_s // 60)} minutes")
-
     def on_download(run_id, token=None, request: gr.Request = None):
         try:
             zipped = jobs.download(run_id, ctx.visitor(request, token))
-            return link_to(zipped, request), f"Artifact folder of {run_id} zipped."
+            return ctx.link_to(zipped, request), f"Artifact folder of {run_id} zipped."
         except LoptError as e:
             raise ui_error(e) from None
 
     def on_export(run_id, token=None, request: gr.Request = None):
         try:
             zipped = jobs.export(run_id, ctx.visitor(request, token))
-            link = link_to(zipped, request)
+            link = ctx.link_to(zipped, request)
         except LoptError as e:
             raise ui_error(e) from None
         return link, (f"PEFT adapter written: unzip, then "

@@ -1,5 +1,6 @@
 """Sweep tab: guided experiments (one click per preset), a custom grid with a live readout, and a watch pane
-showing all of a sweep's runs at once (curves, trade-off, accuracy vs r, the reading). lopt_core does the work:
+showing all of a sweep's runs at once (curves, trade-off, accuracy vs r, the reading), whose results JSON (the
+`sweep-export` file) downloads by a one-time link. lopt_core does the work:
 sweep.SweepSpec validates and expands, estimate times it, jobs queues it, readings reads the result."""
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import time
 import gradio as gr
 import pandas as pd
 
-from lopt_core.sweeps import estimate, presets, ray_backend, readings
+from lopt_core.sweeps import estimate, presets, ray_backend, readings, results_file
 from lopt_core.plots import figures as plots
 from lopt_core.config import RunConfig
 from lopt_core.methods import count_trainable
 from lopt_core.store.sqlite import FINAL
 from lopt_core.sweeps.spec import DEFAULT_METHODS, SweepError, SweepSpec, current_runs, describe, parse_int_list, plan
+from lopt_core.hosting import downloads
 from lopt_core.hosting.owners import LOCAL
 from lopt_core.hosting.safe_errors import scrub, user_message
 from lopt_core.ui.common import AppContext, asset_text, default_model, method_choices, model_choices, model_picker_args, task_choices
@@ -325,6 +327,9 @@ def build(ctx: AppContext):
                                      elem_id="lopt-sweep-picker")
                 stop_btn = gr.Button("Stop sweep", variant="stop", scale=1, min_width=120, elem_id="lopt-sweep-stop")
                 resume_btn = gr.Button("Resume", scale=1, min_width=100, elem_id="lopt-sweep-resume")
+                export_btn = gr.Button("Download results (JSON)", scale=1, min_width=120,
+                                       elem_id="lopt-sweep-export")
+            export_link = gr.Markdown("", elem_id="lopt-sweep-export-link")  # a one-time link (hosting/links.py)
             progress = gr.HTML(progress_html([], []), elem_id="lopt-sweep-progress")
             error = gr.Markdown("", elem_id="lopt-sweep-error")
             curve_plot = gr.Plot(plots.empty_figure(NO_SWEEP), label="Live curves", elem_id="lopt-sweep-curves")
@@ -423,6 +428,23 @@ def build(ctx: AppContext):
 
     resume_btn.click(on_resume, ctx.inputs(picker), status, api_name="sweep_resume")
 
+    def on_export(value, token=None, request: gr.Request = None):
+        """The shown launch's sweeps as their results JSON (what `sweep-export` writes), zipped, as a one-time
+        link for this page."""
+        ids = [s for s in mine(value, ctx.visitor(request, token)).split(SEP) if s]
+        if not ids:
+            return "Nothing to download: no sweep is shown."
+
+        def fill(folder):
+            for sid in ids:
+                results_file.export_sweep(store, sid, folder / f"{sid}.json")
+        try:
+            return ctx.link_to(downloads.zipped("sweep", ids[0], f"{ids[0]}-results", fill), request)
+        except (LoptError, KeyError) as e:
+            return f"⚠️ {_message(e)}"
+
+    export_btn.click(on_export, ctx.inputs(picker), export_link, api_name="sweep_export")
+
     watch_outs = [progress, error, curve_plot, trade_plot, r_plot, reading, last]
 
     def on_pick(value, token=None, request: gr.Request = None):
@@ -452,4 +474,4 @@ def build(ctx: AppContext):
         return upd, choices, *on_notes(model_, quick_)
 
     return {"load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes]), "stop": on_stop,
-            "resume": on_resume}
+            "resume": on_resume, "export": on_export}
