@@ -137,7 +137,8 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     add_run(store, "f-run", task="file", data_file=data, acc=None, state="running")
     on_refresh = _compare(ctx)
 
-    task, model, n_fixed, table, tradeoff, by_r, overlay, configs, by_n, heat = on_refresh(None, aggregate.ALL, None, [], True)
+    task, model, n_fixed, table, tradeoff, by_r, overlay, configs, by_n, heat, coords = on_refresh(
+        None, aggregate.ALL, None, [], True)
     assert task["value"] == "file:ab12cd34-reviews.csv"
     assert aggregate.ALL in task["choices"] and "sst2" in task["choices"]
     assert set(table["run"]) == {"f-l1", "f-l2", "f-run"}
@@ -146,6 +147,7 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     assert _traces(tradeoff, lambda t: t.name == "Pareto frontier")
     assert not _reference_traces(tradeoff) and not _reference_traces(by_r)  # a file is not SST-2
     assert set(configs["task"]) == {"file:ab12cd34-reviews.csv"}
+    assert list(coords.data[0].dimensions[0].values) == [0, 0]  # parallel coordinates: the two scored runs shown
 
     # "(all)" stays a choice; two test sets: no frontier, and no reference sweep
     out = on_refresh(aggregate.ALL, aggregate.ALL, None, [], True)

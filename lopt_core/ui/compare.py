@@ -1,7 +1,7 @@
 """Compare tab: the runs table, configurations with seeds pooled (both exported as CSV by a one-time link),
-overlaid curves, the rank trade-off plot, score vs r and vs n and the n × r grid, with the shipped atlas as a
-lighter layer beside runs of its own task and model. The task filter opens on one task (the newest scored run's,
-else the atlas's first); "(all)" stays a choice."""
+overlaid curves, the rank trade-off plot, score vs r and vs n, the n × r grid and the runs in parallel
+coordinates, with the shipped atlas as a lighter layer beside runs of its own task and model. The task filter
+opens on one task (the newest scored run's, else the atlas's first); "(all)" stays a choice."""
 from __future__ import annotations
 
 import gradio as gr
@@ -12,7 +12,7 @@ from lopt_core.errors import LoptError
 from lopt_core.hosting import downloads
 from lopt_core.hosting.safe_errors import ui_error
 from lopt_core.plots import figures as plots
-from lopt_core.plots import across_n
+from lopt_core.plots import across_n, parallel
 from lopt_core.sweeps import results_file
 from lopt_core.ui.common import AppContext, asset_text, run_choices, runs_dataframe
 
@@ -93,6 +93,7 @@ def build(ctx: AppContext):
         heat = gr.Plot(across_n.heatmap_figure([], reference=ref0), label="n × r", elem_id="lopt-heat")
     configs = gr.Dataframe(points_dataframe([]), label="Configurations (seeds pooled)", interactive=False,
                            max_height=320, elem_id="lopt-configs-table")
+    coords = gr.Plot(parallel.parallel_figure([]), label="Parallel coordinates", elem_id="lopt-parallel")
     overlay_sel = gr.Dropdown([], value=[], multiselect=True, label="Overlay the curves of these runs", allow_custom_value=True,
                               elem_id="lopt-overlay-select")
     overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves", empty=OVERLAY_HINT), label="Overlay", elem_id="lopt-overlay")
@@ -115,9 +116,9 @@ def build(ctx: AppContext):
                 gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
                 plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
                 points_dataframe(shown), across_n.accuracy_vs_n_figure(shown, reference=ref),
-                across_n.heatmap_figure(shown, reference=ref))
+                across_n.heatmap_figure(shown, reference=ref), parallel.parallel_figure(shown))
 
-    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat]
+    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat, coords]
     ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref)
     refresh.click(on_refresh, ins, outs, api_name="compare")
     for c in (task, model, n_fixed, show_ref):
