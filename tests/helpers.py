@@ -69,6 +69,12 @@ def start_app(home: Path, extra_env: dict | None = None):
     raise RuntimeError("app did not start in 90 s:\n" + (home / "app.log").read_text())
 
 
+def assert_screenshots(*names: str) -> None:
+    """Each named screenshot was saved under test-artifacts/ and holds a page (not a blank image)."""
+    for name in names:
+        assert (ART / f"{name}.png").stat().st_size > 10_000, name
+
+
 def stop_app(proc) -> None:
     proc.terminate()
     try:

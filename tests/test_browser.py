@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import ART, needs_chromium, open_page, seed_home, start_app, stop_app
+from helpers import ART, assert_screenshots, needs_chromium, open_page, seed_home, start_app, stop_app
 
 pytestmark = needs_chromium
 
@@ -77,5 +77,4 @@ def test_browser_trains_and_shows_curve(tmp_path, tiny_model_dir):
             browser.close()
     finally:
         stop_app(proc)
-    for name in ("train", "compare", "generate", "runs"):
-        assert (ART / f"tab-{name}.png").stat().st_size > 10_000
+    assert_screenshots("tab-train", "tab-compare", "tab-generate", "tab-runs")

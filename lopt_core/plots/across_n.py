@@ -40,8 +40,9 @@ def accuracy_vs_n_figure(rows: list[dict], r: int | None = None, title: str | No
     ref_shown = [p for p in ref_shown if len({q.n for q in ref_shown if q.method == p.method}) > 1]
     title = title or (f"{metric_name(rows or reference).capitalize()} vs prompt length n"
                       + (f" at r = {r}" if r else ""))
-    if len({p.n for p in shown}) < 2 and not ref_shown:
-        return empty_figure("train at two or more n to see this<br>(guided experiment: Longer prompts)", title)
+    if len({p.n for p in shown}) < 2 and not ref_shown:  # the rank in the title would speak of nothing drawn
+        return empty_figure("train at two or more n to see this<br>(guided experiment: Longer prompts)",
+                            f"{metric_name(rows or reference).capitalize()} vs prompt length n")
     fig = go.Figure()
     for layer, ps_all in ((ATLAS, ref_shown), ("", shown)):
         for method in sorted({p.method for p in ps_all}, key=_method_order):

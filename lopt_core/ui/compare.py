@@ -36,9 +36,11 @@ def _row_or_empty(store, run_id) -> dict:
 
 
 def atlas_task() -> str | None:
-    """The task a first visit opens on: the atlas's first sweep's (SST-2 rank sensitivity, by file name)."""
-    rows = results_file.atlas_rows()
-    return aggregate.task_label(rows[0]) if rows else None
+    """The task a first visit opens on: the Train form's first task where the atlas has it (SST-2), else the
+    atlas's first file's."""
+    from lopt_core.config import RunConfig
+    tasks = atlas_tasks()
+    return RunConfig().task if RunConfig().task in tasks else (tasks[0] if tasks else None)
 
 
 def atlas_figure(task: str | None, model: str | None):
