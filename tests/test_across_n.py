@@ -58,3 +58,9 @@ def test_the_atlas_n_sweep_fills_the_views_on_a_first_visit():
     assert "LoPT-1 r=2" in with_mine and "atlas: LoPT-1 r=2" in with_mine, "the user's own line beside the atlas's"
     heat = across_n.heatmap_figure([], reference=atlas)
     assert heat.layout.title.text.startswith("atlas: LoPT-1") and list(heat.data[0].x) == ["5", "10", "20", "50"]
+
+
+def test_no_runs_and_no_atlas_give_the_empty_views():
+    for fig in (across_n.accuracy_vs_n_figure([]), across_n.heatmap_figure([]),
+                across_n.accuracy_vs_n_figure([], reference=None)):
+        assert fig.layout.annotations[0].text.startswith("train")

@@ -38,11 +38,11 @@ def accuracy_vs_n_figure(rows: list[dict], r: int | None = None, title: str | No
         r = _common_r(pts) if len({p.n for p in pts}) > 1 else _common_r(ref)
     shown, ref_shown = _along_n(pts, r), _along_n(ref, r)
     ref_shown = [p for p in ref_shown if len({q.n for q in ref_shown if q.method == p.method}) > 1]
-    title = title or (f"{metric_name(rows or reference).capitalize()} vs prompt length n"
+    title = title or (f"{metric_name(rows or reference or []).capitalize()} vs prompt length n"
                       + (f" at r = {r}" if r else ""))
     if len({p.n for p in shown}) < 2 and not ref_shown:  # the rank in the title would speak of nothing drawn
         return empty_figure("train at two or more n to see this<br>(guided experiment: Longer prompts)",
-                            f"{metric_name(rows or reference).capitalize()} vs prompt length n")
+                            f"{metric_name(rows or reference or []).capitalize()} vs prompt length n")
     fig = go.Figure()
     for layer, ps_all in ((ATLAS, ref_shown), ("", shown)):
         for method in sorted({p.method for p in ps_all}, key=_method_order):
@@ -69,7 +69,7 @@ def accuracy_vs_n_figure(rows: list[dict], r: int | None = None, title: str | No
     ns = sorted({p.n for p in shown + ref_shown})
     fig.update_xaxes(title_text="prompt length n", type="log" if ns[-1] / ns[0] > 8 else "linear",
                      tickvals=ns)
-    fig.update_yaxes(title_text=metric_name(rows or reference), range=fit_range(ys))
+    fig.update_yaxes(title_text=metric_name(rows or reference or []), range=fit_range(ys))
     return _layout(fig, title, height=380)
 
 
@@ -91,7 +91,7 @@ def heatmap_figure(rows: list[dict], method: str | None = None, reference: list[
         method = max(counts, key=lambda m: (counts[m], -_method_order(m)))
     grid = [p for p in ranked if p.method == method]
     title = (f"{ATLAS}: " if atlas else "") + \
-        f"{method_label(method) if method else 'Low-rank'} {metric_name(rows or reference)} over n × r"
+        f"{method_label(method) if method else 'Low-rank'} {metric_name(rows or reference or [])} over n × r"
     if len({p.n for p in grid}) < 2 or len({p.r for p in grid}) < 2:
         return empty_figure("train one low-rank method at two or more n<br>and two or more r to fill this grid", title)
     ns, rs = sorted({p.n for p in grid}), sorted({p.r for p in grid})
@@ -108,7 +108,7 @@ def heatmap_figure(rows: list[dict], method: str | None = None, reference: list[
              if (n, r) in at else "" for n in ns] for r in rs]
     fig = go.Figure(go.Heatmap(x=[str(n) for n in ns], y=[str(r) for r in rs], z=z, text=text,
                                texttemplate="%{text}", colorscale="Viridis",
-                               colorbar=dict(title=metric_name(rows or reference)),
+                               colorbar=dict(title=metric_name(rows or reference or [])),
                                hovertemplate="n=%{x}, r=%{y}: %{z:.3f}<extra></extra>"))
     if over:
         _note(fig, f"≥ PT: as many parameters as {method_label(reference_method()).lower()} of the same n, or more "

@@ -208,7 +208,7 @@ def tradeoff_figure(rows: list[dict], title: str = "Score vs trainable parameter
         ys.append(zero)
     fig.update_xaxes(type="log", title_text="trainable parameters (log scale)")
     pooled = any(p.seeds > 1 for p in pts + ref)
-    fig.update_yaxes(title_text=metric_name(rows or reference) + (" (mean ± std over seeds)" if pooled else ""),
+    fig.update_yaxes(title_text=metric_name(rows or reference or []) + (" (mean ± std over seeds)" if pooled else ""),
                      range=fit_range(ys))
     _layout(fig, title, height=440)
     if ref:  # the atlas's legend group has a title line: the legend starts lower, clear of the axis title
@@ -310,5 +310,5 @@ def accuracy_vs_r_figure(rows: list[dict], n: int | None = None, title: str | No
                    f"({_why(rows)})")
     rs = [p.r for p in ranked + ref_ranked]
     fig.update_xaxes(title_text="rank r", type="log" if max(rs) > 16 else "linear")
-    fig.update_yaxes(title_text=metric_name(rows or reference), range=fit_range(ys))
+    fig.update_yaxes(title_text=metric_name(rows or reference or []), range=fit_range(ys))
     return _layout(fig, title, height=380)
