@@ -213,3 +213,33 @@ def test_an_exported_generation_prompt_writes_the_same_tokens_in_plain_peft(tiny
     stops = set(decode.stop_ids(lm.tokenizer))
     cut = [next((t[: i + 1] for i, x in enumerate(t) if x in stops), t) for t in theirs]  # ours stop at a newline
     assert ours == cut and all(ours)
+
+
+def test_a_prompt_trained_on_gemma3_scores_the_same_in_plain_peft(tiny_family_dir, tmp_path, monkeypatch):
+    """Gemma 3 scales its token embeddings by sqrt(d) inside the embedding layer and mixes windowed with global
+    layers: an exported prompt must still load in plain PEFT against the same base and give the same label
+    probabilities as LoPT Lab's evaluation (a tiny random Gemma 3 config; the real one is this, larger)."""
+    import subprocess
+    import sys
+    from lopt_core.data.tasks import load_for_config
+    from lopt_core.lm import engine
+    from lopt_core.lm.models import load_model
+    from lopt_core.training import artifacts
+    from lopt_core.training.loop import train
+    monkeypatch.setenv("LOPT_HOME", str(tmp_path / "home"))
+    model = tiny_family_dir("gemma3_text")
+    res = train(tiny_cfg(model, method="lopt1", steps=3))
+    folder = export_peft(res["artifact_dir"], tmp_path / "adapter")
+    lm = load_model(model, "cpu")
+    assert lm.model.config.model_type == "gemma3_text"
+    cfg, method = artifacts.load_method(res["artifact_dir"], lm)
+    data = load_for_config(cfg)
+    examples = data.test[:12]
+    ours = engine.evaluate(lm, engine.encode_examples(lm.tokenizer, examples, cfg.max_length),
+                           engine.label_token_ids(lm.tokenizer, data.task.label_words), method, batch_size=4).probs
+    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_SCORER, model, str(folder),
+                           json.dumps([e.text for e in examples]), json.dumps(list(data.task.label_words))],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = torch.tensor(json.loads(proc.stdout))
+    assert (ours - theirs).abs().max().item() < 1e-4
