@@ -512,6 +512,8 @@ def sweep_spec_from_args(args):
             raise ConfigError(f"preset {args.preset!r} runs {len(specs)} sweeps (one per task); run it without "
                               f"other grid flags, or run each: " + " ; ".join(s.command() for s in specs))
         spec = specs[0]
+        if args.quick:
+            print(presets.quick_gives_up(), file=sys.stderr)
     else:
         spec = SweepSpec(model=args.model, task=args.task, methods=default_sweep_methods())
     if args.methods is not None:

@@ -20,6 +20,14 @@ FULL = dict(steps=150, batch_size=8, eval_every=50, eval_size=0)
 QUICK = dict(steps=30, batch_size=8, eval_every=0, eval_size=300)
 
 
+def quick_gives_up() -> str:
+    """What the quick setting trades for time, from the two settings themselves (the preset cards say it)."""
+    return (f"quick trains {QUICK['steps']} steps instead of {FULL['steps']} and scores the first "
+            f"{QUICK['eval_size']} test examples instead of all: lower scores, and differences under about "
+            f"{100 * 2 * (0.25 / QUICK['eval_size']) ** 0.5:.0f} points can be noise; compare quick runs with quick "
+            f"runs, or with full ones on the examples they share")
+
+
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "assets" / "presets" / "presets.json"
 HARDER = "$harder"  # a sweep's task placeholder: harder_task() on this machine
 

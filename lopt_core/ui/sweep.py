@@ -118,7 +118,8 @@ def preset_note(ctx: AppContext, key: str, model, quick) -> str:
     n_cfg = sum(len(s.configs()) for s in specs)
     est = _total([estimate.sweep_seconds(s.configs(), ctx.store) for s in specs])
     where = f" in {len(specs)} sweeps" if len(specs) > 1 else ""
-    return f"**{n_cfg} configurations**{where} · {expected(est)}"
+    gives_up = f"<br><small>{presets.quick_gives_up()}</small>" if quick else ""
+    return f"**{n_cfg} configurations**{where} · {expected(est)}{gives_up}"
 
 
 # ---------------------------------------------------------------- the sweep picker
