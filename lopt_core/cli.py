@@ -124,6 +124,8 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     cf = sub.add_parser("configs", help="configurations with seeds pooled: mean, std, per-seed scores")
     cf.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
                     help="as CSV to FILE, or stdout (- or no FILE); without --csv, one line each")
+    cf.add_argument("--shared-examples", action="store_true",
+                    help="re-score runs of one test split on the examples they all share (runs of other sizes)")
     p_models = sub.add_parser("models", help="the embedded offline models: facts, licence, precision here")
     p_models.add_argument("--json", action="store_true")
     p_tasks = sub.add_parser("tasks", help="tasks: kind, metric, whether available offline, split sizes")
@@ -446,6 +448,12 @@ def cmd_configs(args) -> int:
     from lopt_core.analysis import tables
     from lopt_core.store.sqlite import Store
     rows = Store().list()
+    if args.shared_examples:
+        from lopt_core.analysis import shared_examples
+        rows, left = shared_examples.on_shared(rows)
+        for r in left:
+            print(f"left out: {r['run_id']} recorded no per-example results (re-score it: eval --run "
+                  f"{r['run_id']} --record)", file=sys.stderr)
     if args.csv:
         _to_csv(tables.configs_table(rows), args.csv)
         return 0

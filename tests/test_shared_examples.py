@@ -51,3 +51,28 @@ def test_a_run_without_per_example_results_is_left_out_and_named():
     same_size, none_left = shared_examples.on_shared(QUICK + [{**old, "result": {**old["result"], "eval_examples": 10},
                                                                "config": {**old["config"], "eval_size": 10}}])
     assert not none_left and len(same_size) == 3, "one size: nothing to re-score, nothing left out"
+
+
+def test_the_cli_pools_configurations_on_shared_examples(tmp_path, monkeypatch, capsys):
+    import io
+
+    import pandas as pd
+
+    from lopt_core import cli
+    from lopt_core.config import RunConfig
+    from lopt_core.store.sqlite import Store
+    monkeypatch.setenv("LOPT_HOME", str(tmp_path))
+    store = Store()
+    old = _run("old", "prompt_tuning", 1, "1" * 20)
+    del old["result"]["correct"]
+    for row in QUICK + FULL + [old]:
+        store.create(row["run_id"], RunConfig(model="smollm2-135m", task="sst2", method=row["method"], n=20,
+                                              r=row["r"], eval_size=row["config"]["eval_size"]), state="running")
+        store.update(row["run_id"], state="done", accuracy=row["accuracy"], trainable_params=row["trainable_params"],
+                     zero_shot_accuracy=row["zero_shot_accuracy"], result=row["result"])
+    assert cli.main(["configs", "--shared-examples", "--csv", "-"]) == 0
+    out = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(out.out))
+    assert set(table["eval_examples"]) == {10} and len(table) == 3
+    assert table[table["method"] == "ulpt"]["mean"].item() == pytest.approx(0.6)
+    assert "left out: old recorded no per-example results" in out.err

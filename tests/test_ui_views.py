@@ -127,6 +127,34 @@ def _names(fig):
     return {t.name for t in fig.data}
 
 
+def test_compare_offers_the_shared_examples_and_rescores_what_is_missing(ctx):
+    """Quick runs on the first 8 test examples and a full one on 16: the page names the cause, compares on the
+    shared 8 when asked, and offers to re-score a run that kept no per-example results."""
+    store = ctx.store
+    for rid, method, bits in (("q-pt", "prompt_tuning", "11110000"), ("q-l1", "lopt1", "11000000"),
+                              ("f-l1", "lopt1", "1111111100000000")):
+        add_run(store, rid, method=method, n=20, n_eval=len(bits), acc=bits.count("1") / len(bits))
+        store.update(rid, result={**store.get(rid)["result"], "correct": bits})
+    on_refresh = _compare(ctx)
+    out = on_refresh("sst2", aggregate.ALL, None, [], True, False)
+    assert "8 vs 16 examples of sst2" in out[11] and "on shared test examples" in out[11]
+    assert not _traces(out[4], lambda t: t.name == "Pareto frontier"), "two test sets: no frontier"
+    out = on_refresh("sst2", aggregate.ALL, None, [], True, True)
+    assert out[11].startswith("Scored on the test examples the runs share") and not out[12]["visible"]
+    assert _traces(out[4], lambda t: t.name == "Pareto frontier"), "one test set now: the frontier is back"
+    lopt1 = sorted(out[7][out[7]["method"] == "LoPT-1"]["accuracy (mean ± std)"])
+    assert lopt1 == ["0.250", "1.000"], "the full run re-scored on the first 8 of its 16 (11111111)"
+
+    add_run(store, "old", method="ulpt", n=20, n_eval=16, acc=0.5)  # kept no per-example results
+    out = on_refresh("sst2", aggregate.ALL, None, [], True, True)
+    assert "1 run(s) recorded no per-example results" in out[11] and out[12]["visible"]
+    from lopt_core.ui import compare
+    with gr.Blocks():
+        on_rescore = compare.build(ctx)["rescore"]
+    said = on_rescore("sst2", aggregate.ALL)
+    assert said.startswith("Queued 0 re-scoring(s)") and "old: " in said, "saved nothing: refused, and named"
+
+
 def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     store = ctx.store
     add_run(store, "s-pt", method="prompt_tuning", n=20, acc=0.80)
@@ -137,7 +165,7 @@ def test_compare_defaults_to_the_newest_scored_runs_task(ctx, tmp_path):
     add_run(store, "f-run", task="file", data_file=data, acc=None, state="running")
     on_refresh = _compare(ctx)
 
-    task, model, n_fixed, table, tradeoff, by_r, overlay, configs, by_n, heat, coords = on_refresh(
+    task, model, n_fixed, table, tradeoff, by_r, overlay, configs, by_n, heat, coords, note, rescore = on_refresh(
         None, aggregate.ALL, None, [], True)
     assert task["value"] == "file:ab12cd34-reviews.csv"
     assert aggregate.ALL in task["choices"] and "sst2" in task["choices"]

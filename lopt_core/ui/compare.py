@@ -7,10 +7,10 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from lopt_core.analysis import aggregate, tables
+from lopt_core.analysis import aggregate, shared_examples, tables
 from lopt_core.errors import LoptError
 from lopt_core.hosting import downloads
-from lopt_core.hosting.safe_errors import ui_error
+from lopt_core.hosting.safe_errors import ui_error, user_message
 from lopt_core.plots import figures as plots
 from lopt_core.plots import across_n, parallel
 from lopt_core.sweeps import results_file
@@ -58,6 +58,22 @@ def atlas_figure(task: str | None, model: str | None):
     return plots.tradeoff_figure([], title=title + f" · {results_file.atlas_machine()}", reference=ref)
 
 
+def shared_view(rows: list[dict], on: bool) -> tuple[list[dict], str, list[dict]]:
+    """(the rows the plots draw, a note, the runs left out): as stored, with an offer where their test sets
+    differ only in size; or re-scored on the test examples they share (analysis/shared_examples)."""
+    why = shared_examples.describe(rows)
+    if not on:
+        offer = "are shared" in (why or "")
+        return rows, (f"The runs were scored on different test sets ({why}): tick **on shared test examples** to "
+                      f"compare them on the same ones." if offer else ""), []
+    out, left = shared_examples.on_shared(rows)
+    if not left:
+        return out, "Scored on the test examples the runs share." if why else "", []
+    names = ", ".join(r["run_id"][-6:] for r in left[:6]) + (" …" if len(left) > 6 else "")
+    return out, (f"Scored on the test examples the runs share; {len(left)} run(s) recorded no per-example results "
+                 f"and are left out ({names}): re-scoring evaluates them again in the background."), left
+
+
 def atlas_tasks() -> list[str]:
     return sorted({aggregate.task_label(r) for r in results_file.atlas_rows()})
 
@@ -81,9 +97,15 @@ def build(ctx: AppContext):
         show_ref = gr.Checkbox(True, label="show the atlas", scale=0, min_width=180,
                                info=(f"shipped reference runs ({results_file.atlas_machine()})" if atlas_task()
                                      else "no atlas file in this build"), elem_id="lopt-show-reference")
+        shared = gr.Checkbox(False, label="on shared test examples", scale=0, min_width=180,
+                             info="re-score runs of one split on the test examples they all share",
+                             elem_id="lopt-shared-examples")
         refresh = gr.Button("Refresh", scale=0, elem_id="lopt-compare-refresh")
         export = gr.Button("Export CSV", scale=0, elem_id="lopt-compare-export")
     export_link = gr.Markdown("", elem_id="lopt-compare-export-link")  # a one-time link (hosting/links.py)
+    with gr.Row():
+        shared_note = gr.Markdown("", elem_id="lopt-shared-note")
+        rescore = gr.Button("Re-score the runs left out", visible=False, scale=0, elem_id="lopt-rescore")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
     ref0 = reference_rows(True, atlas_task())
@@ -100,13 +122,14 @@ def build(ctx: AppContext):
                               elem_id="lopt-overlay-select")
     overlay = gr.Plot(plots.curves_figure([], title="Overlaid curves", empty=OVERLAY_HINT), label="Overlay", elem_id="lopt-overlay")
 
-    def on_refresh(task_, model_, n_, sel, show_=True, token=None, request: gr.Request = None):
+    def on_refresh(task_, model_, n_, sel, show_=True, shared_=False, token=None, request: gr.Request = None):
         rows = ctx.runs(request, token)
         tasks = sorted({aggregate.task_label(r) for r in rows})
         models = sorted({r["model"] for r in rows})
         if task_ != ALL and task_ not in tasks + atlas_tasks():  # first look, or its runs are gone
             task_ = aggregate.default_task(rows, fallback=atlas_task())
-        shown = aggregate.filter_rows(rows, task_, model_)
+        listed = aggregate.filter_rows(rows, task_, model_)
+        shown, note, left = shared_view(listed, shared_)
         ref = reference_rows(show_, task_, model_, shown)
         ns = sorted({r["n"] for r in plots.scored(shown)})
         n_val = int(n_) if n_ not in (None, "") and int(n_) in ns else None
@@ -115,16 +138,33 @@ def build(ctx: AppContext):
         task_choices = sorted(set(tasks) | set(atlas_tasks()) | ({task_} - {None, ALL}))
         return (gr.update(choices=[ALL] + task_choices, value=task_),
                 gr.update(choices=[ALL] + models),
-                gr.update(choices=ns, value=n_val), runs_dataframe(shown), plots.tradeoff_figure(shown, reference=ref),
+                gr.update(choices=ns, value=n_val), runs_dataframe(listed), plots.tradeoff_figure(shown, reference=ref),
                 plots.accuracy_vs_r_figure(shown, n=n_val, reference=ref), gr.update(choices=run_choices(rows), value=sel),
                 points_dataframe(shown), across_n.accuracy_vs_n_figure(shown, reference=ref),
-                across_n.heatmap_figure(shown, reference=ref), parallel.parallel_figure(shown))
+                across_n.heatmap_figure(shown, reference=ref), parallel.parallel_figure(shown), note,
+                gr.update(visible=bool(left)))
 
-    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat, coords]
-    ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref)
+    outs = [task, model, n_fixed, table, tradeoff, by_r, overlay_sel, configs, by_n, heat, coords, shared_note, rescore]
+    ins = ctx.inputs(task, model, n_fixed, overlay_sel, show_ref, shared)
     refresh.click(on_refresh, ins, outs, api_name="compare")
-    for c in (task, model, n_fixed, show_ref):
+    for c in (task, model, n_fixed, show_ref, shared):
         c.input(on_refresh, ins, outs, api_name=False)
+
+    def on_rescore(task_, model_, token=None, request: gr.Request = None):
+        """Queue an evaluation (which records per-example results) of each run the shared view left out."""
+        who = ctx.visitor(request, token)
+        _, _, left = shared_view(aggregate.filter_rows(ctx.runs(request, token), task_, model_), True)
+        queued, refused = 0, []
+        for r in left:
+            try:
+                ctx.jobs.submit_analysis("evaluate", r["run_id"], {}, who)
+                queued += 1
+            except LoptError as e:
+                refused.append(f"{r['run_id']}: {user_message(e)}")
+        return (f"Queued {queued} re-scoring(s); press Refresh when they are done." +
+                ("".join(f"<br>⚠️ {x}" for x in refused[:5])))
+
+    rescore.click(on_rescore, ctx.inputs(task, model), shared_note, api_name="compare_rescore")
 
     def on_export(task_, model_, token=None, request: gr.Request = None):
         """runs.csv and configurations.csv of the runs this page shows, zipped, as a one-time link for this page."""
@@ -143,4 +183,4 @@ def build(ctx: AppContext):
         return plots.curves_figure(plots.series_from_store(store, sel), title="Overlaid curves", empty=OVERLAY_HINT)
 
     overlay_sel.change(on_overlay, ctx.inputs(overlay_sel), overlay, api_name="overlay")
-    return {"refresh": (on_refresh, ins, outs), "export": on_export}
+    return {"refresh": (on_refresh, ins, outs), "export": on_export, "rescore": on_rescore}
