@@ -64,6 +64,35 @@ def test_arithmetic_reads_the_right_answer_and_winogrande_fills_its_blank():
     assert len(w.contexts) == 2 and w.choices[0] == w.choices[1] and "_" not in w.contexts[0]
 
 
+def test_squad_and_gsm8k_come_from_the_hub_where_it_answers(monkeypatch):
+    """Hub sources: SQuAD (the passage, the question, every gold span) and GSM8K (the number after ####). Offline
+    they are refused by name; with the Hub (datasets.load_dataset, here given rows in the Hub's own shape) they
+    load, and a test split longer than the offline cap is cut to it."""
+    import datasets
+    from lopt_core.data import tasks
+    from lopt_core.lm import models
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    for name in ("squad", "gsm8k"):
+        with pytest.raises(TaskError, match=f"task '{name}' is not available offline"):
+            tasks.where(name)
+    squad_row = {"context": "The  Normans gave their name to Normandy.", "question": "Who gave Normandy its name?",
+                 "answers": {"text": ["The Normans", "Normans", "Normans"], "answer_start": [0, 4, 4]}}
+    gsm_row = {"question": "Tom has 3 apples and buys 1,197 more. How many?",
+               "answer": "3 + 1197 = <<3+1197=1200>>1200\n#### 1,200"}
+    shards = {"squad": {"train": [squad_row] * 3, "validation": [squad_row] * (tasks.MAX_TEST + 20)},
+              "gsm8k": {"train": [gsm_row] * 3, "test": [gsm_row] * 7}}
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, *rest: shards[name])
+    sq = load_task("squad")
+    assert sq.task.kind == "generation" and len(sq.test) == tasks.MAX_TEST and sq.source.startswith("hub: squad")
+    e = sq.test[0]
+    assert e.text == "Passage: The Normans gave their name to Normandy.\nQuestion: Who gave Normandy its name?\nAnswer:"
+    assert e.answers == ("The Normans", "Normans")
+    assert metrics.exact_match("normans", e.answers) == 1.0
+    g = load_task("gsm8k")
+    assert g.test[0].answers == ("1200",) and g.test[0].text.startswith("Question: Tom has 3 apples")
+
+
 def test_unknown_tasks_and_subjects_name_the_choices():
     with pytest.raises(TaskError, match="unknown task 'arithmetics'.*arithmetic"):
         get_task("arithmetics")

@@ -4,6 +4,8 @@ each task is a template plus a function turning one source row into an Example (
   generation       arithmetic ("Calculate 5 + 91 =" -> "96"), nq_open, trivia_qa (rc.wikipedia.nocontext), sciq
   multiple choice  arc_easy, arc_challenge, openbookqa, piqa, hellaswag, winogrande, social_iqa, commonsense_qa,
                    mmlu (every subject) and mmlu:<subject>
+  hub only         squad (extractive QA: the passage, the question, the span; SQuAD EM/F1 as ULPT scores MRQA)
+                   and gsm8k (grade-school maths: the final number after "####"), where the Hub answers
 """
 from __future__ import annotations
 
@@ -54,6 +56,24 @@ def trivia_qa(row: dict) -> Example | None:
 
 def sciq(row: dict) -> Example | None:
     return Example(_qa(row), answers=(_clean(row["correct_answer"]),)) if _clean(row["correct_answer"]) else None
+
+
+SQUAD = "Passage: {context}\nQuestion: {question}\nAnswer:"
+
+
+def squad(row: dict) -> Example | None:
+    """A SQuAD row: the passage and question before the cue; every distinct gold span counts (SQuAD's max)."""
+    answers = tuple(dict.fromkeys(_clean(a) for a in row["answers"]["text"] if _clean(a)))
+    text = SQUAD.format(context=_clean(row["context"]), question=_clean(row["question"]))
+    return Example(text, answers=answers) if answers else None
+
+
+def gsm8k(row: dict) -> Example | None:
+    """A GSM8K row: the question; the target is the final answer after "####" (the worked solution is not
+    trained on: the prompt must make the model write the number), commas dropped ("1,200" -> "1200")."""
+    final = str(row["answer"]).rsplit("####", 1)
+    answer = _clean(final[1]).replace(",", "") if len(final) == 2 else ""
+    return Example(_qa(row), answers=(answer,)) if answer else None
 
 
 def arc(row: dict, question: str = "question") -> Example | None:
@@ -110,8 +130,8 @@ def lettered(e: Example) -> Example:
                    choices=tuple(f" {LETTERS[i]}" for i in range(len(e.choices))))
 
 
-def _gen(name, offline, build, description, max_new_tokens) -> Task:
-    return Task(name, QA, (), ("question",), description, offline=offline, kind=GENERATION, build=build,
+def _gen(name, offline, build, description, max_new_tokens, hub=()) -> Task:
+    return Task(name, QA, (), ("question",), description, hub=hub, offline=offline, kind=GENERATION, build=build,
                 max_new_tokens=max_new_tokens)
 
 
@@ -125,6 +145,9 @@ TASKS: list[Task] = [
     _gen("nq_open", "nq_open/none", nq_open, "Natural Questions without context: short answers", 16),
     _gen("trivia_qa", "trivia_qa/rc.wikipedia.nocontext", trivia_qa, "TriviaQA without context", 16),
     _gen("sciq", "sciq/none", sciq, "SciQ science questions, answer written out", 12),
+    _gen("squad", None, squad, "SQuAD extractive QA: a span of the passage (online only)", 24, hub=("squad",)),
+    _gen("gsm8k", None, gsm8k, "GSM8K grade-school maths: the final number (online only)", 12,
+         hub=("gsm8k", "main")),
     _choice("arc_easy", "ai2_arc/ARC-Easy", arc, "ARC-Easy science questions (3-5 choices)"),
     _choice("arc_challenge", "ai2_arc/ARC-Challenge", arc, "ARC-Challenge science questions (3-5 choices)"),
     _choice("openbookqa", "openbookqa/main", openbookqa, "OpenBookQA (4 choices)"),
