@@ -38,7 +38,7 @@ def export_peft(run_folder: str | Path, out_folder: str | Path, base_model_name:
         run = artifacts.read_run(run_folder)
     except FileNotFoundError as e:
         raise ExportError(f"this run has no saved artifact to export ({e})") from None
-    cfg, result = run["config"], run.get("result") or {}
+    cfg = run["config"]
     method = cfg.get("method")
     refusal = export_refusal(method)
     if refusal:

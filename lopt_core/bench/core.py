@@ -265,7 +265,7 @@ def eval_B(s: Setup, peft_model, n: int, batch: int = 32) -> float:
 
 
 def eval_compare(s: Setup, res: dict, reps: int) -> dict:
-    a, b = res["_a"], res["_b"]
+    b = res["_b"]
     m = PromptTuning(res["n"], s.lm.d, b.prompt())  # B's trained prompt, scored by the engine: same accuracy
     ta, tb, ca, cb = [], [], [], []
     for _ in range(reps):

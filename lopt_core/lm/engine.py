@@ -200,18 +200,17 @@ def _packed_answer_hidden(lm: LoadedModel, ids, mask, lengths, kv: KV | None = N
     flat = ids[keep]                                                           # (S,)
     seg = torch.arange(B, device=dev).unsqueeze(1).expand_as(ids)[keep]        # (S,) example of each token
     pos = (mask.cumsum(1) - 1)[keep]                                           # (S,) position within its example
-    S = flat.shape[0]
     body = decoder(lm.model)
     dtype = lm.dtype
     if prompt is not None:
         n = prompt.shape[0]
         seg = torch.cat([seg.new_full((n,), -1), seg])                         # -1: the prompt
         pos = torch.cat([torch.arange(n, device=dev), n + pos])                # absolute positions
-        q_seg, q_pos, k_seg, k_pos, T = seg, pos, seg, pos, n + S
+        q_seg, q_pos, k_seg, k_pos = seg, pos, seg, pos
     else:
         n = kv[0][0].shape[-2]
         pos = n + pos
-        q_seg, q_pos, T = seg, pos, S
+        q_seg, q_pos = seg, pos
         k_seg = torch.cat([seg.new_full((n,), -1), seg])
         k_pos = torch.cat([torch.arange(n, device=dev), pos])
     # a token sees the prompt and the earlier tokens of its own example; prompt tokens see earlier prompt tokens
