@@ -31,24 +31,49 @@ BASE_S = 0.3  # every step's own delay: a tiny model's millisecond steps, stalle
 # the pace a coin toss; against 0.3 s a stall has to average 0.15 s a step to look like a slow-down
 
 
-def _watch_run(store, cfg, lm, delay_s: float) -> list[dict]:
-    """Train cfg in this process, each training loss delayed by delay_s (a slow-down injected into the real
-    loop's step), reading the page's progress the way a poll does after every step from the fourth on."""
-    real = objectives.Classification.loss
+def _delayed(delay_s: float):
+    """Every training step's batch building delayed by delay_s: a slow-down injected into the real loop's step
+    (inside the time a step is measured by), for solo runs and batched groups alike."""
+    real = objectives.Objective.batch
 
-    def delayed(*a, **kw):
+    def batch(*a, **kw):
         time.sleep(delay_s)
         return real(*a, **kw)
+    return real, batch
+
+
+def _watch_run(store, cfg, lm, delay_s: float) -> list[dict]:
+    """Train cfg in this process with its steps delayed, reading the page's progress the way a poll does after
+    every step from the fourth on."""
     run_id = loop.new_run_id(cfg)
     store.create(run_id, cfg, state="running")
     seen = []
-    objectives.Classification.loss = delayed
+    real, objectives.Objective.batch = _delayed(delay_s)
     try:
         runs.run_and_record(cfg, store=store, run_id=run_id, lm=lm,
                             on_event=lambda ev: ev["type"] == "step" and ev["step"] >= 4 and
                             seen.append(run_progress(store, run_id)))
     finally:
-        objectives.Classification.loss = real
+        objectives.Objective.batch = real
+    return seen
+
+
+def _watch_group(store, cfgs, lm, delay_s: float) -> list:
+    """Train cfgs as one batched group with its steps delayed, reading the Sweep tab's pace after each step."""
+    from lopt_core.ui.sweep import sweep_pace
+    ids = [f"{loop.new_run_id(c)}-{i}" for i, c in enumerate(cfgs)]
+    for rid, c in zip(ids, cfgs):
+        store.create(rid, c, state="running")
+    seen = []
+
+    def on_event(rid, ev):
+        if rid == ids[0] and ev["type"] == "step" and ev["step"] >= 4:
+            seen.append(sweep_pace(store, [store.get(r) for r in ids]))
+    real, objectives.Objective.batch = _delayed(delay_s)
+    try:
+        runs.record_group(cfgs, ids, store, lm, on_event=on_event)
+    finally:
+        objectives.Objective.batch = real
     return seen
 
 
@@ -72,6 +97,25 @@ def test_a_run_slowed_by_load_says_so_and_a_normal_one_does_not(tiny_model_dir, 
         [p["slower"] for p in slowed]
     html = progress_html(late[-1])
     assert "slower than this machine measured before" in html and "host is busy" in html
+
+
+def test_a_sweep_slowed_by_load_says_so_and_a_normal_one_does_not(tiny_model_dir, sentiment_csv, tmp_path):
+    import torch
+    from lopt_core.lm.models import load_model
+    from lopt_core.ui.sweep import progress_html as sweep_progress
+    torch.set_num_threads(1)
+    store = Store(tmp_path / "runs.sqlite")
+    lm = load_model(tiny_model_dir, "cpu")
+    group = lambda seed: [cfg_for(tiny_model_dir, sentiment_csv, method=m, seed=seed)  # noqa: E731
+                          for m in ("prompt_tuning", "lopt1")]
+    _watch_group(store, group(0), lm, BASE_S)  # this machine's batched pace
+    estimate._PACE_CACHE.clear()
+    assert not any(_watch_group(store, group(1), lm, BASE_S)), "a group at the machine's own pace is not slow"
+    estimate._PACE_CACHE.clear()
+    slowed = _watch_group(store, group(2), lm, 5 * BASE_S)
+    assert all(x and x >= estimate.SLOW for x in slowed[1:]), slowed
+    sweep = {"sweep_id": "s", "state": "running", "stop_requested": 0}
+    assert "slower than this machine measured before" in sweep_progress([sweep], [], slowed[-1])
 
 
 def test_a_new_machine_estimates_from_its_own_calibration_not_another_cpus_atlas(monkeypatch):

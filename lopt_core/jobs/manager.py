@@ -495,9 +495,8 @@ def run_progress(store: Store, run_id: str) -> dict:
     done = loss[-1]["step"] if loss else 0
     eps = loss[-1]["examples_per_s"] if loss else None
     eta = slower = None
-    if row["state"] == "running" and len(loss) >= 2:
-        recent = loss[-10:]
-        per_step = (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
+    per_step = estimate.seconds_per_step(loss) if row["state"] == "running" else None
+    if per_step is not None:
         eta = per_step * max(0, total - done)
         slower = estimate.pace(store, row, per_step)
     phase, fraction = row["state"], (done / total) if total else 0.0

@@ -111,26 +111,40 @@ def speed_here(store, model: str, device: str | None = None, solo: bool = False)
         or (None if solo else atlas_speed(model))
 
 
-_PACE_CACHE: dict = {}   # (store, model, device) -> (time read, Speed): a page polls pace() every second
+_PACE_CACHE: dict = {}   # (store, model, device, solo) -> (time read, Speed): a page polls pace() every second
 PACE_CACHE_S = 30.0
 
 
-def pace(store, row: dict, per_step_s: float) -> float | None:
-    """How many times slower a solo run's measured seconds per step are than this machine's speed predicts
-    (None where nothing predicts it, or for a run of a batched group, whose step trains several prompts).
+def pace(store, row: dict, per_step_s: float, group_size: int | None = None) -> float | None:
+    """How many times slower a run's measured seconds per step are than this machine's speed predicts (None
+    where nothing predicts it). group_size: the prompts its batched group trains per step; None for a run seen
+    alone, whose group is unknown when it belongs to a sweep (then None). A group is read against this machine's
+    batched speed where it has one, else its solo speed, which only overstates a group's step (no false alarm).
     This machine's speed is read at most every PACE_CACHE_S per model: the runs list is not read per poll."""
     c = row.get("config") or {}
-    if row.get("sweep_id") or not per_step_s:
+    if group_size is None:
+        if row.get("sweep_id"):
+            return None
+        group_size = 1
+    if not per_step_s:
         return None
-    key = (id(store), row["model"], (row.get("result") or {}).get("device"))
+    key = (id(store), row["model"], (row.get("result") or {}).get("device"), group_size == 1)
     at, speed = _PACE_CACHE.get(key, (0.0, None))
     if time.monotonic() - at > PACE_CACHE_S:
-        speed = speed_here(store, row["model"], key[2], solo=True)
+        speed = speed_here(store, row["model"], key[2], solo=group_size == 1)
         _PACE_CACHE[key] = (time.monotonic(), speed)
     if speed is None:
         return None
     scale = (int(c.get("n") or 20) + EXAMPLE_TOKENS) / (speed.n_ref + EXAMPLE_TOKENS)
-    return per_step_s / (int(c.get("batch_size") or 8) * speed.train_s * scale)
+    return per_step_s / (group_size * int(c.get("batch_size") or 8) * speed.train_s * scale)
+
+
+def seconds_per_step(metrics: list[dict]) -> float | None:
+    """A run's recent seconds per step, from its last ten loss points' times."""
+    if len(metrics) < 2:
+        return None
+    recent = metrics[-10:]
+    return (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
 
 
 def _evals(cfg) -> int:

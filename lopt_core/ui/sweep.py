@@ -173,7 +173,18 @@ def watched(store, value) -> tuple[list[dict], list[dict]]:
     return sweeps, rows
 
 
-def progress_html(sweeps: list[dict], rows: list[dict]) -> str:
+def sweep_pace(store, rows: list[dict]) -> float | None:
+    """How many times slower the running group's steps are than this machine's speed predicts (None: not
+    known, or not slower than estimate.SLOW)."""
+    running = [r for r in rows if r["state"] == "running" and r["steps_done"]]
+    if not running:
+        return None
+    per_step = estimate.seconds_per_step(store.metrics(running[0]["run_id"], "loss"))
+    slower = estimate.pace(store, running[0], per_step, group_size=len(running)) if per_step else None
+    return slower if slower is not None and slower >= estimate.SLOW else None
+
+
+def progress_html(sweeps: list[dict], rows: list[dict], slower: float | None = None) -> str:
     if not sweeps:
         return f"<div class='lopt-progress-text'>{NO_SWEEP}</div>"
     count = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "queued", "failed", "interrupted",
@@ -189,6 +200,9 @@ def progress_html(sweeps: list[dict], rows: list[dict]) -> str:
         bits.append(f"step {step}/{total}" if step else "loading the model and data")
     if state == "running" and any(s["stop_requested"] for s in sweeps):
         bits.append("stopping after this step")
+    if slower:
+        bits.append(f"<span class='lopt-slow'>⚠ {slower:.1f}× slower than this machine measured before: the host "
+                    f"is busy (other runs or load), so the sweep takes longer than estimated</span>")
     pct = 100 * _fraction(rows)
     cls = {"failed": "bad", "interrupted": "bad", "stopped": "warn", "done": "ok"}.get(state, "")
     ids = " + ".join(s["sweep_id"] for s in sweeps)
@@ -271,8 +285,8 @@ def render(store, value, last):
     else:
         trade = plots.tradeoff_figure(rows, title="This sweep: accuracy vs trainable parameters")
         acc_r, reading = by_r(rows), reading_md(sweeps, rows)
-    return (progress_html(sweeps, rows), errors_md(sweeps, rows), fig, trade, acc_r, reading,
-            (value, curve_sig, result_sig))
+    return (progress_html(sweeps, rows, sweep_pace(store, rows) if running else None), errors_md(sweeps, rows), fig,
+            trade, acc_r, reading, (value, curve_sig, result_sig))
 
 
 # ---------------------------------------------------------------- the tab
