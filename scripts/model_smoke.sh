@@ -24,15 +24,15 @@ run() {  # one CLI call: its max RSS and wall time on stderr's last line, its JS
 fields='import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(r["method"], r["state"], "trainable", r["trainable_params"], "score", r["accuracy"], "zero-shot", r["zero_shot_accuracy"], r["precision"], "fast path", r["fast_path"])'
 for m in $("$PY" -m lopt_core methods --json | "$PY" -c "import json,sys; print(' '.join(f['name'] for f in json.load(sys.stdin)))"); do
   echo "## train $m"
-  run train --model "$MODEL" --task sst2 --method "$m" $SHORT --json | "$PY" -c "$fields"
+  run train --model "$MODEL" --task sst2 --method "$m" $SHORT --json | tee "$LOPT_HOME/$m.json" | "$PY" -c "$fields"
 done
 echo "## generation: train lopt1 on arithmetic (answer tokens scored, greedy decoding)"
 run train --model "$MODEL" --task arithmetic --method lopt1 $SHORT --json | "$PY" -c "$fields"
 echo "## a batched sweep: prompt tuning, LoPT-1, ULPT in one group"
 run sweep --model "$MODEL" --task sst2 --methods prompt_tuning,lopt1,ulpt $SHORT --seeds 0 | tail -3
-rid=$("$PY" -m lopt_core list --json | "$PY" -c "import json,sys; print([r['run_id'] for r in json.load(sys.stdin) if r['method']=='lopt1' and r['task']=='sst2' and r['state']=='done'][0])")
+rid=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['run_id'])" "$LOPT_HOME/lopt1.json")
 echo "## rank views of $rid"
-run spectrum --run "$rid" --json | "$PY" -c "import json,sys; s=json.load(sys.stdin); print({k: s[k] for k in s if k != 'values'})"
+run spectrum --run "$rid" --json | "$PY" -c "import json,sys; s=json.load(sys.stdin)[0]; print({k: v for k, v in s.items() if not isinstance(v, list)})"
 run truncate --run "$rid" --ranks 1,2 --eval-size 16 --json | tail -1
 echo "## PEFT export of $rid, scored by plain PEFT against the dequantized base"
 run export --run "$rid" --out "$LOPT_HOME/adapter" | tail -1
