@@ -456,3 +456,33 @@ def test_a_quick_preset_says_what_quick_gives_up(tiny_model_dir, capsys):
     assert "quick trains 30 steps instead of 150" in err and "first 300 test examples" in err
     assert cli.main(["sweep", "--preset", "pt_vs_lopt", "--model", tiny_model_dir, "--dry-run"]) == 0
     assert "quick trains" not in capsys.readouterr().err
+
+
+def test_the_two_model_preset_trains_the_other_embedded_model_beside_the_chosen_one(monkeypatch):
+    from lopt_core.lm import embedded
+    specs = presets.get("two_models").specs(model="smollm2-135m", quick=True, hub=False)
+    assert [(s.model, s.task) for s in specs] == [("smollm2-135m", "sst2"), ("gemma3-270m", "sst2"),
+                                                  ("smollm2-135m", "rte"), ("gemma3-270m", "rte")]
+    assert {s.model for s in presets.get("two_models").specs(model="gemma3-270m", hub=False)} == \
+        {"gemma3-270m", "smollm2-135m"}
+    monkeypatch.setattr(embedded, "installed", lambda m: m.alias != "gemma3-270m")
+    with pytest.raises(SweepError, match="also trains gemma3-270m, which is not installed: pip install"):
+        presets.get("two_models").specs(model="smollm2-135m")
+
+
+def test_two_models_are_read_side_by_side_never_pooled():
+    """The same configurations on two models: one panel each on one score axis, and a reading that names the
+    model beside each gap to prompt tuning."""
+    from lopt_core.plots import figures as plots
+    def rows(model, pt, l1):
+        return [{"run_id": f"{model}-{m}", "state": "done", "model": model, "task": "sst2", "method": m, "n": 10,
+                 "r": 2, "trainable_params": p, "accuracy": a, "zero_shot_accuracy": 0.7, "created": 1.0,
+                 "config": {"seed": 0, "steps": 30}, "result": {"eval_examples": 300, "test_fingerprint": model}}
+                for m, p, a in (("prompt_tuning", 5760, pt), ("lopt1", 1172, l1))]
+    both = rows("smollm2-135m", 0.85, 0.80) + rows("gemma3-270m", 0.75, 0.74)
+    fig = plots.tradeoff_figure(both)
+    assert [a.text for a in fig.layout.annotations[:2]] == ["gemma3-270m", "smollm2-135m"]
+    assert sum(len(t.x) for t in fig.data if t.mode == "markers") == 4, "four configurations, none pooled"
+    assert len([t for t in fig.data if t.name == "Pareto frontier"]) == 2, "a frontier per model"
+    line = next(x for x in readings.read_runs(both)["lines"] if x.startswith("LoPT-1 n=10 r=2 against prompt tuning"))
+    assert "-1.0 points on sst2 (gemma3-270m)" in line and "-5.0 points on sst2 (smollm2-135m)" in line

@@ -182,6 +182,8 @@ def tradeoff_figure(rows: list[dict], title: str = "Score vs trainable parameter
     pts, ref = points(rows), points(reference or [])
     if not pts and not ref:
         return empty_figure("no finished runs yet: train a few methods and ranks to fill this plot", title)
+    if len({canonical(p.model) for p in pts}) > 1:
+        return _tradeoff_by_model(rows, title)
     fig = go.Figure()
     _atlas_markers(fig, ref)
     for method in sorted({p.method for p in pts}, key=_method_order):
@@ -221,6 +223,40 @@ def _why(rows: list[dict]) -> str:
     from lopt_core.analysis import shared_examples
     why = shared_examples.describe(rows) or "different test examples"
     return why + (": compare on the shared examples" if "are shared" in why else ": choose one task and model")
+
+
+def _tradeoff_by_model(rows: list[dict], title: str) -> go.Figure:
+    """One panel per model, side by side on one score axis: runs of two models are never pooled nor joined by
+    a frontier; each panel has its own frontier (within one test set) and its own no-prompt line."""
+    pts = points(rows)
+    models = sorted({canonical(p.model) for p in pts})
+    fig = make_subplots(rows=1, cols=len(models), shared_yaxes=True, subplot_titles=models,
+                        horizontal_spacing=0.06)
+    seen, ys = set(), _span(pts)
+    for col, model in enumerate(models, start=1):
+        mine = [p for p in pts if canonical(p.model) == model]
+        for method in sorted({p.method for p in mine}, key=_method_order):
+            ps = [p for p in mine if p.method == method]
+            fig.add_trace(go.Scatter(
+                x=[p.trainable_params for p in ps], y=[p.mean for p in ps], mode="markers", name=method_label(method),
+                legendgroup=method, showlegend=method not in seen, error_y=_error_y(ps),
+                marker=dict(size=12, color=method_color(method), symbol=method_symbol(method),
+                            line=dict(width=1, color="#333")),
+                text=[_hover(p) for p in ps], hovertemplate="%{text}<extra></extra>"), row=1, col=col)
+            seen.add(method)
+        if len({p.test_set for p in mine}) == 1:
+            xs, fy = zip(*pareto_front([(p.trainable_params, p.mean) for p in mine]))
+            fig.add_trace(go.Scatter(x=xs, y=fy, mode="lines", name="Pareto frontier", legendgroup="frontier",
+                                     showlegend=col == 1, line=dict(color="#222", dash="dash", shape="hv", width=1.5),
+                                     hoverinfo="skip"), row=1, col=col)
+            zero = _no_prompt(mine, [])
+            if zero is not None:
+                fig.add_hline(y=zero, line=dict(dash="dot", color="#888"), row=1, col=col,
+                              annotation_text=f"no prompt {zero:.3f}", annotation_position="bottom right")
+                ys.append(zero)
+        fig.update_xaxes(type="log", title_text="trainable parameters (log)", row=1, col=col)
+    fig.update_yaxes(title_text=metric_name(rows), range=fit_range(ys), row=1, col=1)
+    return _layout(fig, f"{title} · one panel per model", height=440)
 
 
 def _no_prompt(pts: list[Point], ref: list[Point]) -> float | None:

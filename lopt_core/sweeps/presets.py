@@ -30,6 +30,7 @@ def quick_gives_up() -> str:
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "assets" / "presets" / "presets.json"
 HARDER = "$harder"  # a sweep's task placeholder: harder_task() on this machine
+OTHER = "$other"    # a sweep's model placeholder: the other embedded model than the one chosen (other_model)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Preset:
     title: str
     question: str
     why: str
-    sweeps: tuple[dict, ...]   # each: task (or HARDER), methods, n, r, seeds
+    sweeps: tuple[dict, ...]   # each: task (or HARDER), methods, n, r, seeds; model (OTHER) where not the chosen
 
     def specs(self, model: str = OFFLINE_DEFAULT, quick: bool = False, hub: bool | None = None,
               limits=None) -> list[SweepSpec]:
@@ -46,9 +47,24 @@ class Preset:
         hub = hub_reachable() if hub is None else hub
         knobs = dict(QUICK if quick else FULL)
         knobs = limits.fit(knobs) if limits is not None else knobs
-        return [SweepSpec(model=model, task=harder_task(hub) if s["task"] == HARDER else s["task"],
+        return [SweepSpec(model=other_model(model) if s.get("model") == OTHER else model,
+                          task=harder_task(hub) if s["task"] == HARDER else s["task"],
                           methods=list(s["methods"]), n=list(s["n"]), r=list(s["r"]), seeds=list(s["seeds"]),
                           knobs=dict(knobs)) for s in self.sweeps]
+
+
+def other_model(model: str) -> str:
+    """The embedded model that is not `model` (SmolLM2 <-> Gemma 3): a cross-model experiment's second model.
+    SweepError naming the pip line where it is not installed."""
+    from lopt_core.lm import embedded
+    from lopt_core.lm.models import canonical
+    others = [m for m in embedded.EMBEDDED.values() if m.alias != canonical(model)]
+    if not others:
+        raise SweepError(f"no second embedded model beside {model}")
+    if not embedded.installed(others[0]):
+        raise SweepError(f"this experiment also trains {others[0].alias}, which is not installed: "
+                         f"{others[0].pip_command}")
+    return others[0].alias
 
 
 def harder_task(hub: bool) -> str:

@@ -121,13 +121,15 @@ def read_runs(rows: list[dict]) -> dict:
     if len(by_set) > 1:
         cross = _across_tasks(list(by_set.values()))
         lines += cross
-        md.append("**Across tasks**\n" + "\n".join(f"- {s}" for s in cross))
+        md.append("**Across tasks and models**\n" + "\n".join(f"- {s}" for s in cross))
     return {"lines": lines, "markdown": "\n\n".join(md)}
 
 
 def _across_tasks(sets: list[list[Point]]) -> list[str]:
-    """The same configurations (method, n, r) on each task: the gap to the reference prompt per task."""
+    """The same configurations (method, n, r) on each task and model: the gap to the reference prompt on each
+    (a model is named where the sets span several: two models are never pooled, only set side by side)."""
     out = []
+    models = len({p.model for ps in sets for p in ps}) > 1
     keys = set.intersection(*[{(p.method, p.n, p.r) for p in ps} for ps in sets])
     for m, n, r in sorted(k for k in keys if k[2] is not None):
         parts = []
@@ -136,7 +138,7 @@ def _across_tasks(sets: list[list[Point]]) -> list[str]:
             ref = next((x for x in ps if x.method == reference_method() and x.n == n), None)
             if ref is None:
                 continue
-            parts.append(f"{100 * (p.mean - ref.mean):+.1f} points on {p.task}")
+            parts.append(f"{100 * (p.mean - ref.mean):+.1f} points on {p.task}" + (f" ({p.model})" if models else ""))
         if len(parts) > 1:
             out.append(f"{METHODS[m].label} n={n} r={r} against prompt tuning: " + ", ".join(parts) + ".")
     return out
