@@ -60,7 +60,6 @@ def _watch_run(store, cfg, lm, delay_s: float) -> list[dict]:
 
 def _watch_group(store, cfgs, lm, delay_s: float) -> list:
     """Train cfgs as one batched group with its steps delayed, reading the Sweep tab's pace after each step."""
-    from lopt_core.ui.sweep import sweep_pace
     ids = [f"{loop.new_run_id(c)}-{i}" for i, c in enumerate(cfgs)]
     for rid, c in zip(ids, cfgs):
         store.create(rid, c, state="running")
@@ -68,7 +67,7 @@ def _watch_group(store, cfgs, lm, delay_s: float) -> list:
 
     def on_event(rid, ev):
         if rid == ids[0] and ev["type"] == "step" and ev["step"] >= 4:
-            seen.append(sweep_pace(store, [store.get(r) for r in ids]))
+            seen.append(estimate.group_pace(store, [store.get(r) for r in ids]))
     real, objectives.Objective.batch = _delayed(delay_s)
     try:
         runs.record_group(cfgs, ids, store, lm, on_event=on_event)
@@ -86,8 +85,18 @@ def test_a_run_slowed_by_load_says_so_and_a_normal_one_does_not(tiny_model_dir, 
     _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=0), lm, BASE_S)  # this machine's pace
     assert estimate.measured_speed(store, tiny_model_dir, solo=True).runs == 1
 
-    normal = _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=1), lm, BASE_S)
-    assert normal and not any(p["slower"] for p in normal), "a run at the machine's own pace is not called slow"
+    real_eval = loop.evaluate
+
+    def slow_eval(*a, **kw):  # a periodic evaluation between two steps: the wall clock jumps, the steps do not slow
+        time.sleep(8 * BASE_S)
+        return real_eval(*a, **kw)
+    loop.evaluate = slow_eval
+    try:
+        normal = _watch_run(store, cfg_for(tiny_model_dir, sentiment_csv, seed=1, eval_every=5), lm, BASE_S)
+    finally:
+        loop.evaluate = real_eval
+    assert normal and not any(p["slower"] for p in normal), "a run at the machine's own pace is not called slow, " \
+        "not even just after an evaluation"
     assert "slower" not in progress_html(normal[-1])
 
     estimate._PACE_CACHE.clear()

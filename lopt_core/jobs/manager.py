@@ -498,7 +498,8 @@ def run_progress(store: Store, run_id: str) -> dict:
     per_step = estimate.seconds_per_step(loss) if row["state"] == "running" else None
     if per_step is not None:
         eta = per_step * max(0, total - done)
-        slower = estimate.pace(store, row, per_step)
+        compute = estimate.step_compute_seconds(loss, int(row["config"].get("batch_size") or 8))
+        slower = estimate.pace(store, row, compute) if compute else None
     phase, fraction = row["state"], (done / total) if total else 0.0
     ev = row.get("eval_progress") if row["state"] == "running" else None
     if ev:  # an evaluation is under way: its own progress and ETA

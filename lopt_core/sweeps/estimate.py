@@ -106,12 +106,15 @@ def atlas_speed(model: str) -> Speed | None:
 
 
 def speed_here(store, model: str, device: str | None = None, solo: bool = False) -> Speed | None:
-    """This machine's speed for `model`: its finished runs, else its calibration, else the atlas on this CPU."""
-    return (measured_speed(store, model, device, solo) if store is not None else None) or calibrated_speed(model) \
-        or (None if solo else atlas_speed(model))
+    """This machine's speed for `model`: its finished runs, else its calibration, else the atlas on this CPU.
+    The calibration and the atlas are CPU timings: a GPU run has only its own machine's runs."""
+    measured = measured_speed(store, model, device, solo) if store is not None else None
+    if measured is not None or (device and not str(device).startswith("cpu")):
+        return measured
+    return calibrated_speed(model) or (None if solo else atlas_speed(model))
 
 
-_PACE_CACHE: dict = {}   # (store, model, device, solo) -> (time read, Speed): a page polls pace() every second
+_PACE_CACHE: dict = {}   # (store file, model, device, solo) -> (time read, Speed): a page polls pace() every second
 PACE_CACHE_S = 30.0
 
 
@@ -128,7 +131,8 @@ def pace(store, row: dict, per_step_s: float, group_size: int | None = None) -> 
         group_size = 1
     if not per_step_s:
         return None
-    key = (id(store), row["model"], (row.get("result") or {}).get("device"), group_size == 1)
+    key = (str(getattr(store, "path", id(store))), row["model"], (row.get("result") or {}).get("device"),
+           group_size == 1)
     at, speed = _PACE_CACHE.get(key, (0.0, None))
     if time.monotonic() - at > PACE_CACHE_S:
         speed = speed_here(store, row["model"], key[2], solo=group_size == 1)
@@ -139,12 +143,33 @@ def pace(store, row: dict, per_step_s: float, group_size: int | None = None) -> 
     return per_step_s / (group_size * int(c.get("batch_size") or 8) * speed.train_s * scale)
 
 
+def group_pace(store, rows: list[dict]) -> float | None:
+    """How many times slower a sweep's running batched group steps than this machine's speed predicts (None:
+    not known, or not slower than SLOW). `rows`: the sweep's current runs; those running form the group."""
+    running = [r for r in rows if r["state"] == "running" and r["steps_done"]]
+    if not running:
+        return None
+    per_step = step_compute_seconds(store.metrics(running[0]["run_id"], "loss"),
+                                    int(running[0]["config"].get("batch_size") or 8))
+    slower = pace(store, running[0], per_step, group_size=len(running)) if per_step else None
+    return slower if slower is not None and slower >= SLOW else None
+
+
 def seconds_per_step(metrics: list[dict]) -> float | None:
-    """A run's recent seconds per step, from its last ten loss points' times."""
+    """A run's recent wall seconds per step, from its last ten loss points' times: evaluations, checkpoints and
+    writes between steps included (what its remaining time needs)."""
     if len(metrics) < 2:
         return None
     recent = metrics[-10:]
     return (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
+
+
+def step_compute_seconds(metrics: list[dict], batch_size: int) -> float | None:
+    """A run's recent seconds of training compute per step: the median over its last ten loss points of the
+    step's own time (batch / examples per second, as the loop measured it), the same time train_seconds sums.
+    An evaluation between two steps is not in it, so a periodic evaluation never reads as a slow host."""
+    rates = [m["examples_per_s"] for m in metrics[-10:] if m.get("examples_per_s")]
+    return batch_size / statistics.median(rates) if len(rates) >= 2 else None
 
 
 def _evals(cfg) -> int:

@@ -173,17 +173,6 @@ def watched(store, value) -> tuple[list[dict], list[dict]]:
     return sweeps, rows
 
 
-def sweep_pace(store, rows: list[dict]) -> float | None:
-    """How many times slower the running group's steps are than this machine's speed predicts (None: not
-    known, or not slower than estimate.SLOW)."""
-    running = [r for r in rows if r["state"] == "running" and r["steps_done"]]
-    if not running:
-        return None
-    per_step = estimate.seconds_per_step(store.metrics(running[0]["run_id"], "loss"))
-    slower = estimate.pace(store, running[0], per_step, group_size=len(running)) if per_step else None
-    return slower if slower is not None and slower >= estimate.SLOW else None
-
-
 def progress_html(sweeps: list[dict], rows: list[dict], slower: float | None = None) -> str:
     if not sweeps:
         return f"<div class='lopt-progress-text'>{NO_SWEEP}</div>"
@@ -285,7 +274,7 @@ def render(store, value, last):
     else:
         trade = plots.tradeoff_figure(rows, title="This sweep: accuracy vs trainable parameters")
         acc_r, reading = by_r(rows), reading_md(sweeps, rows)
-    return (progress_html(sweeps, rows, sweep_pace(store, rows) if running else None), errors_md(sweeps, rows), fig,
+    return (progress_html(sweeps, rows, estimate.group_pace(store, rows) if running else None), errors_md(sweeps, rows), fig,
             trade, acc_r, reading, (value, curve_sig, result_sig))
 
 
