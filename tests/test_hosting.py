@@ -257,31 +257,32 @@ def test_the_store_filters_a_visitors_runs_by_the_owner_index(tmp_path):
 
 # ---------------------------------------------------------------- downloads: one-time links for their own session
 
-def _link_app(tmp_path, ttl_s=300.0):
-    """A bare FastAPI app serving links.ROUTE, a zip in a downloads-like entry, and the Links that serve it."""
+def _link_app(tmp_path, monkeypatch, ttl_s=300.0):
+    """A bare FastAPI app serving links.ROUTE, a zip in a downloads entry, and the Links that serve it."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
-    from lopt_core.hosting import links
-    entry = tmp_path / "downloads" / "download-r1-x"
-    entry.mkdir(parents=True)
+    from lopt_core.hosting import downloads, links
+    monkeypatch.setenv("LOPT_HOME", str(tmp_path))
+    entry = downloads.new_entry("download", "r1")
     (entry / "r1.zip").write_bytes(b"PK zip bytes")
     grants, app = links.Links(ttl_s=ttl_s), FastAPI()
     links.mount(app, grants)
     return TestClient(app), grants, entry / "r1.zip"
 
 
-def test_a_download_link_serves_once_and_only_to_the_session_that_asked(tmp_path):
+def test_a_download_link_serves_once_and_only_to_the_session_that_asked(tmp_path, monkeypatch):
     """Another session, no session, a forged or changed signature, an expired link and a second fetch are all
     refused, each saying why and none naming a server path; the owner's first fetch gets the file, which then goes."""
     from urllib.parse import parse_qs, urlsplit
-    client, grants, zipped = _link_app(tmp_path)
+    client, grants, zipped = _link_app(tmp_path, monkeypatch)
     url = "/" + grants.issue(zipped, "sess-ada")
     path, query = urlsplit(url).path, {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     refused = [(dict(query, session_hash="sess-bob"), 403, "not valid for this session"),
                ({k: v for k, v in query.items() if k != "session_hash"}, 403, "needs the session"),
                (dict(query, sig="0" * 64), 403, "signature does not match"),
                (dict(query, exp=str(int(query["exp"]) + 3600)), 403, "signature does not match"),
-               (dict(query, exp="soon"), 403, "expiry is not a time")]
+               (dict(query, exp="soon"), 403, "expiry is not a time"),
+               (dict(query, sig="é" * 64), 403, "signature does not match")]  # not ASCII: refused, not a 500
     for params, status, said in refused:
         r = client.get(path, params=params)
         assert (r.status_code, said in r.text) == (status, True), (params, r.status_code, r.text)
@@ -294,8 +295,22 @@ def test_a_download_link_serves_once_and_only_to_the_session_that_asked(tmp_path
     assert r.status_code == 404 and "already used" in r.text and str(tmp_path) not in r.text
 
 
-def test_an_expired_download_link_is_refused(tmp_path):
-    client, grants, zipped = _link_app(tmp_path, ttl_s=60)
+def test_other_visitors_downloads_never_prune_a_link_still_out(tmp_path, monkeypatch):
+    """Eight quick exports by anyone prune the downloads folder to its bound, but an entry whose one-time link
+    has not been fetched stays until it is (or expires); a link serves only a downloads entry."""
+    from lopt_core.hosting import downloads
+    client, grants, zipped = _link_app(tmp_path, monkeypatch)
+    url = "/" + grants.issue(zipped, "sess-ada")
+    for i in range(downloads.KEEP + 2):
+        downloads.new_entry("download", f"other{i}")
+    assert zipped.is_file() and len(downloads.entries()) == downloads.KEEP + 1
+    assert client.get(url).status_code == 200
+    with pytest.raises(ValueError, match="only a file of a downloads entry"):
+        grants.issue(tmp_path / "runs.sqlite", "sess-ada")
+
+
+def test_an_expired_download_link_is_refused(tmp_path, monkeypatch):
+    client, grants, zipped = _link_app(tmp_path, monkeypatch, ttl_s=60)
     url = "/" + grants.issue(zipped, "sess-ada", now=time.time() - 120)
     r = client.get(url)
     assert r.status_code == 404 and "expired" in r.text and zipped.is_file()

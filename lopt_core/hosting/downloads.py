@@ -45,14 +45,29 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+_PINNED: dict[Path, float] = {}  # entry -> until when: a link to it is out and not yet fetched (hosting/links.py)
+
+
+def pin(entry: Path, until: float) -> None:
+    """Keep `entry` through pruning until `until` (or unpin): its one-time link has not been fetched yet."""
+    _PINNED[Path(entry)] = until
+
+
+def unpin(entry: Path) -> None:
+    _PINNED.pop(Path(entry), None)
+
+
 def prune(keep: int = KEEP, max_age_s: float = MAX_AGE_S, now: float | None = None) -> list[Path]:
-    """Remove entries older than max_age_s and all but the newest `keep`; the removed paths."""
+    """Remove entries older than max_age_s and all but the newest `keep`; the removed paths. An entry whose
+    link is still out is kept until that link expires: another visitor's downloads never break it."""
     now = time.time() if now is None else now
     gone = []
     for i, p in enumerate(entries()):
         try:
             old = now - p.stat().st_mtime > max_age_s
         except OSError:
+            continue
+        if _PINNED.get(p, 0.0) > now and not old:
             continue
         if i >= keep or old:
             _remove(p)

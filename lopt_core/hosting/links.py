@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from lopt_core.errors import NotYours
+from lopt_core.hosting import downloads
 
 ROUTE = "/lopt/download"
 TTL_S = 300.0   # a link not fetched within this is refused, and forgotten when the next link is issued
@@ -57,11 +58,15 @@ class Links:
         if not session:
             raise NotYours("this host could not tell who you are (no browser session): reload the page")
         now = time.time() if now is None else now
+        path = Path(path)
+        if path.parent.parent != downloads.root():  # a link only ever serves (and then removes) a downloads entry
+            raise ValueError("a download link serves only a file of a downloads entry")
         gid, exp = secrets.token_urlsafe(18), int(now + self.ttl_s)
         with self._lock:
             for old in [k for k, g in self._grants.items() if g.expires < now]:
-                del self._grants[old]
-            self._grants[gid] = Grant(Path(path), session, exp)
+                downloads.unpin(self._grants.pop(old).path.parent)
+            self._grants[gid] = Grant(path, session, exp)
+        downloads.pin(path.parent, exp)  # no other visitor's new download prunes it before it is fetched
         query = urlencode({"exp": exp, "session_hash": session, "sig": self._sign(gid, exp, session)})
         return f"{ROUTE.lstrip('/')}/{gid}?{query}"
 
@@ -76,21 +81,24 @@ class Links:
         except (TypeError, ValueError):
             raise Refused(403, "this download link is damaged (its expiry is not a time): press Download again") \
                 from None
-        if not isinstance(sig, str) or not hmac.compare_digest(sig, self._sign(gid, exp, str(session))):
+        if not isinstance(sig, str) or not sig.isascii() or \
+                not hmac.compare_digest(sig, self._sign(gid, exp, str(session))):  # compare_digest: ASCII only
             raise Refused(403, "this download link is not valid for this session (its signature does not match): "
                                "press Download again on the page that asked for it")
         if exp < (time.time() if now is None else now):
             raise Refused(404, "this download link has expired: press Download again")
         with self._lock:
             grant = self._grants.pop(gid, None)
-        if grant is None or not grant.path.is_file():
+        if grant is None or grant.session != str(session) or not grant.path.is_file():
             raise Refused(404, "this download link was already used or has expired: press Download again")
         return grant
 
 
 def spend(path: Path) -> None:
     """Remove a sent file and its downloads entry (the folder holding it): a link serves once."""
-    shutil.rmtree(path.parent, ignore_errors=True)
+    if path.parent.parent == downloads.root():
+        downloads.unpin(path.parent)
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def mount(app, links: Links) -> None:

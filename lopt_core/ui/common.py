@@ -45,8 +45,8 @@ class AppContext:
     def link_to(self, path, request) -> str:
         """A one-time link (markdown) to the file at `path` for this request's page only (hosting/links.py)."""
         url = self.links.issue(path, getattr(request, "session_hash", None))
-        return (f"[⬇ {Path(path).name}]({url}) · this link works once, for this page, "
-                f"within {int(self.links.ttl_s // 60)} minutes")
+        return (f"[⬇ {Path(path).name}]({url}) · sent to this page only; it works once, within "
+                f"{int(self.links.ttl_s // 60)} minutes")
 
     def inputs(self, *components) -> list:
         """A handler's inputs plus the visitor token, when the page has one (handlers take `token=None` last)."""
@@ -165,3 +165,29 @@ def run_choices(rows: list[dict], states=None) -> list[tuple[str, str]]:
         out.append((f"{r['run_id']} · {config_label(r['method'], r['n'], r['r'])} · {task_label(r)} · {outcome(r)}",
                     r["run_id"]))
     return out
+
+
+def reference_rows(show: bool, task=None, model=None, shown=()) -> list[dict] | None:
+    """The atlas's runs of this task as store-like rows when they belong beside `shown`
+    (aggregate.matching_reference); None when hidden, missing or about another task or model."""
+    from lopt_core.analysis import aggregate
+    from lopt_core.sweeps import results_file
+    rows = results_file.atlas_rows() if show else []
+    return aggregate.matching_reference(rows, task, model, list(shown)) if rows else None
+
+
+def atlas_figure(task: str | None, model: str | None):
+    """What the atlas measured for the task and model a Train form has chosen: the trade-off as a first visit
+    sees it, or a line saying the atlas has no sweep of them (the CLI's `atlas` prints the same runs)."""
+    from lopt_core.plots import figures as plots
+    from lopt_core.sweeps import results_file
+    title = f"Atlas: {task} on {model}"
+    try:
+        ref = reference_rows(True, task, model) if task and model else None
+    except Exception:  # noqa: BLE001  (an unknown model name typed in: the form's own readout says why)
+        ref = None
+    if not ref:
+        have = ", ".join(results_file.atlas_tasks()) or "none"
+        return plots.empty_figure(f"the shipped atlas has no sweep of this task and model<br>(it holds: {have})",
+                                  title)
+    return plots.tradeoff_figure([], title=title + f" · {results_file.atlas_machine()}", reference=ref)
