@@ -126,6 +126,9 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
                     help="as CSV to FILE, or stdout (- or no FILE); without --csv, one line each")
     cf.add_argument("--shared-examples", action="store_true",
                     help="re-score runs of one test split on the examples they all share (runs of other sizes)")
+    cf.add_argument("--atlas", action="store_true",
+                    help="the shipped atlas's configurations (assets/atlas), not this store's: what the app draws")
+    cf.add_argument("--task", default=None, help="only this task's configurations (sst2, arithmetic, ...)")
     p_models = sub.add_parser("models", help="the embedded offline models: facts, licence, precision here")
     p_models.add_argument("--json", action="store_true")
     p_tasks = sub.add_parser("tasks", help="tasks: kind, metric, whether available offline, split sizes")
@@ -445,9 +448,12 @@ def cmd_list(args) -> int:
 
 
 def cmd_configs(args) -> int:
-    from lopt_core.analysis import tables
+    from lopt_core.analysis import aggregate, tables
     from lopt_core.store.sqlite import Store
-    rows = Store().list()
+    from lopt_core.sweeps import results_file
+    rows = results_file.atlas_rows() if args.atlas else Store().list()
+    if args.task:
+        rows = aggregate.filter_rows(rows, args.task, None)
     if args.shared_examples:
         from lopt_core.analysis import shared_examples
         rows, left = shared_examples.on_shared(rows)
@@ -640,8 +646,15 @@ def cmd_sweeps(args) -> int:
     if args.json:
         print(json.dumps([{k: s[k] for k in ("sweep_id", "state", "preset", "command")} for s in rows]))
         return 0
+    store = Store()
     for s in rows:
         print(f"{s['sweep_id']:30s} {s['state']:11s} {s['preset'] or '':18s} {s['command']}")
+        if s["state"] == "running":  # the Sweep tab's pace check, for the group training now
+            from lopt_core.sweeps import estimate, spec
+            slower = estimate.group_pace(store, spec.current_runs(store, s["sweep_id"]))
+            if slower:
+                print(f"{'':30s} its group steps {slower:.1f}x slower than this machine measured before "
+                      f"(the host is busy)")
     return 0
 
 

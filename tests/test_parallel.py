@@ -34,3 +34,16 @@ def test_parallel_coordinates_plain_lr_when_it_does_not_vary_and_a_message_when_
     assert "learning rate" in [d.label for d in fig.data[0].dimensions]
     empty = parallel_figure([_row("a")])
     assert not empty.data and "at least two scored runs" in empty.layout.annotations[0].text
+
+
+def test_one_score_axis_holds_one_test_set_only():
+    """Two models (or tasks) are never drawn on one score axis: the newest run's test set, the others named."""
+    from lopt_core.plots.parallel import parallel_figure
+    base = {"state": "done", "task": "sst2", "n": 10, "r": 2, "trainable_params": 100, "zero_shot_accuracy": 0.5,
+            "config": {"seed": None, "lr": 0.01}}
+    rows = [{**base, "run_id": f"{m}-{i}", "model": m, "method": "lopt1", "accuracy": 0.6 + i / 10,
+             "created": float(i), "result": {"eval_examples": 300, "test_fingerprint": m}}
+            for i, m in enumerate(["smollm2-135m", "smollm2-135m", "gemma3-270m", "gemma3-270m"])]
+    fig = parallel_figure(rows)
+    assert [round(v, 3) for v in fig.data[0].dimensions[-1].values] == [0.8, 0.9], "gemma: the newest test set"
+    assert "1 other left out" in fig.layout.title.text

@@ -76,3 +76,13 @@ def test_the_cli_pools_configurations_on_shared_examples(tmp_path, monkeypatch, 
     assert set(table["eval_examples"]) == {10} and len(table) == 3
     assert table[table["method"] == "ulpt"]["mean"].item() == pytest.approx(0.6)
     assert "left out: old recorded no per-example results" in out.err
+
+
+def test_the_cli_prints_the_shipped_atlas_the_app_draws(capsys):
+    from lopt_core import cli
+    from lopt_core.sweeps import results_file
+    if "arithmetic" not in results_file.atlas_tasks():
+        pytest.skip("no arithmetic atlas file in this build")
+    assert cli.main(["configs", "--atlas", "--task", "arithmetic"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7 and all("arithmetic" in x and "seeds 0;1" in x for x in lines)

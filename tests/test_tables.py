@@ -130,7 +130,7 @@ def test_compare_export_zips_what_the_page_shows_once_for_its_own_session(public
     add_run(ctx.store, "bob-1", owner="s:bob", acc=0.7)
     with gr.Blocks():
         on_export = compare.build(ctx)["export"]
-    said = on_export("sst2", "(all)", None, _page("ada"))
+    said = on_export("sst2", "(all)", False, None, _page("ada"))
     assert "works once" in said and "lopt_home" not in said
     assert _fetch(client, said, session="bob").status_code == 403  # another page's session
     r = _fetch(client, said)

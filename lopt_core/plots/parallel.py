@@ -10,7 +10,7 @@ import math
 
 import plotly.graph_objects as go
 
-from lopt_core.analysis.aggregate import has_rank, metric_name, scored
+from lopt_core.analysis.aggregate import has_rank, metric_name, scored, test_set_key
 from lopt_core.methods import method_label
 from lopt_core.plots.figures import empty_figure
 
@@ -36,6 +36,14 @@ def parallel_figure(rows: list[dict], title: str = TITLE) -> go.Figure:
     runs = scored(rows)
     if len(runs) < 2:
         return empty_figure("parallel coordinates need at least two scored runs", title)
+    newest = max(runs, key=lambda r: r.get("created") or 0.0)
+    key = lambda r: test_set_key(r, pooled=True)  # noqa: E731  (a file's seeds split alike: one set, pooled)
+    hidden = len({key(r) for r in runs}) - 1
+    runs = [r for r in runs if key(r) == key(newest)]  # one score axis: one test set's (one task, one model)
+    if hidden:
+        title += f" · the newest run's test set only ({hidden} other{'s' if hidden > 1 else ''} left out)"
+    if len(runs) < 2:
+        return empty_figure("parallel coordinates need two scored runs on one test set", title)
     metric = metric_name(runs)
     methods = sorted({r["method"] for r in runs})
     lrs = [_lr(r) for r in runs]
@@ -50,7 +58,7 @@ def parallel_figure(rows: list[dict], title: str = TITLE) -> go.Figure:
                          ticktext=[f"{10 ** v:.2g}" for v in sorted(set(logs))]))
     elif all(lr is not None for lr in lrs):
         dims.append(dict(label="learning rate", **_ticked(lrs, lambda v: f"{v:.2g}")))
-    seeds = [(r.get("config") or {}).get("seed", 0) for r in runs]
+    seeds = [(r.get("config") or {}).get("seed") or 0 for r in runs]
     dims.append(dict(label="seed", **_ticked(seeds)))
     scores = [float(r["accuracy"]) for r in runs]
     dims.append(dict(label=metric, values=scores))

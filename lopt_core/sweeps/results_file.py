@@ -141,6 +141,20 @@ def atlas_rows(folder: Path | None = None) -> list[dict]:
     return out
 
 
+def atlas_tasks(folder: Path | None = None) -> list[str]:
+    """The tasks the atlas holds (a task's label, as the plots' task filter names it)."""
+    from lopt_core.analysis.aggregate import task_label
+    return sorted({task_label(r) for r in atlas_rows(folder)})
+
+
+def first_task(folder: Path | None = None) -> str | None:
+    """The task a first visit opens on: the Train form's first task where the atlas has it (SST-2), else the
+    atlas's first."""
+    from lopt_core.config import RunConfig
+    tasks = atlas_tasks(folder)
+    return RunConfig().task if RunConfig().task in tasks else (tasks[0] if tasks else None)
+
+
 def atlas_machine(folder: Path | None = None) -> str:
     """Where the atlas was measured, in words ("AMD EPYC, 2 threads, fp32"); "" without an atlas."""
     docs = atlas(folder)

@@ -14,18 +14,11 @@ from lopt_core.hosting.safe_errors import ui_error, user_message
 from lopt_core.plots import figures as plots
 from lopt_core.plots import across_n, parallel
 from lopt_core.sweeps import results_file
-from lopt_core.ui.common import AppContext, asset_text, run_choices, runs_dataframe
+from lopt_core.ui.common import AppContext, asset_text, reference_rows, run_choices, runs_dataframe
 
 ALL = aggregate.ALL
 OVERLAY_HINT = "choose runs above to overlay their loss and accuracy curves"
 POINT_COLUMNS = ["method", "n", "r", "trainable params", "accuracy (mean ± std)", "seeds", "task"]
-
-
-def reference_rows(show: bool, task=ALL, model=ALL, shown=()) -> list[dict] | None:
-    """The atlas's runs of this task as store-like rows when they belong beside `shown`
-    (aggregate.matching_reference); None when hidden, missing or about another task or model."""
-    rows = results_file.atlas_rows() if show else []
-    return aggregate.matching_reference(rows, task, model, list(shown)) if rows else None
 
 
 def _row_or_empty(store, run_id) -> dict:
@@ -33,29 +26,6 @@ def _row_or_empty(store, run_id) -> dict:
         return store.get(run_id)
     except KeyError:
         return {}
-
-
-def atlas_task() -> str | None:
-    """The task a first visit opens on: the Train form's first task where the atlas has it (SST-2), else the
-    atlas's first file's."""
-    from lopt_core.config import RunConfig
-    tasks = atlas_tasks()
-    return RunConfig().task if RunConfig().task in tasks else (tasks[0] if tasks else None)
-
-
-def atlas_figure(task: str | None, model: str | None):
-    """What the atlas measured for the task and model a Train form has chosen: the trade-off as a first visit
-    sees it, or a line saying the atlas has no sweep of them."""
-    title = f"Atlas: {task} on {model}"
-    try:
-        ref = reference_rows(True, task, model) if task and model else None
-    except Exception:  # noqa: BLE001  (an unknown model name typed in: the form's own readout says why)
-        ref = None
-    if not ref:
-        have = ", ".join(atlas_tasks()) or "none"
-        return plots.empty_figure(f"the shipped atlas has no sweep of this task and model<br>(it holds: {have})",
-                                  title)
-    return plots.tradeoff_figure([], title=title + f" · {results_file.atlas_machine()}", reference=ref)
 
 
 def shared_view(rows: list[dict], on: bool) -> tuple[list[dict], str, list[dict]]:
@@ -72,10 +42,6 @@ def shared_view(rows: list[dict], on: bool) -> tuple[list[dict], str, list[dict]
     names = ", ".join(r["run_id"][-6:] for r in left[:6]) + (" …" if len(left) > 6 else "")
     return out, (f"Scored on the test examples the runs share; {len(left)} run(s) recorded no per-example results "
                  f"and are left out ({names}): re-scoring evaluates them again in the background."), left
-
-
-def atlas_tasks() -> list[str]:
-    return sorted({aggregate.task_label(r) for r in results_file.atlas_rows()})
 
 
 def points_dataframe(rows: list[dict]) -> pd.DataFrame:
@@ -95,7 +61,7 @@ def build(ctx: AppContext):
         n_fixed = gr.Dropdown([], value=None, label="n for accuracy vs r (blank = most common)", scale=1,
                               allow_custom_value=True)
         show_ref = gr.Checkbox(True, label="show the atlas", scale=0, min_width=180,
-                               info=(f"shipped reference runs ({results_file.atlas_machine()})" if atlas_task()
+                               info=(f"shipped reference runs ({results_file.atlas_machine()})" if results_file.first_task()
                                      else "no atlas file in this build"), elem_id="lopt-show-reference")
         shared = gr.Checkbox(False, label="on shared test examples", scale=0, min_width=180,
                              info="re-score runs of one split on the test examples they all share",
@@ -108,7 +74,7 @@ def build(ctx: AppContext):
         rescore = gr.Button("Re-score the runs left out", visible=False, scale=0, elem_id="lopt-rescore")
     table = gr.Dataframe(runs_dataframe([]), label="All runs", interactive=False, max_height=320,
                          elem_id="lopt-runs-table")
-    ref0 = reference_rows(True, atlas_task())
+    ref0 = reference_rows(True, results_file.first_task())
     with gr.Row():
         tradeoff = gr.Plot(plots.tradeoff_figure([], reference=ref0), label="Trade-off", elem_id="lopt-tradeoff")
         by_r = gr.Plot(plots.accuracy_vs_r_figure([], reference=ref0), label="Accuracy vs r", elem_id="lopt-by-r")
@@ -126,8 +92,8 @@ def build(ctx: AppContext):
         rows = ctx.runs(request, token)
         tasks = sorted({aggregate.task_label(r) for r in rows})
         models = sorted({r["model"] for r in rows})
-        if task_ != ALL and task_ not in tasks + atlas_tasks():  # first look, or its runs are gone
-            task_ = aggregate.default_task(rows, fallback=atlas_task())
+        if task_ != ALL and task_ not in tasks + results_file.atlas_tasks():  # first look, or its runs are gone
+            task_ = aggregate.default_task(rows, fallback=results_file.first_task())
         listed = aggregate.filter_rows(rows, task_, model_)
         shown, note, left = shared_view(listed, shared_)
         ref = reference_rows(show_, task_, model_, shown)
@@ -135,7 +101,7 @@ def build(ctx: AppContext):
         n_val = int(n_) if n_ not in (None, "") and int(n_) in ns else None
         ids = {r["run_id"] for r in rows}
         sel = [s for s in (sel or []) if s in ids]
-        task_choices = sorted(set(tasks) | set(atlas_tasks()) | ({task_} - {None, ALL}))
+        task_choices = sorted(set(tasks) | set(results_file.atlas_tasks()) | ({task_} - {None, ALL}))
         return (gr.update(choices=[ALL] + task_choices, value=task_),
                 gr.update(choices=[ALL] + models),
                 gr.update(choices=ns, value=n_val), runs_dataframe(listed), plots.tradeoff_figure(shown, reference=ref),
@@ -151,11 +117,13 @@ def build(ctx: AppContext):
         c.input(on_refresh, ins, outs, api_name=False)
 
     def on_rescore(task_, model_, token=None, request: gr.Request = None):
-        """Queue an evaluation (which records per-example results) of each run the shared view left out."""
+        """Queue an evaluation (which records per-example results) of each of this visitor's runs the shared
+        view left out, once: a run whose evaluation is already queued or running is not queued again."""
         who = ctx.visitor(request, token)
         _, _, left = shared_view(aggregate.filter_rows(ctx.runs(request, token), task_, model_), True)
+        busy = {a["run_id"] for a in store.list_analyses(kind="evaluate") if a["state"] in ("queued", "running")}
         queued, refused = 0, []
-        for r in left:
+        for r in [r for r in left if who.owns(r) and r["run_id"] not in busy]:
             try:
                 ctx.jobs.submit_analysis("evaluate", r["run_id"], {}, who)
                 queued += 1
@@ -166,16 +134,17 @@ def build(ctx: AppContext):
 
     rescore.click(on_rescore, ctx.inputs(task, model), shared_note, api_name="compare_rescore")
 
-    def on_export(task_, model_, token=None, request: gr.Request = None):
-        """runs.csv and configurations.csv of the runs this page shows, zipped, as a one-time link for this page."""
-        shown = aggregate.filter_rows(ctx.runs(request, token), task_, model_)
+    def on_export(task_, model_, shared_=False, token=None, request: gr.Request = None):
+        """runs.csv and configurations.csv of the runs this page shows (re-scored on shared examples where the page
+        is), zipped, as a one-time link for this page."""
+        shown = shared_view(aggregate.filter_rows(ctx.runs(request, token), task_, model_), shared_)[0]
         try:
             return ctx.link_to(downloads.zipped("tables", "compare", "lopt-tables",
                                                 lambda folder: tables.write_tables(shown, folder)), request)
         except LoptError as e:
             raise ui_error(e) from None
 
-    export.click(on_export, ctx.inputs(task, model), export_link, api_name="compare_export")
+    export.click(on_export, ctx.inputs(task, model, shared), export_link, api_name="compare_export")
 
     def on_overlay(sel, token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)

@@ -23,8 +23,8 @@ from lopt_core.training.runs import count_params
 from lopt_core.hosting.safe_errors import scrub, user_message
 from lopt_core.store.sqlite import FINAL
 from lopt_core.data.tasks import TaskError
-from lopt_core.ui.common import AppContext, default_model, fmt_seconds, method_choices, model_choices, model_picker_args, run_choices, runs_dataframe, task_choices
-from lopt_core.ui.compare import atlas_figure
+from lopt_core.ui.common import (AppContext, atlas_figure, default_model, fmt_seconds, method_choices, model_choices,
+                                  model_picker_args, run_choices, runs_dataframe, task_choices)
 from lopt_core.errors import LoptError
 
 
