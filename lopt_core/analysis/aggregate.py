@@ -142,7 +142,8 @@ def points(rows: list[dict]) -> list[Point]:
         p.accuracies.append(float(row["accuracy"]))
         p.run_ids.append(row["run_id"])
         p.seed_list.append((row.get("config") or {}).get("seed"))
-        p.examples = p.examples or (row.get("result") or {}).get("eval_examples")
+        size = (row.get("result") or {}).get("eval_examples")
+        p.examples = size if not p.run_ids[:-1] or p.examples == size else None  # None: its runs' sizes differ
         p.test_sets.add(test_set_key(row))
         p.latest = max(p.latest, float(row.get("created") or 0.0))
     return list(out.values())

@@ -24,7 +24,7 @@ def quick_gives_up() -> str:
     """What the quick setting trades for time, from the two settings themselves (the preset cards say it)."""
     return (f"quick trains {QUICK['steps']} steps instead of {FULL['steps']} and scores the first "
             f"{QUICK['eval_size']} test examples instead of all: lower scores, and differences under about "
-            f"{100 * 2 * (0.25 / QUICK['eval_size']) ** 0.5:.0f} points can be noise; compare quick runs with quick "
+            f"{100 * 2 * (2 * 0.25 / QUICK['eval_size']) ** 0.5:.0f} points between two runs can be noise; compare quick runs with quick "
             f"runs, or with full ones on the examples they share")
 
 
