@@ -297,7 +297,8 @@ def test_a_download_link_serves_once_and_only_to_the_session_that_asked(tmp_path
 
 def test_other_visitors_downloads_never_prune_a_link_still_out(tmp_path, monkeypatch):
     """Eight quick exports by anyone prune the downloads folder to its bound, but an entry whose one-time link
-    has not been fetched stays until it is (or expires); a link serves only a downloads entry."""
+    has not been fetched stays until it is (or expires, or its page asks for a newer link); a link serves only a
+    downloads entry."""
     from lopt_core.hosting import downloads
     client, grants, zipped = _link_app(tmp_path, monkeypatch)
     url = "/" + grants.issue(zipped, "sess-ada")
@@ -305,6 +306,13 @@ def test_other_visitors_downloads_never_prune_a_link_still_out(tmp_path, monkeyp
         downloads.new_entry("download", f"other{i}")
     assert zipped.is_file() and len(downloads.entries()) == downloads.KEEP + 1
     assert client.get(url).status_code == 200
+    first = downloads.new_entry("download", "mine") / "a.zip"  # one page's newer link supersedes its older one,
+    first.write_bytes(b"PK")                                    # so a page pins one entry at a time
+    old_url = "/" + grants.issue(first, "sess-ada")
+    second = downloads.new_entry("download", "mine2") / "b.zip"
+    second.write_bytes(b"PK")
+    grants.issue(second, "sess-ada")
+    assert client.get(old_url).status_code == 404
     with pytest.raises(ValueError, match="only a file of a downloads entry"):
         grants.issue(tmp_path / "runs.sqlite", "sess-ada")
 

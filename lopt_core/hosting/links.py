@@ -62,8 +62,8 @@ class Links:
         if path.parent.parent != downloads.root():  # a link only ever serves (and then removes) a downloads entry
             raise ValueError("a download link serves only a file of a downloads entry")
         gid, exp = secrets.token_urlsafe(18), int(now + self.ttl_s)
-        with self._lock:
-            for old in [k for k, g in self._grants.items() if g.expires < now]:
+        with self._lock:  # expired grants go, and so do this page's older ones: its page shows the newest link
+            for old in [k for k, g in self._grants.items() if g.expires < now or g.session == session]:
                 downloads.unpin(self._grants.pop(old).path.parent)
             self._grants[gid] = Grant(path, session, exp)
         downloads.pin(path.parent, exp)  # no other visitor's new download prunes it before it is fetched
