@@ -1,9 +1,9 @@
 """Guided experiments: one click launches a sweep that answers one question, with a quick setting for a class.
 
 Each preset (an entry of assets/presets/presets.json: the methods it compares are data, not code) builds its
-SweepSpec(s) for the chosen model; `quick` trades steps and evaluation size for time,
-chosen by measurement so that the rank-sensitivity experiment finishes within 15 minutes on the project's
-2-core CPU (README, "Sweeps").
+SweepSpec(s) for the chosen model; `quick` trades steps and evaluation size for time. Its steps are the fewest
+measured at which every configuration of the prompt-tuning-vs-LoPT-1 preset beats no prompt on seeds 0-2: at 30
+steps LoPT-1 fell to or below it on two seeds (bench/quick-settings-2026-12-06.txt), at 60 none did.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lopt_core.sweeps import spec
 from lopt_core.sweeps.spec import SweepError, SweepSpec
 
 FULL = dict(steps=150, batch_size=8, eval_every=50, eval_size=0)
-QUICK = dict(steps=30, batch_size=8, eval_every=0, eval_size=300)
+QUICK = dict(steps=60, batch_size=8, eval_every=0, eval_size=300)
 
 
 def quick_gives_up() -> str:
