@@ -111,28 +111,34 @@ print(json.dumps(out))
 '''
 
 
-def test_exported_prompt_scores_the_same_in_plain_peft(trained, tmp_path):
-    """Issue 10: an exported prompt, loaded by PeftModel.from_pretrained in a process with no lopt_core code,
-    gives the label probabilities LoPT Lab's evaluation gives on the same sentences (tolerance 1e-4)."""
+def ours_and_plain_peft(model: str, artifact_dir: str, adapter, n_examples: int):
+    """Label probabilities of a run's trained prompt on its first test examples: LoPT Lab's evaluation, and plain
+    PEFT's (the exported `adapter` loaded by PeftModel.from_pretrained in a process without lopt_core)."""
     import subprocess
     import sys
-    from lopt_core.training import artifacts
+    from lopt_core.data.tasks import load_for_config
     from lopt_core.lm import engine
     from lopt_core.lm.models import load_model
-    from lopt_core.data.tasks import load_for_config
-    model, runs = trained
-    folder = export_peft(runs["lopt1"]["artifact_dir"], tmp_path / "adapter")
+    from lopt_core.training import artifacts
     lm = load_model(model, "cpu")
-    cfg, method = artifacts.load_method(runs["lopt1"]["artifact_dir"], lm)
+    cfg, method = artifacts.load_method(artifact_dir, lm)
     data = load_for_config(cfg)
-    examples = data.test[:24]
+    examples = data.test[:n_examples]
     ours = engine.evaluate(lm, engine.encode_examples(lm.tokenizer, examples, cfg.max_length),
                            engine.label_token_ids(lm.tokenizer, data.task.label_words), method, batch_size=8).probs
-    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_SCORER, model, str(folder),
+    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_SCORER, model, str(adapter),
                            json.dumps([e.text for e in examples]), json.dumps(list(data.task.label_words))],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    theirs = torch.tensor(json.loads(proc.stdout))
+    return ours, torch.tensor(json.loads(proc.stdout)), lm
+
+
+def test_exported_prompt_scores_the_same_in_plain_peft(trained, tmp_path):
+    """Issue 10: an exported prompt, loaded by PeftModel.from_pretrained in a process with no lopt_core code,
+    gives the label probabilities LoPT Lab's evaluation gives on the same sentences (tolerance 1e-4)."""
+    model, runs = trained
+    folder = export_peft(runs["lopt1"]["artifact_dir"], tmp_path / "adapter")
+    ours, theirs, _ = ours_and_plain_peft(model, runs["lopt1"]["artifact_dir"], folder, 24)
     diff = (ours - theirs).abs().max().item()
     assert diff < 1e-4, diff
     assert ours.argmax(-1).tolist() == theirs.argmax(-1).tolist()
@@ -219,27 +225,11 @@ def test_a_prompt_trained_on_gemma3_scores_the_same_in_plain_peft(tiny_family_di
     """Gemma 3 scales its token embeddings by sqrt(d) inside the embedding layer and mixes windowed with global
     layers: an exported prompt must still load in plain PEFT against the same base and give the same label
     probabilities as LoPT Lab's evaluation (a tiny random Gemma 3 config; the real one is this, larger)."""
-    import subprocess
-    import sys
-    from lopt_core.data.tasks import load_for_config
-    from lopt_core.lm import engine
-    from lopt_core.lm.models import load_model
-    from lopt_core.training import artifacts
     from lopt_core.training.loop import train
     monkeypatch.setenv("LOPT_HOME", str(tmp_path / "home"))
     model = tiny_family_dir("gemma3_text")
     res = train(tiny_cfg(model, method="lopt1", steps=3))
     folder = export_peft(res["artifact_dir"], tmp_path / "adapter")
-    lm = load_model(model, "cpu")
+    ours, theirs, lm = ours_and_plain_peft(model, res["artifact_dir"], folder, 12)
     assert lm.model.config.model_type == "gemma3_text"
-    cfg, method = artifacts.load_method(res["artifact_dir"], lm)
-    data = load_for_config(cfg)
-    examples = data.test[:12]
-    ours = engine.evaluate(lm, engine.encode_examples(lm.tokenizer, examples, cfg.max_length),
-                           engine.label_token_ids(lm.tokenizer, data.task.label_words), method, batch_size=4).probs
-    proc = subprocess.run([sys.executable, "-c", PLAIN_PEFT_SCORER, model, str(folder),
-                           json.dumps([e.text for e in examples]), json.dumps(list(data.task.label_words))],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    theirs = torch.tensor(json.loads(proc.stdout))
     assert (ours - theirs).abs().max().item() < 1e-4
