@@ -46,6 +46,7 @@ def test_browser_sweep_preset(tmp_path, tiny_model_dir):
             model.fill(tiny_model_dir)
             model.press("Enter")
             expect(page.locator("#lopt-sweep-quick input")).to_be_checked()
+            expect(page.locator("#lopt-sweep-quick")).to_contain_text("quick trains 60 steps instead of 150")  # once
             note = page.locator("#lopt-preset-note-rank_sensitivity")
             expect(note).to_contain_text("13 configurations", timeout=30_000)
             # the typed model's own timing: none yet, or the calibration this machine made of it (an earlier test)

@@ -118,8 +118,7 @@ def preset_note(ctx: AppContext, key: str, model, quick) -> str:
     n_cfg = sum(len(s.configs()) for s in specs)
     est = _total([estimate.sweep_seconds(s.configs(), ctx.store) for s in specs])
     where = f" in {len(specs)} sweeps" if len(specs) > 1 else ""
-    gives_up = f"<br><small>{presets.quick_gives_up()}</small>" if quick else ""
-    return f"**{n_cfg} configurations**{where} · {expected(est)}{gives_up}"
+    return f"**{n_cfg} configurations**{where} · {expected(est)}"
 
 
 # ---------------------------------------------------------------- the sweep picker
@@ -300,7 +299,7 @@ def build(ctx: AppContext):
                                 **model_picker_args(ctx.limits))
             gr.Markdown("### Guided experiments")
             quick = gr.Checkbox(True, label="quick setting (fewer steps, 300 test examples: minutes, for a class)",
-                                elem_id="lopt-sweep-quick")
+                                info=presets.quick_gives_up(), elem_id="lopt-sweep-quick")  # said once, not per card
             cards = [_preset_card(ctx, p, model0) for p in presets.PRESETS.values()]
             with gr.Accordion("Custom sweep", open=False, elem_id="lopt-sweep-custom"):
                 task = gr.Dropdown([c for c in task_choices() if c[1] != "file"], value=d.task, label="Task")
