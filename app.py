@@ -18,6 +18,15 @@ from lopt_core.ui.common import AppContext, asset_text, token_for, visitor_token
 TITLE = "LoPT Lab · low-rank soft prompts"
 
 
+def tick_only_when_shown(tabs: dict) -> None:
+    """Each tab's Timer (None: the tab has none) ticks only while its tab is shown: selecting a tab switches its
+    Timer on and every other off. An open page then polls once a second, not once per tab (scripts/soak.py)."""
+    timers = [t for t in tabs.values() if t is not None]
+    for tab, own in tabs.items():
+        tab.select(lambda own=own: [gr.Timer(active=t is own) for t in timers], None, timers, api_name=False,
+                   show_progress="hidden", queue=False)
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
     gradio_fixes.name_number_errors()  # a number box's range or type error names the box
@@ -33,9 +42,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             if os.environ.get("OAUTH_CLIENT_ID"):  # a Space with hf_oauth: true: runs follow the account
                 gr.LoginButton()
         with gr.Tabs():
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as t_train:
                 trn = train.build(ctx)
-            with gr.Tab("Sweep", id="sweep"):
+            with gr.Tab("Sweep", id="sweep") as t_sweep:
                 swp = sweep.build(ctx)
             with gr.Tab("Compare", id="compare") as t_compare:
                 cmp = compare.build(ctx)
@@ -47,6 +56,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 rn = runs.build(ctx, on_deleted=gen["bank"].forget)
             with gr.Tab("Learn", id="learn") as t_learn:
                 learn.build(ctx, tab=t_learn)
+        tick_only_when_shown({t_train: trn["timer"], t_sweep: swp["timer"], t_compare: None, t_generate: None,
+                              t_rank: rk["timer"], t_runs: rn["timer"], t_learn: None})
         fn, ins, outs = cmp["refresh"]
         t_compare.select(fn, ins, outs, api_name=False)
         t_generate.select(gen["on_show"], ctx.inputs(gen["runs"]), gen["runs"], api_name=False)

@@ -16,9 +16,11 @@ end; the server log is kept when --log is given). With --url it attaches to a se
 only (anything else is refused) and measures the RSS of --pid when given.
 
 What each client does, as one browser tab of the page does: a page load (the demo.load events) with its own
-session, then every second the page's four Timers (Train: the shown run's curves and progress; Runs: an
-evaluation's status; Rank: a truncation's status; Sweep: the shown sweep), and every --list-every seconds the
-runs list (/runs) and the Compare tab (/compare). The calls go through Gradio's queue the way the page's client
+session, then every second the Timer of the tab it shows (only the shown tab's Timer ticks: Train, the shown
+run's curves and progress; Sweep, the shown sweep; Rank, a truncation's status; Runs, an evaluation's status),
+and every --list-every seconds the runs list (/runs) and the Compare tab (/compare). --shown picks the tab:
+`spread` (default) gives client k the k-th of the four in turn, a tab name gives every client that tab, `all`
+ticks all four Timers per client (what a page did before only the shown tab's Timer ticked). The calls go through Gradio's queue the way the page's client
 sends them (POST /gradio_api/queue/join, then the session's event stream /gradio_api/queue/data), with the
 session's state kept on the server as for a real tab. --reload-every S makes each client open a fresh page
 (a new session) every S seconds, as students reloading do.
@@ -50,6 +52,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 API = "gradio_api"
+TAB_ORDER = ["train", "sweep", "rank", "runs"]  # the page's tabs with a Timer, in the page's order
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -239,10 +242,21 @@ def call(http: httpx.Client, url: str, session: str, fn: dict, data: list, timeo
     return [], "stream ended without a result"
 
 
+def shown_ticks(ticks: dict[str, dict], shown: str, k: int) -> dict[str, dict]:
+    """The Timers client k's page ticks: one tab's (`spread`: the k-th in turn; a tab's name), or `all`."""
+    if shown == "all":
+        return ticks
+    order = sorted(ticks, key=lambda t: (TAB_ORDER.index(t) if t in TAB_ORDER else len(TAB_ORDER), t))
+    name = order[k % len(order)] if shown == "spread" else shown  # one client: the Train tab a page opens on
+    if name not in ticks:
+        raise SystemExit(f"--shown {shown}: the page has Timers on {', '.join(sorted(ticks))}")
+    return {name: ticks[name]}
+
+
 def client_loop(k: int, url: str, page: Page, run_id: str | None, stop_at: float, stats: Stats, list_every: float,
-                reload_every: float) -> None:
+                reload_every: float, shown: str = "spread") -> None:
     http = httpx.Client(timeout=60)
-    ticks, loads = page.ticks(), page.loads()
+    ticks, loads = shown_ticks(page.ticks(), shown, k), page.loads()
     runs_fn, compare_fn = page.by_api("runs"), page.by_api("compare")
     token = uuid.uuid4().hex  # the visitor token a browser keeps (gr.BrowserState), where the page has one
 
@@ -323,7 +337,8 @@ def soak(clients: int, warmup_min: float, minutes: float, url: str, page: Page, 
     stats = Stats()
     stop_at = time.time() + 60 * (warmup_min + minutes)
     threads = [threading.Thread(target=client_loop, args=(k, url, page, run_id, stop_at, stats, a.list_every,
-                                                         a.reload_every), daemon=True) for k in range(clients)]
+                                                         a.reload_every, a.shown), daemon=True)
+               for k in range(clients)]
     for t in threads:
         t.start()
     time.sleep(60 * warmup_min)
@@ -342,6 +357,16 @@ def soak(clients: int, warmup_min: float, minutes: float, url: str, page: Page, 
                       f"({now['server'] - base['server']:+.1f}), children {sum(now['children'].values()):.1f} MiB, "
                       f"{stats.count} requests, {len(stats.errors)} errors", flush=True)
     return {"stats": stats, "seconds": time.time() - t_meas, "base": base, "end": rss(pid)}
+
+
+def training_line(home: Path | None) -> str:
+    """Whether a run was training: each run's state and steps done, read from the server's store."""
+    if home is None:
+        return "runs: unknown (attached to a running server)"
+    import sqlite3
+    with sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT run_id, state, steps_done FROM runs ORDER BY created").fetchall()
+    return "runs: " + ("; ".join(f"{r} {st} at step {s}" for r, st, s in rows) or "none")
 
 
 def summary_line(name: str, stats: Stats) -> str:
@@ -365,6 +390,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=400, help="steps of that run")
     ap.add_argument("--list-every", type=float, default=10.0, help="seconds between a client's /runs + /compare")
     ap.add_argument("--reload-every", type=float, default=0.0, help="seconds between a client's page reloads (0: never)")
+    ap.add_argument("--shown", default="spread", help="the tab each page shows: spread, train, sweep, rank, runs, all")
     ap.add_argument("--sample-every", type=float, default=60.0, help="seconds between RSS lines")
     ap.add_argument("--log", help="keep the server's log at this path")
     ap.add_argument("--app", default=str(ROOT / "app.py"), help="the server script to start (a wrapper for profiling)")
@@ -376,7 +402,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed soak still stops its server (finally:)
     tmp = Path(tempfile.mkdtemp(prefix="lopt-soak-"))
-    proc, pid, started = None, a.pid, []
+    proc, pid, started, home = None, a.pid, [], None
     print(f"# {' '.join([Path(sys.executable).name, *sys.argv])}", flush=True)
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; host: {os.cpu_count()} cores, "
           f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -414,8 +440,10 @@ def main(argv=None) -> int:
             print(f"== 1 client for {a.baseline_minutes:g} min (baseline)", flush=True)
             one = soak(1, a.baseline_warmup, a.baseline_minutes, url, page, live_run(), pid, a)
             print(report_latency(one["stats"], one["seconds"]), flush=True)
+            print(training_line(home), flush=True)
         print(f"== {a.clients} clients for {a.minutes:g} min", flush=True)
         many = soak(a.clients, a.warmup, a.minutes, url, page, live_run(), pid, a)
+        print(training_line(home), flush=True)
         base, end, stats = many["base"], many["end"], many["stats"]
         print(f"end:             {fmt_rss(end)}", flush=True)
         print(report_latency(stats, many["seconds"]), flush=True)

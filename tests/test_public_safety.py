@@ -167,6 +167,40 @@ def test_a_local_host_still_reads_a_model_folder(tiny_model_dir):
 
 # ---------------------------------------------------------------- memory: polling leaves the session's state as it was
 
+def test_an_open_page_polls_only_its_shown_tab(lopt_home):
+    """One Timer ticks per open page: the Train tab's at first; selecting a tab switches its own Timer on and
+    every other off, and a tab without one (Compare) leaves none ticking (16 pages' four Timers were the soak's
+    p95 of 2 s)."""
+    import gradio as gr
+    import app
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.ui.common import AppContext
+    jobs = JobManager(start=False)
+    try:
+        demo = app.build_app(AppContext(jobs=jobs, limits=hosting.limits()))
+        timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+        assert len(timers) >= 4
+        ticked = {t[0] for f in demo.fns.values() for t in f.targets if t[1] == "tick"}
+        assert ticked == {t._id for t in timers}  # every Timer is some tab's poll
+        tabs = {b._id: b for b in demo.blocks.values() if isinstance(b, gr.Tab)}
+        assert [t.active for t in timers].count(True) == 1
+        train_timer = next(t for t in timers if t.active)
+        on = {}
+        for f in demo.fns.values():
+            tab = next((tabs[i] for i, ev in f.targets if ev == "select" and i in tabs), None)
+            if tab is None or [o._id for o in f.outputs] != [t._id for t in timers]:
+                continue
+            on[tab.id] = [t._id for t, u in zip(timers, f.fn()) if u.active]
+        assert set(on) == {t.id for t in tabs.values()}, "every tab says which Timer ticks while it is shown"
+        assert on["train"] == [train_timer._id]
+        for tab in ("sweep", "rank", "runs"):
+            assert len(on[tab]) == 1 and on[tab] != on["train"]
+        assert len({on[t][0] for t in ("train", "sweep", "rank", "runs")}) == 4
+        assert on["compare"] == on["generate"] == on["learn"] == []
+    finally:
+        jobs.close()
+
+
 def test_polling_does_not_grow_a_sessions_state(lopt_home):
     """Every Timer of the page, polled as an open tab polls it: the session's components stay as many as the page
     has (Gradio stored a new component per gr.update'd input at every tick: the soak's leak, gradio_fixes.py)."""

@@ -98,7 +98,7 @@ def build(ctx: AppContext):
         k = gr.Slider(1, 10, value=5, step=1, label="tokens per row", scale=1)
         near_go = gr.Button("Show", scale=0, elem_id="lopt-near-go")
     near_table = gr.Dataframe(pd.DataFrame(), interactive=False, elem_id="lopt-near-table")
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
 
     def on_refresh(sel, tr, nr, token=None, request: gr.Request = None):
         rows = truncate.prompt_runs(ctx.runs(request, token))
@@ -169,4 +169,4 @@ def build(ctx: AppContext):
             raise ui_error(e) from None
 
     near_go.click(on_nearest, ctx.inputs(near_run, k), near_table, api_name="nearest")
-    return {"refresh": (on_refresh, ctx.inputs(spec_runs, trunc_run, near_run), [spec_runs, trunc_run, near_run])}
+    return {"timer": timer, "refresh": (on_refresh, ctx.inputs(spec_runs, trunc_run, near_run), [spec_runs, trunc_run, near_run])}

@@ -143,9 +143,10 @@ def build(ctx: AppContext, on_deleted=None):
         return f"⚠️ Evaluation of {run_id} {a['state']}: {scrub(a.get('error'))}", gr.skip()
 
     evaluate.click(on_evaluate, ctx.inputs(run), status, api_name="evaluate")
-    gr.Timer(1.0).tick(evaluation_status, ctx.inputs(run), [status, details], api_name=False, show_progress="hidden")
+    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
+    timer.tick(evaluation_status, ctx.inputs(run), [status, details], api_name=False, show_progress="hidden")
     download.click(on_download, ctx.inputs(run), [file, status], api_name="download")
     export.click(on_export, ctx.inputs(run), [file, status], api_name="export")
     delete.click(on_delete, ctx.inputs(run), [run, details, status, file], api_name="delete")
     rerun.click(on_rerun, ctx.inputs(run), status, api_name="rerun")
-    return {"run": run, "on_refresh": on_refresh, "details": details, "raw": raw, "on_raw": on_raw}
+    return {"run": run, "on_refresh": on_refresh, "timer": timer, "details": details, "raw": raw, "on_raw": on_raw}

@@ -322,7 +322,8 @@ def build(ctx: AppContext):
                                      elem_id="lopt-sweep-configs")
                 launch_btn = gr.Button("Launch sweep", variant="primary", elem_id="lopt-sweep-launch")
             status = gr.Markdown("", elem_id="lopt-sweep-status")
-            gr.Markdown(lambda: f"<small>Sweeps train on: {ray_backend.backend_line()}</small>", every=60,
+            # read at each page load (a callable value), not on a Timer of its own: an open page polls once
+            gr.Markdown(lambda: f"<small>Sweeps train on: {ray_backend.backend_line()}</small>",
                         elem_id="lopt-sweep-backend")
         with gr.Column(scale=3, min_width=440):
             with gr.Row(elem_id="lopt-sweep-pick-row"):
@@ -341,7 +342,7 @@ def build(ctx: AppContext):
             reading = gr.Markdown(READING_HINT, elem_id="lopt-sweep-reading")
     last = gr.State(None)
     shown = gr.State([])            # the picker's choices as last sent, to update them only when they change
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
     notes = [note for _, note, _ in cards]
 
     # ---- custom grid
@@ -476,5 +477,5 @@ def build(ctx: AppContext):
         upd, choices = choices_update(value, [], ctx.visitor(request, token))
         return upd, choices, *on_notes(model_, quick_)
 
-    return {"load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes]), "stop": on_stop,
+    return {"timer": timer, "load": (on_load, ctx.inputs(picker, model, quick), [picker, shown, *notes]), "stop": on_stop,
             "resume": on_resume, "export": on_export}

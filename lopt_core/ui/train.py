@@ -319,7 +319,7 @@ def build(ctx: AppContext):
             atlas = gr.Plot(atlas_figure(first["task"], first["model"]), label="What the shipped atlas measured",
                             elem_id="lopt-train-atlas")
     last = gr.State(None)
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0)  # the page opens on this tab; app.py stops it while another tab is shown
     settings = dict(zip(share.KEYS, (model, task, method, n, r, steps, batch_size, lr, eval_every, eval_size, seed)))
 
     # ---- the form: a user's edit moves the r slider's bound, the readout and the link, and makes the status
@@ -478,6 +478,6 @@ def build(ctx: AppContext):
                 r_upd, lr_upd, readout_html, query, line)
 
     rest = [k for k in share.KEYS if k not in ("r", "lr")]  # r and lr also get their bound and hint
-    return {"watch": watch, "queue": queue, "status": status, "settings": settings, "share_query": share_query,
+    return {"timer": timer, "watch": watch, "queue": queue, "status": status, "settings": settings, "share_query": share_query,
             "readout": readout, "load": (on_load, ctx.inputs(), [watch, queue, status, *[settings[k] for k in rest],
                                                                   r, lr, readout, share_query, link])}
