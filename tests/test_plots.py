@@ -67,6 +67,17 @@ def test_curves_x_axis_spans_the_steps_done():
     assert 12 < live.layout.xaxis.range[1] <= 150  # a running run gets some headroom, never the whole plan
 
 
+def test_a_long_curve_is_thinned_to_what_a_page_can_show_keeping_its_ends():
+    steps = [(s, 1 / s) for s in range(1, 50_001)]  # a 50,000-step run: every tick sent all of it
+    fig = plots.curves_figure(_loss_only(steps))
+    line = next(t for t in fig.data if t.x and len(t.x) > 1)
+    assert len(line.x) <= plots.MAX_CURVE_POINTS + 1
+    assert line.x[0] == 1 and line.x[-1] == 50_000 and line.y[-1] == 1 / 50_000
+    assert list(line.x) == sorted(line.x) and fig.layout.xaxis.range[1] >= 50_000
+    short = plots.curves_figure(_loss_only(steps[:300]))
+    assert len(next(t for t in short.data if t.x and len(t.x) > 1).x) == 300  # a real run's curve is whole
+
+
 def test_curves_accuracy_panel_before_the_first_evaluation():
     fig = plots.curves_figure(_loss_only([(1, 0.9), (2, 0.8)], zero_shot=0.5))
     assert [t for t in fig.data if t.xaxis == "x"]  # the loss panel is drawn

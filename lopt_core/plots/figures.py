@@ -40,7 +40,7 @@ def _span(pts: list[Point]) -> list[float]:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=15)), height=height, template="plotly_white",
+    fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=15)), height=height,
                       margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.22),
                       hovermode="closest")
     return fig
@@ -97,9 +97,21 @@ def curves_figure(series: list[dict], title: str = "Training curves",
     return _layout(fig, title)
 
 
+MAX_CURVE_POINTS = 1000  # a longer curve is drawn from every k-th point and its last: a page can't show more
+
+
+def thin(points: list, at_most: int = MAX_CURVE_POINTS) -> list:
+    """At most about `at_most` of `points`, evenly strided, always with the first and the last."""
+    if len(points) <= at_most:
+        return list(points)
+    kept = list(points[::math.ceil(len(points) / at_most)])
+    return kept if kept[-1] == points[-1] else kept + [points[-1]]
+
+
 def _curve(fig: go.Figure, s: dict, key: str, col: int, fmt: str, color: str, markers: bool) -> None:
-    """One run's loss or accuracy line; with a separate markers trace while the line has few points."""
-    x, y = zip(*s[key])
+    """One run's loss or accuracy line (thinned: a 100,000-step run sends 1,000 points a tick, not all); with a
+    separate markers trace while the line has few points."""
+    x, y = zip(*thin(s[key]))
     hover = "step %{x}<br>" + key + " %{y:" + fmt + "}<extra>" + s["name"] + "</extra>"
     first = key == "loss" or not s["loss"]  # one legend entry per run
     fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if markers else "lines", name=s["name"],
