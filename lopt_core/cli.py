@@ -641,14 +641,19 @@ def cmd_sweep_import(args) -> int:
 
 
 def cmd_sweeps(args) -> int:
-    from lopt_core.store.sqlite import Store
-    rows = Store().list_sweeps()
+    from lopt_core.store.sqlite import Store, pid_alive
+    store = Store()
+    rows = store.list_sweeps()
+    for s in rows:  # a sweep left 'running' by a process that is gone (a crash, a restart) is not running
+        if s["state"] == "running" and not pid_alive(s.get("pid")):
+            s["state"] = "interrupted"
     if args.json:
         print(json.dumps([{k: s[k] for k in ("sweep_id", "state", "preset", "command")} for s in rows]))
         return 0
-    store = Store()
     for s in rows:
         print(f"{s['sweep_id']:30s} {s['state']:11s} {s['preset'] or '':18s} {s['command']}")
+        if s["state"] == "interrupted":
+            print(f"{'':30s} continue it with: python -m lopt_core sweep --resume {s['sweep_id']}")
         if s["state"] == "running":  # the Sweep tab's pace check, for the group training now
             from lopt_core.sweeps import estimate, spec
             slower = estimate.group_pace(store, spec.current_runs(store, s["sweep_id"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -414,7 +415,7 @@ def test_bad_numbers_in_lists_are_named():
             sweep.parse_int_list(text, "r list")
 
 
-def test_an_app_restart_leaves_a_live_cli_sweep_alone(tiny_model_dir, sentiment_csv, lopt_home):
+def test_an_app_restart_leaves_a_live_cli_sweep_alone(tiny_model_dir, sentiment_csv, lopt_home, capsys):
     import subprocess
     import sys
     cmd = [sys.executable, "-m", "lopt_core", "sweep", "--model", tiny_model_dir, "--task", "file", "--data-file",
@@ -429,9 +430,14 @@ def test_an_app_restart_leaves_a_live_cli_sweep_alone(tiny_model_dir, sentiment_
         jm = JobManager(store.path, start=False)
         assert jm.recovered == {"running": [], "queued": [], "sweeps": []}
         assert store.get_sweep(sid)["state"] == "running" and store.list()[0]["state"] == "running"
+        assert cli.main(["sweeps"]) == 0
+        assert re.search(rf"{sid}\s+running\b", capsys.readouterr().out)
     finally:
         proc.kill()
         proc.wait()
+    assert cli.main(["sweeps"]) == 0  # before any app recovers it: the CLI says its process is gone
+    out = capsys.readouterr().out
+    assert re.search(rf"{sid}\s+interrupted\b", out) and f"sweep --resume {sid}" in out, out
     jm = JobManager(store.path, start=False)  # now the process is gone: a leftover like any other
     assert jm.recovered["sweeps"] == [sid] and store.list()[0]["state"] == "interrupted"
 
