@@ -36,6 +36,25 @@ def test_store_lifecycle_and_dead_workers(tmp_path):
         s.update("b", state="exploded")
 
 
+def test_a_progress_line_reads_a_long_runs_last_steps_only(tmp_path):
+    """run_progress read every loss point of a run at every tick; it needs the last ten, in step order."""
+    from lopt_core.jobs.manager import run_progress
+    s = Store(tmp_path / "runs.sqlite")
+    s.create("a", RunConfig(method="lopt1", steps=5000))
+    s.update("a", state="running", pid=os.getpid())
+    s.add_metric_rows([("a", step, "loss", 1 / step, 0.1, 8.0) for step in range(1, 3001)])
+    with s._conn() as c:  # one second a step
+        c.execute("UPDATE metrics SET t = 1000.0 + step")
+    assert [m["step"] for m in s.metrics("a", "loss", last=10)] == list(range(2991, 3001))
+    assert len(s.metrics("a", "loss")) == 3000 and s.metrics("a", "accuracy", last=10) == []
+    reads = []
+    metrics = s.metrics
+    s.metrics = lambda *a, **k: reads.append(k.get("last")) or metrics(*a, **k)
+    p = run_progress(s, "a")
+    assert p["step"] == 3000 and abs(p["eta_s"] - 2000.0) < 1e-6
+    assert None not in reads, "every read of the progress line is bounded"
+
+
 def test_unknown_model_offline_says_what_is_available():
     with pytest.raises(ModelUnavailable, match="not available offline; offline you can use: smollm2-135m"):
         load_model("someone/not-a-real-model")

@@ -491,7 +491,7 @@ def run_progress(store: Store, run_id: str) -> dict:
     """What the Train tab shows for one run: state, step/total, examples/s, ETA, error."""
     row = store.get(run_id)
     total = int(row["config"].get("steps") or 0)
-    loss = store.metrics(run_id, "loss")
+    loss = store.metrics(run_id, "loss", last=estimate.RECENT_STEPS)  # what the pace and the ETA read
     done = loss[-1]["step"] if loss else 0
     eps = loss[-1]["examples_per_s"] if loss else None
     eta = slower = None

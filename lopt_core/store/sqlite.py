@@ -303,13 +303,18 @@ class Store(TrainingStore):
                           [(run_id, s, k, v, lr, None, now) for s, k, v, lr in points])
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
 
-    def metrics(self, run_id: str, kind: str | None = None) -> list[dict]:
+    def metrics(self, run_id: str, kind: str | None = None, last: int | None = None) -> list[dict]:
+        """A run's metric rows in step order; `last`: only the last that many (a progress line needs ten, not a
+        long run's every step)."""
         q, args = "SELECT * FROM metrics WHERE run_id=?", [run_id]
         if kind:
             q += " AND kind=?"
             args.append(kind)
         with self._conn() as c:
-            return [dict(r) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
+            if last is None:
+                return [dict(r) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
+            rows = c.execute(q + " ORDER BY step DESC, rowid DESC LIMIT ?", [*args, int(last)]).fetchall()
+        return [dict(r) for r in reversed(rows)]
 
     # ---------------------------------------------------------------- zero-shot cache
     def zero_shot(self, key: str) -> float | None:

@@ -149,10 +149,13 @@ def group_pace(store, rows: list[dict]) -> float | None:
     running = [r for r in rows if r["state"] == "running" and r["steps_done"]]
     if not running:
         return None
-    per_step = step_compute_seconds(store.metrics(running[0]["run_id"], "loss"),
+    per_step = step_compute_seconds(store.metrics(running[0]["run_id"], "loss", last=RECENT_STEPS),
                                     int(running[0]["config"].get("batch_size") or 8))
     slower = pace(store, running[0], per_step, group_size=len(running)) if per_step else None
     return slower if slower is not None and slower >= SLOW else None
+
+
+RECENT_STEPS = 10  # a run's pace and remaining time come from its last this many loss points
 
 
 def seconds_per_step(metrics: list[dict]) -> float | None:
@@ -160,7 +163,7 @@ def seconds_per_step(metrics: list[dict]) -> float | None:
     writes between steps included (what its remaining time needs)."""
     if len(metrics) < 2:
         return None
-    recent = metrics[-10:]
+    recent = metrics[-RECENT_STEPS:]
     return (recent[-1]["t"] - recent[0]["t"]) / max(1, recent[-1]["step"] - recent[0]["step"])
 
 
@@ -168,7 +171,7 @@ def step_compute_seconds(metrics: list[dict], batch_size: int) -> float | None:
     """A run's recent seconds of training compute per step: the median over its last ten loss points of the
     step's own time (batch / examples per second, as the loop measured it), the same time train_seconds sums.
     An evaluation between two steps is not in it, so a periodic evaluation never reads as a slow host."""
-    rates = [m["examples_per_s"] for m in metrics[-10:] if m.get("examples_per_s")]
+    rates = [m["examples_per_s"] for m in metrics[-RECENT_STEPS:] if m.get("examples_per_s")]
     return batch_size / statistics.median(rates) if len(rates) >= 2 else None
 
 
