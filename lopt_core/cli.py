@@ -25,6 +25,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 KNOB_COMMANDS = ("train", "sweep", "params")  # the commands that take the methods' own knobs (--<knob>)
 
 
+def _add_report_args(p) -> None:
+    """--report-to: an optional copy of each run's curves in a tracker (training/report.py)."""
+    p.add_argument("--report-to", dest="report_to", default=None, metavar="TRACKER",
+                   help="also log each run's curves to: tensorboard (needs tensorboardX; off by default)")
+    p.add_argument("--report-dir", dest="report_dir", default=None,
+                   help="where --report-to writes, one folder per run (default: $LOPT_HOME/tensorboard)")
+
+
 def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     """`method_knobs=False` leaves out the methods' knob flags, so commands without them never import torch."""
     ap = argparse.ArgumentParser(prog="python -m lopt_core", description="LoPT Lab: low-rank soft-prompt tuning")
@@ -35,6 +43,7 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed, help="initialisation and batch order (never the data split)")
     flags.add_shared(t, with_defaults=True, method_knobs=method_knobs)
     t.add_argument("--json", action="store_true", help="print one final JSON object")
+    _add_report_args(t)
 
     s = sub.add_parser("sweep", help="train a grid of methods x n x r x seeds as one job (batched where it can)")
     s.add_argument("--model", default=d.model, help="offline default alias, hub id or local folder")
@@ -58,6 +67,7 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
                         "LOPT_RAY_ADDRESS is set)")
     s.add_argument("--ray-address", dest="ray_address", default=None, help="the Ray cluster (implies --backend ray)")
     s.add_argument("--json", action="store_true", help="print one final JSON object")
+    _add_report_args(s)
     x = sub.add_parser("sweep-export", help="write a sweep's results (configs, curves, accuracies) to one file")
     x.add_argument("--sweep", required=True)
     x.add_argument("--out", required=True)
@@ -145,6 +155,7 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue a run whose process died (or that failed) from its last checkpoint")
     rs.add_argument("--run", required=True)
     rs.add_argument("--json", action="store_true")
+    _add_report_args(rs)
     a = sub.add_parser("answers", help="no prompt and up to four runs' prompts on their task's test examples, "
                                        "beside the gold answers, marked right or wrong")
     a.add_argument("--run", action="append", default=[], help="a finished prompt run (repeat up to 4 times)")
@@ -188,8 +199,19 @@ def _run_config(args) -> RunConfig:
     return RunConfig(**run, **flags.given(args, [args.method]))
 
 
+def _reporter(args, configs: dict[str, dict] | None = None):
+    """The tracker hook --report-to asks for, or None; refused (ConfigError) before anything trains."""
+    from lopt_core.training import report
+    if not getattr(args, "report_to", None):
+        return None
+    from lopt_core import paths
+    return report.reporter(args.report_to, args.report_dir or paths.home() / "tensorboard", configs)
+
+
 def cmd_train(args) -> int:
     from lopt_core.training.checks import check
+    from lopt_core.training import report
+    report.check(args.report_to)  # before the run is checked or stored
     cfg = check(_run_config(args)).config  # the one check, model unloaded
     return _train(args, cfg)
 
@@ -200,6 +222,8 @@ def cmd_resume(args) -> int:
     from lopt_core.training import artifacts
     store = Store()
     row = store.get(args.run)
+    from lopt_core.training import report
+    report.check(args.report_to)
     if row.get("sweep_id"):
         raise ConfigError(f"{args.run} belongs to sweep {row['sweep_id']}: sweep --resume {row['sweep_id']}")
     dead = row["state"] == "running" and not pid_alive(row.get("pid"))
@@ -227,8 +251,21 @@ def _train(args, cfg, run_id=None, store=None, done: int = 0) -> int:
             bar.set_postfix(loss=f"{ev['loss']:.3f}", ex_s=f"{ev['examples_per_s']:.1f}")
         elif ev["type"] == "eval":
             bar.write(f"step {ev['step']}: {ev.get('metric', 'accuracy').replace('_', ' ')} {ev['accuracy']:.4f}")
-    result = runs.run_and_record(cfg, show, store=store, run_id=run_id)
-    bar.close()
+        if tracker:
+            tracker(ev.get("run_id") or run_id or "", ev)
+    tracker = _reporter(args)
+    if tracker and run_id is None:  # the run's id names its log folder: make it here
+        from lopt_core.store.sqlite import Store
+        from lopt_core.training.loop import new_run_id
+        store = store or Store()
+        run_id = new_run_id(cfg)
+        store.create(run_id, cfg, state="running")
+    try:
+        result = runs.run_and_record(cfg, show, store=store, run_id=run_id)
+    finally:
+        bar.close()
+        if tracker:
+            tracker.close()
     if args.json:
         print(json.dumps(result))
     else:
@@ -553,6 +590,8 @@ def cmd_sweep(args) -> int:
             print(f"{p.key:18s} {p.title}: {p.question}")
         return 0
     _sweep_backend(args)  # a backend that cannot be used fails here, before anything is queued
+    from lopt_core.training import report
+    report.check(args.report_to)  # so does a tracker that is not installed
     store = Store()
     if args.resume:
         new = sweep.resume(args.resume, store, claim=True)
@@ -616,7 +655,15 @@ def _run_and_report(args, store, sweep_id: str) -> int:
             acc = "n/a" if res["accuracy"] is None else f"{res['accuracy']:.4f}"
             print(f"{res['state']:8s} {sweep.describe(RunConfig.from_dict(store.get(run_id)['config'])):32s} "
                   f"accuracy {acc}  {res['trainable_params']:>9,} trainable", file=sys.stderr)
-    out = ray_backend.run(sweep_id, store, _sweep_backend(args), on_event=show, prompts_per_pass=args.prompts_per_pass)
+        if tracker:
+            tracker(run_id, ev)
+    tracker = _reporter(args, {r["run_id"]: r["config"] for r in store.list(sweep_id=sweep_id)})
+    try:
+        out = ray_backend.run(sweep_id, store, _sweep_backend(args), on_event=show,
+                              prompts_per_pass=args.prompts_per_pass)
+    finally:
+        if tracker:
+            tracker.close()
     if args.json:
         print(json.dumps(out))
     else:
