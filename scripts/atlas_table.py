@@ -20,7 +20,8 @@ def main() -> None:
     for r in rows:
         by_task[(aggregate.task_label(r), r["model"])].append(r)
     for (task, model), rs in by_task.items():
-        files = [d for d in docs if any(r["config"]["task"] == task for r in d["runs"])]
+        ids = {r["run_id"] for r in rs}
+        files = [d for d in docs if any(r["run_id"] in ids for r in d["runs"])]  # this task on this model
         metric = aggregate.metric_name(rs)
         pts = aggregate.points(rs)
         print(f"\n### {task} on {model}: {metric}, {pts[0].examples} test examples, no prompt "
@@ -49,5 +50,39 @@ def main() -> None:
             print(f"- {line}")
 
 
+TWO_MODELS = [(reference_method(), None), ("lopt1", 5), ("ulpt", 2)]  # the second model's issue: its README table
+
+
+def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
+    """Where a task's atlas holds two models: each model's no-prompt score and, for prompt tuning, LoPT-1 r=5 and
+    ULPT r=2 at n, the score per seed and the mean, with the training seconds per step of its batched group."""
+    by_task = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by_task[aggregate.task_label(r)][r["model"]].append(r)
+    for task, models in by_task.items():
+        if len(models) < 2:
+            continue
+        print(f"\n### {task}: the same prompt budget on {len(models)} models (n={n}, per seed and mean)\n")
+        heads = [f"{method_label(m)}{f' r={r}' if r else ''}" for m, r in TWO_MODELS]
+        print("| model | no prompt | " + " | ".join(heads) + " | s/step (batched group) | sweep |")
+        print("|---|---|" + "---|" * len(heads) + "---|---|")
+        for model, rs in models.items():
+            pts = {(p.method, p.r if p.method != reference_method() else None): p
+                   for p in aggregate.points(rs) if p.n == n}
+            cells = []
+            for key in TWO_MODELS:
+                p = pts.get(key)
+                cells.append(f"{', '.join(f'{a:.3f}' for a in p.accuracies)} ({p.mean:.3f})" if p else "–")
+            ids = {r["run_id"] for r in rs}
+            mine = [d for d in docs if any(r["run_id"] in ids for r in d["runs"])]
+            per_step = [r["result"]["train_seconds"] / max(1, r["config"]["steps"]) for d in mine for r in d["runs"]
+                        if r["run_id"] in ids and r["result"].get("train_seconds")]
+            step = f"{max(per_step):.1f}" if per_step else "–"
+            zero = aggregate.points(rs)[0].zero_shot
+            print(f"| {model} | {zero:.3f} | " + " | ".join(cells) + f" | {step} | "
+                  + ", ".join(f"`{d['sweep']['preset'] or d['sweep']['sweep_id']}`" for d in mine) + " |")
+
+
 if __name__ == "__main__":
     main()
+    two_models(results_file.atlas_rows(), results_file.atlas())
