@@ -359,6 +359,13 @@ def soak(clients: int, warmup_min: float, minutes: float, url: str, page: Page, 
     return {"stats": stats, "seconds": time.time() - t_meas, "base": base, "end": rss(pid)}
 
 
+def run_state(home: Path, run_id: str) -> str | None:
+    import sqlite3
+    with sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True, timeout=10) as db:
+        row = db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
 def training_line(home: Path | None) -> str:
     """Whether a run was training: each run's state and steps done, read from the server's store."""
     if home is None:
@@ -390,7 +397,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=400, help="steps of that run")
     ap.add_argument("--list-every", type=float, default=10.0, help="seconds between a client's /runs + /compare")
     ap.add_argument("--reload-every", type=float, default=0.0, help="seconds between a client's page reloads (0: never)")
-    ap.add_argument("--shown", default="spread", help="the tab each page shows: spread, train, sweep, rank, runs, all")
+    ap.add_argument("--shown", default="spread", choices=("spread", *TAB_ORDER, "all"),
+                    help="the tab each page shows (spread: the four in turn over the clients)")
     ap.add_argument("--sample-every", type=float, default=60.0, help="seconds between RSS lines")
     ap.add_argument("--log", help="keep the server's log at this path")
     ap.add_argument("--app", default=str(ROOT / "app.py"), help="the server script to start (a wrapper for profiling)")
@@ -427,22 +435,27 @@ def main(argv=None) -> int:
                 else page.default(page.by_api("train")["inputs"][0])  # the Train form's model: the offline default
         print(f"start:           {fmt_rss(rss(pid))}", flush=True)
 
-        def live_run() -> str | None:
-            """A fresh run to watch, so that a run trains during each soak (it queues behind an unfinished one)."""
+        def live_run(previous: str | None = None) -> str | None:
+            """The run to watch, training: the previous one while it still trains (a new one would wait behind
+            it, and the pages would watch a queued run), else a fresh one."""
             if model is None:
                 return None
+            if previous and home is not None and run_state(home, previous) == "running":
+                print(f"run {previous} still training: watched again", flush=True)
+                return previous
             run_id = queue_run(url, page, model, a.steps)
             print(f"queued run {run_id} ({a.train} model, {a.steps} steps) to watch", flush=True)
             return run_id
 
-        one = None
+        one = watched = None
         if a.baseline_minutes > 0:
             print(f"== 1 client for {a.baseline_minutes:g} min (baseline)", flush=True)
-            one = soak(1, a.baseline_warmup, a.baseline_minutes, url, page, live_run(), pid, a)
+            watched = live_run()
+            one = soak(1, a.baseline_warmup, a.baseline_minutes, url, page, watched, pid, a)
             print(report_latency(one["stats"], one["seconds"]), flush=True)
             print(training_line(home), flush=True)
         print(f"== {a.clients} clients for {a.minutes:g} min", flush=True)
-        many = soak(a.clients, a.warmup, a.minutes, url, page, live_run(), pid, a)
+        many = soak(a.clients, a.warmup, a.minutes, url, page, live_run(watched), pid, a)
         print(training_line(home), flush=True)
         base, end, stats = many["base"], many["end"], many["stats"]
         print(f"end:             {fmt_rss(end)}", flush=True)

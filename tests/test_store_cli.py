@@ -55,6 +55,19 @@ def test_a_progress_line_reads_a_long_runs_last_steps_only(tmp_path):
     assert None not in reads, "every read of the progress line is bounded"
 
 
+def test_a_long_curve_is_thinned_in_sql_keeping_its_ends(tmp_path):
+    """A Train tick read every loss point of a 50,000-step run to draw 1,000 of them."""
+    s = Store(tmp_path / "runs.sqlite")
+    s.create("a", RunConfig(method="lopt1", steps=50_000))
+    s.add_metric_rows([("a", step, "loss", 1 / step, 0.1, 8.0) for step in range(1, 50_001)])
+    s.add_metric_rows([("a", step, "accuracy", step / 50_000, None, None) for step in (25_000, 50_000)])
+    pts = s.curve("a", "loss", 1000)
+    assert 900 <= len(pts) <= 1001 and pts[0] == (1, 1.0) and pts[-1] == (50_000, 1 / 50_000)
+    assert [p[0] for p in pts] == sorted(p[0] for p in pts) and all(v == 1 / st for st, v in pts)
+    assert s.curve("a", "accuracy", 1000) == [(25_000, 0.5), (50_000, 1.0)]  # a short curve is whole
+    assert s.curve("gone", "loss", 1000) == []
+
+
 def test_unknown_model_offline_says_what_is_available():
     with pytest.raises(ModelUnavailable, match="not available offline; offline you can use: smollm2-135m"):
         load_model("someone/not-a-real-model")

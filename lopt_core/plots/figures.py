@@ -142,8 +142,8 @@ def series_from_store(store, run_ids: list[str]) -> list[dict]:
         out.append({"name": run_name(row), "total_steps": row["config"].get("steps"),
                     "zero_shot": row.get("zero_shot_accuracy"), "color": RUN_COLORS[i % len(RUN_COLORS)],
                     "metric": metric_of(row),
-                    "loss": [(m["step"], m["value"]) for m in store.metrics(rid, "loss")],
-                    "accuracy": [(m["step"], m["value"]) for m in store.metrics(rid, "accuracy")]})
+                    "loss": store.curve(rid, "loss", MAX_CURVE_POINTS),
+                    "accuracy": store.curve(rid, "accuracy", MAX_CURVE_POINTS)})
     return out
 
 

@@ -6,6 +6,7 @@ marked interrupted (never left running forever).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -315,6 +316,19 @@ class Store(TrainingStore):
                 return [dict(r) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
             rows = c.execute(q + " ORDER BY step DESC, rowid DESC LIMIT ?", [*args, int(last)]).fetchall()
         return [dict(r) for r in reversed(rows)]
+
+    def curve(self, run_id: str, kind: str, at_most: int) -> list[tuple[int, float]]:
+        """A run's (step, value) points of one kind, at most about `at_most` of them: every k-th step and the
+        first and the last, picked in SQL, so a long run's poll reads what a plot can show, not every step."""
+        with self._conn() as c:
+            count, first, last = c.execute("SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE run_id=? "
+                                           "AND kind=?", (run_id, kind)).fetchone()
+            q = "SELECT step, value FROM metrics WHERE run_id=? AND kind=?"
+            args: list = [run_id, kind]
+            if count > at_most:
+                q += " AND ((step - ?) % ? = 0 OR step = ?)"
+                args += [first, math.ceil(count / at_most), last]
+            return [(r[0], r[1]) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
 
     # ---------------------------------------------------------------- zero-shot cache
     def zero_shot(self, key: str) -> float | None:
