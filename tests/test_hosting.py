@@ -383,9 +383,10 @@ def test_a_polls_mark_is_one_indexed_query_that_moves_with_every_change(tmp_path
     assert store.mark(**who.query()) == marks[-1] == (0, None)
 
 
-def test_a_tick_with_nothing_new_reads_no_row_and_sends_nothing(lopt_home):
+def test_a_tick_with_nothing_new_reads_no_row_and_sends_nothing(lopt_home, monkeypatch):
     """The Train tab's Timer: the first tick reads the runs and sends the page; later ticks, while the store's
-    mark stands, skip every output without listing a run; a new curve point brings the next tick's figures."""
+    mark stands, skip every output without listing a run; a new curve point moves the progress at once and the
+    curves once CURVE_EVERY_S has passed since they were drawn; an evaluation redraws them at once."""
     import gradio as gr
     from lopt_core.jobs.manager import JobManager
     from lopt_core.ui import train
@@ -404,10 +405,22 @@ def test_a_tick_with_nothing_new_reads_no_row_and_sends_nothing(lopt_home):
         for _ in range(3):
             again = tick("r1", out[4], "")
             assert again == (gr.skip(),) * 7 and len(lists) == 1
+        clock = [1000.0]
+        monkeypatch.setattr(train.time, "time", lambda: clock[0])
+        first = tick("r1", None, "")  # drawn at t=1000
         jobs.store.add_metric("r1", 1, "loss", 0.7)
-        moved = tick("r1", out[4], "")
-        assert len(lists) == 2 and moved[0] != gr.skip() and moved[4] != out[4]
-        assert tick("r1", moved[4], "") == (gr.skip(),) * 7
+        clock[0] += 1
+        moved = tick("r1", first[4], "")
+        assert len(lists) == 3 and moved[1] != gr.skip() and moved[4] != first[4]  # the progress moved
+        assert moved[0] == gr.skip()  # the curves wait: a second since they were drawn
+        jobs.store.add_metric("r1", 2, "loss", 0.6)
+        clock[0] += train.CURVE_EVERY_S
+        later = tick("r1", moved[4], "")
+        assert later[0] != gr.skip() and later[0] is not None  # redrawn, with step 2
+        assert tick("r1", later[4], "") == (gr.skip(),) * 7
+        jobs.store.add_metric("r1", 2, "accuracy", 0.8)  # an evaluation: at once
+        clock[0] += 0.5
+        assert tick("r1", later[4], "")[0] != gr.skip()
     finally:
         jobs.close()
 

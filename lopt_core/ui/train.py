@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from lopt_core.errors import LoptError
 _int = share.whole_number  # the Sweep tab reads its boxes the same way
 parse_lr = share.parse_lr
 REFERENCE = reference_method()  # counts are read against it
+CURVE_EVERY_S = 3.0  # a training run's curves are redrawn at most this often (progress every tick); an evaluation,
+                     # a new state or another run shown redraws at once. Each redraw is a figure per watching page.
 
 
 def model_line(model: str) -> str:
@@ -445,9 +448,15 @@ def build(ctx: AppContext):
             return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), (run_id, listed, mark),
                     gr.update(choices=run_choices(rows)), gr.skip())
         row = next((x for x in rows if x["run_id"] == run_id), None)
-        sig = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"], listed, mark)
-        same = last_sig is not None and sig[:4] == last_sig[:4]
-        fig = gr.skip() if same else run_curves(store, run_id, row, live=p["state"] in ("queued", "running"))
+        now = time.time()
+        drawn = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"])  # what a redraw would show
+        before = last_sig[:4] if last_sig is not None and len(last_sig) == 7 else None
+        only_steps = before is not None and before[0] == drawn[0] and before[2:] == drawn[2:]
+        if before == drawn or (only_steps and now - last_sig[4] < CURVE_EVERY_S):
+            fig, drawn, drawn_at = gr.skip(), before, last_sig[4]  # the page keeps the curves it has
+        else:
+            fig, drawn_at = run_curves(store, run_id, row, live=p["state"] in ("queued", "running")), now
+        sig = (*drawn, drawn_at, listed, mark)
         err = ""
         if p["state"] in ("failed", "interrupted") and p["error"]:
             err = f"**Run {p['state']}:** {scrub(p['error'])}"
