@@ -337,10 +337,14 @@ def _word(store: Store, sweep_id: str) -> dict:
 
 
 def _events(ops: list[tuple], store: Store, by_id: dict, on_event) -> None:
-    """The start, step and end events a local sweep's on_event sees, from ops now in the store (the CLI's bars)."""
+    """The start, step, eval and end events a local sweep's on_event sees, from ops now in the store (the CLI's
+    bars, --report-to). An evaluation's metric is named once the run's result is (the store keeps the value)."""
     for kind, key, payload in ops:
         if kind == "metric" and payload[1] == "loss":
-            on_event(key, {"type": "step", "step": payload[0], "loss": payload[2]})
+            on_event(key, {"type": "step", "step": payload[0], "loss": payload[2], "lr": payload[3],
+                           "examples_per_s": payload[4]})
+        elif kind == "metric":
+            on_event(key, {"type": "eval", "step": payload[0], "accuracy": payload[2]})
         elif kind == "update" and payload.get("state") == "running" and "trainable_params" in payload:
             on_event(key, {"type": "start", "total_steps": by_id[key].steps})
         elif kind == "update" and isinstance(payload.get("result"), dict) and "accuracy" in payload["result"]:
