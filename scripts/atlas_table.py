@@ -79,7 +79,7 @@ def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
                         if r["run_id"] in ids and r["result"].get("train_seconds")]
             step = f"{max(per_step):.1f}" if per_step else "–"
             zero = aggregate.points(rs)[0].zero_shot
-            print(f"| {model} | {zero:.3f} | " + " | ".join(cells) + f" | {step} | "
+            print(f"| {model} | {'–' if zero is None else f'{zero:.3f}'} | " + " | ".join(cells) + f" | {step} | "
                   + ", ".join(f"`{d['sweep']['preset'] or d['sweep']['sweep_id']}`" for d in mine) + " |")
 
 
