@@ -16,7 +16,7 @@ end; the server log is kept when --log is given). With --url it attaches to a se
 only (anything else is refused) and measures the RSS of --pid when given.
 
 What each client does, as one browser tab of the page does: a page load (the demo.load events) with its own
-session, then every second the Timer of the tab it shows (only the shown tab's Timer ticks: Train, the shown
+session, then the Timer of the tab it shows, at that Timer's interval (only the shown tab's Timer ticks: Train, the shown
 run's curves and progress; Sweep, the shown sweep; Rank, a truncation's status; Runs, an evaluation's status),
 and every --list-every seconds the runs list (/runs) and the Compare tab (/compare). --shown picks the tab:
 `spread` (default) gives client k the k-th of the four in turn, a tab name gives every client that tab, `all`
@@ -175,7 +175,8 @@ class Page:
                 tabs = {"lopt-curves": "train", "lopt-runs-status": "runs", "lopt-trunc-status": "rank",
                         "lopt-sweep-progress": "sweep"}
                 name = next((t for e, t in tabs.items() if self.elem.get(e) in ids), f"timer{i}")
-                out[name] = self.fn(i)
+                timer = self.components.get(next(t[0] for t in d["targets"] if t[1] == "tick"), {})
+                out[name] = {**self.fn(i), "every": float(timer.get("props", {}).get("value") or 1.0)}
         return out
 
     def loads(self) -> list[dict]:
@@ -272,6 +273,7 @@ def client_loop(k: int, url: str, page: Page, run_id: str | None, stop_at: float
         stats.add(name, time.time() - t, err)
 
     session, opened, listed = None, 0.0, time.time() + k  # clients' list calls spread over time
+    due: dict[str, float] = {}  # when each Timer ticks next
     try:
         while time.time() < stop_at:
             if session is None or (reload_every and time.time() - opened > reload_every):
@@ -279,13 +281,15 @@ def client_loop(k: int, url: str, page: Page, run_id: str | None, stop_at: float
                 for i, fn in enumerate(loads):
                     do(f"load{i}", fn, data_for(fn))
             t0 = time.time()
-            for name, fn in ticks.items():
-                do(f"tick:{name}", fn, data_for(fn))
+            for name, fn in ticks.items():  # each Timer at its own interval, as the page's
+                if t0 >= due.get(name, 0.0):
+                    due[name] = t0 + fn["every"]
+                    do(f"tick:{name}", fn, data_for(fn))
             if time.time() - listed > list_every:
                 listed = time.time()
                 do("runs", runs_fn, data_for(runs_fn))
                 do("compare", compare_fn, ["(all)", "(all)", None, []] + data_for(compare_fn)[4:])
-            time.sleep(max(0.0, 1.0 - (time.time() - t0)))
+            time.sleep(max(0.0, min([t0 + 1.0, *due.values()]) - time.time()))
     finally:
         http.close()
 

@@ -15,6 +15,8 @@ from lopt_core.methods import METHODS
 from lopt_core.plots.figures import method_label
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
+STATUS_TICK_S = 2.0  # the Sweep, Rank and Runs tabs' Timers (a status line, a sweep's curves): every 2 s is enough,
+                     # and halves what their open pages ask of the server; the Train tab's progress ticks every 1 s
 STATE_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ done", "stopped": "■ stopped",
                "failed": "✖ failed", "interrupted": "⚠ interrupted"}
 

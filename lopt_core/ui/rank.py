@@ -11,7 +11,7 @@ from lopt_core.analysis import nearest, spectrum, truncate
 from lopt_core.plots import rank as rank_plots
 from lopt_core.config import ConfigError
 from lopt_core.hosting.safe_errors import scrub, ui_error, user_message
-from lopt_core.ui.common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.ui.common import STATUS_TICK_S, AppContext, asset_text, fmt_seconds, run_choices
 from lopt_core.errors import LoptError
 
 SPECTRUM_COLUMNS = ["run", "prompt", "n × d", "numerical rank", "effective rank", "energy in top 1", "energy in top 5"]
@@ -98,7 +98,7 @@ def build(ctx: AppContext):
         k = gr.Slider(1, 10, value=5, step=1, label="tokens per row", scale=1)
         near_go = gr.Button("Show", scale=0, elem_id="lopt-near-go")
     near_table = gr.Dataframe(pd.DataFrame(), interactive=False, elem_id="lopt-near-table")
-    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
+    timer = gr.Timer(STATUS_TICK_S, active=False)  # ticks only while this tab is shown (app.py)
 
     def on_refresh(sel, tr, nr, token=None, request: gr.Request = None):
         rows = truncate.prompt_runs(ctx.runs(request, token))

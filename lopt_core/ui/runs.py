@@ -11,7 +11,7 @@ from lopt_core.hosting import downloads
 from lopt_core.config import ConfigError
 from lopt_core.analysis.run_summary import summary_markdown
 from lopt_core.hosting.safe_errors import scrub, shown_record, ui_error
-from lopt_core.ui.common import AppContext, asset_text, fmt_seconds, run_choices
+from lopt_core.ui.common import STATUS_TICK_S, AppContext, asset_text, fmt_seconds, run_choices
 from lopt_core.errors import LoptError
 
 
@@ -143,7 +143,7 @@ def build(ctx: AppContext, on_deleted=None):
         return f"⚠️ Evaluation of {run_id} {a['state']}: {scrub(a.get('error'))}", gr.skip()
 
     evaluate.click(on_evaluate, ctx.inputs(run), status, api_name="evaluate")
-    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
+    timer = gr.Timer(STATUS_TICK_S, active=False)  # ticks only while this tab is shown (app.py)
     timer.tick(evaluation_status, ctx.inputs(run), [status, details], api_name=False, show_progress="hidden")
     download.click(on_download, ctx.inputs(run), [file, status], api_name="download")
     export.click(on_export, ctx.inputs(run), [file, status], api_name="export")

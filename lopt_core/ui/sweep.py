@@ -18,7 +18,8 @@ from lopt_core.sweeps.spec import DEFAULT_METHODS, SweepError, SweepSpec, curren
 from lopt_core.hosting import downloads
 from lopt_core.hosting.owners import LOCAL
 from lopt_core.hosting.safe_errors import scrub, user_message
-from lopt_core.ui.common import AppContext, asset_text, default_model, method_choices, model_choices, model_picker_args, task_choices
+from lopt_core.ui.common import (STATUS_TICK_S, AppContext, asset_text, default_model, method_choices, model_choices,
+                                 model_picker_args, task_choices)
 from lopt_core.ui.train import _int
 from lopt_core.errors import LoptError
 
@@ -342,7 +343,7 @@ def build(ctx: AppContext):
             reading = gr.Markdown(READING_HINT, elem_id="lopt-sweep-reading")
     last = gr.State(None)
     shown = gr.State([])            # the picker's choices as last sent, to update them only when they change
-    timer = gr.Timer(1.0, active=False)  # ticks only while this tab is shown (app.py)
+    timer = gr.Timer(STATUS_TICK_S, active=False)  # ticks only while this tab is shown (app.py)
     notes = [note for _, note, _ in cards]
 
     # ---- custom grid
