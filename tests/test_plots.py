@@ -71,7 +71,7 @@ def test_a_long_curve_is_thinned_to_what_a_page_can_show_keeping_its_ends():
     steps = [(s, 1 / s) for s in range(1, 50_001)]  # a 50,000-step run: every tick sent all of it
     fig = plots.curves_figure(_loss_only(steps))
     line = next(t for t in fig.data if t.x and len(t.x) > 1)
-    assert len(line.x) <= plots.MAX_CURVE_POINTS + 1
+    assert len(line.x) <= plots.MAX_CURVE_POINTS
     assert line.x[0] == 1 and line.x[-1] == 50_000 and line.y[-1] == 1 / 50_000
     assert list(line.x) == sorted(line.x) and fig.layout.xaxis.range[1] >= 50_000
     short = plots.curves_figure(_loss_only(steps[:300]))

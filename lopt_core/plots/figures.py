@@ -101,10 +101,11 @@ MAX_CURVE_POINTS = 1000  # a longer curve is drawn from every k-th point and its
 
 
 def thin(points: list, at_most: int = MAX_CURVE_POINTS) -> list:
-    """At most about `at_most` of `points`, evenly strided, always with the first and the last."""
+    """At most `at_most` of `points`, evenly strided, always with the first and the last (Store.curve picks the
+    same in SQL, so a stored curve arrives thinned and passes through here untouched)."""
     if len(points) <= at_most:
         return list(points)
-    kept = list(points[::math.ceil(len(points) / at_most)])
+    kept = list(points[::math.ceil(len(points) / (at_most - 1))])
     return kept if kept[-1] == points[-1] else kept + [points[-1]]
 
 

@@ -318,8 +318,8 @@ class Store(TrainingStore):
         return [dict(r) for r in reversed(rows)]
 
     def curve(self, run_id: str, kind: str, at_most: int) -> list[tuple[int, float]]:
-        """A run's (step, value) points of one kind, at most about `at_most` of them: every k-th step and the
-        first and the last, picked in SQL, so a long run's poll reads what a plot can show, not every step."""
+        """A run's (step, value) points of one kind, at most `at_most` of them: every k-th step and the first
+        and the last, picked in SQL, so a long run's poll reads what a plot can show, not every step."""
         with self._conn() as c:
             count, first, last = c.execute("SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE run_id=? "
                                            "AND kind=?", (run_id, kind)).fetchone()
@@ -327,7 +327,7 @@ class Store(TrainingStore):
             args: list = [run_id, kind]
             if count > at_most:
                 q += " AND ((step - ?) % ? = 0 OR step = ?)"
-                args += [first, math.ceil(count / at_most), last]
+                args += [first, math.ceil(count / (at_most - 1)), last]  # the last one may be off the stride
             return [(r[0], r[1]) for r in c.execute(q + " ORDER BY step, rowid", args).fetchall()]
 
     # ---------------------------------------------------------------- zero-shot cache
