@@ -252,15 +252,12 @@ def _train(args, cfg, run_id=None, store=None, done: int = 0) -> int:
         elif ev["type"] == "eval":
             bar.write(f"step {ev['step']}: {ev.get('metric', 'accuracy').replace('_', ' ')} {ev['accuracy']:.4f}")
         if tracker:
-            tracker(ev.get("run_id") or run_id or "", ev)
+            tracker(run_id, ev)
     tracker = None
     if getattr(args, "report_to", None):
-        if run_id is None:  # the run's id names its log folder: make it here
-            from lopt_core.store.sqlite import Store
-            from lopt_core.training.loop import new_run_id
-            store = store or Store()
-            run_id = new_run_id(cfg)
-            store.create(run_id, cfg, state="running")
+        from lopt_core.store.sqlite import Store
+        store = store or Store()
+        run_id = run_id or runs.create_run(cfg, store)  # the run's id names its log folder
         tracker = _reporter(args, {run_id: cfg.to_dict()})
     try:
         result = runs.run_and_record(cfg, show, store=store, run_id=run_id)

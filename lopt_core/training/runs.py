@@ -16,14 +16,19 @@ from lopt_core.training import artifacts, objectives
 from lopt_core.training.loop import new_run_id, train_group
 
 
+def create_run(cfg: RunConfig, store: Store) -> str:
+    """A new run of `cfg` in the store, running in this process; its id."""
+    run_id = new_run_id(cfg)
+    store.create(run_id, cfg, state="running")
+    return run_id
+
+
 def run_and_record(cfg: RunConfig, on_event=None, store: Store | None = None, run_id: str | None = None,
                    lm=None) -> dict:
     """Train `cfg` (a group of one), writing state and metrics into the store. A failure marks the run failed
     with its reason and re-raises; other runs are never touched."""
     store = store or Store()
-    if run_id is None:
-        run_id = new_run_id(cfg)
-        store.create(run_id, cfg, state="running")
+    run_id = run_id or create_run(cfg, store)
     return record_group([cfg], [run_id], store, lm, on_event=(lambda rid, ev: on_event(ev)) if on_event else None)[0]
 
 
