@@ -363,20 +363,23 @@ def soak(clients: int, warmup_min: float, minutes: float, url: str, page: Page, 
     return {"stats": stats, "seconds": time.time() - t_meas, "base": base, "end": rss(pid)}
 
 
-def run_state(home: Path, run_id: str) -> str | None:
+def _store_rows(home: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of the started server's store, read-only."""
     import sqlite3
     with sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True, timeout=10) as db:
-        row = db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return row[0] if row else None
+        return db.execute(sql, args).fetchall()
+
+
+def run_state(home: Path, run_id: str) -> str | None:
+    rows = _store_rows(home, "SELECT state FROM runs WHERE run_id = ?", (run_id,))
+    return rows[0][0] if rows else None
 
 
 def training_line(home: Path | None) -> str:
     """Whether a run was training: each run's state and steps done, read from the server's store."""
     if home is None:
         return "runs: unknown (attached to a running server)"
-    import sqlite3
-    with sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True, timeout=10) as db:
-        rows = db.execute("SELECT run_id, state, steps_done FROM runs ORDER BY created").fetchall()
+    rows = _store_rows(home, "SELECT run_id, state, steps_done FROM runs ORDER BY created")
     return "runs: " + ("; ".join(f"{r} {st} at step {s}" for r, st, s in rows) or "none")
 
 
