@@ -30,6 +30,7 @@ def tick_only_when_shown(tabs: dict) -> None:
 def build_app(ctx: AppContext) -> gr.Blocks:
     gradio_fixes.keep_session_ids()  # Gradio's session state grew at every poll (scripts/soak.py measures it)
     gradio_fixes.name_number_errors()  # a number box's range or type error names the box
+    gradio_fixes.rare_queue_analytics()  # Gradio's per-event analytics summary, once per 1000 events
     # Gradio's cached copies of files (an upload not yet trained on) are removed after two hours, checked every
     # half hour; downloads never go through its cache (hosting/links.py), and a trained-on upload's copy goes at once
     with gr.Blocks(title=TITLE, delete_cache=(1800, 7200)) as demo:

@@ -425,6 +425,44 @@ def test_a_tick_with_nothing_new_reads_no_row_and_sends_nothing(lopt_home, monke
         jobs.close()
 
 
+def test_pages_watching_one_run_share_a_ticks_reads_and_never_keep_a_stale_state(lopt_home, monkeypatch):
+    """A class on the Train tab: sixteen pages ticking within SHARED_TTL_S of each other read the run's progress
+    and draw its curves once. A page served a value read before its own look at the store's mark keeps no mark,
+    so when the run ends in that window, its next tick shows the end instead of skipping on a stale 'running'."""
+    import gradio as gr
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.ui import train
+    from lopt_core.ui.common import AppContext
+    jobs = JobManager(start=False)
+    try:
+        jobs.store.create("r1", RunConfig(steps=10), state="running")
+        jobs.store.add_metric("r1", 1, "loss", 0.7)
+        with gr.Blocks() as demo:
+            train.build(AppContext(jobs=jobs, limits=hosting.Limits(allowed_models=None)))
+        tick = next(f.fn for f in demo.fns.values() if any(t[1] == "tick" for t in f.targets))
+        calls = {"progress": 0, "curves": 0}
+        real_progress, real_curves = train.run_progress, train.run_curves
+        monkeypatch.setattr(train, "run_progress", lambda *a: calls.__setitem__("progress", calls["progress"] + 1)
+                            or real_progress(*a))
+        monkeypatch.setattr(train, "run_curves", lambda *a, **k: calls.__setitem__("curves", calls["curves"] + 1)
+                            or real_curves(*a, **k))
+        clock = [1000.0]
+        monkeypatch.setattr(train.time, "time", lambda: clock[0])
+        pages = [tick("r1", None, "") for _ in range(16)]
+        assert calls == {"progress": 1, "curves": 1}
+        assert all(p[0] is pages[0][0] and "step 1/10" in p[1] for p in pages)
+        assert pages[0][4][-1] is not None and all(p[4][-1] is None for p in pages[1:])  # only the reader's is fresh
+        jobs.store.update("r1", state="done")  # the run ends within the shared window
+        ended = tick("r1", pages[0][4], "")  # the mark moved: this page reads, but gets the shared value
+        assert "running" in ended[1] and ended[4][-1] is None and calls["progress"] == 1
+        clock[0] += train.SHARED_TTL_S
+        now = tick("r1", ended[4], "")  # not skipped: it had kept no mark
+        assert now != (gr.skip(),) * 7 and "done" in now[1] and calls == {"progress": 2, "curves": 2}
+        assert now[4][-1] is not None and tick("r1", now[4], "") == (gr.skip(),) * 7
+    finally:
+        jobs.close()
+
+
 def test_the_sweep_tabs_labels_count_runs_in_sql(tmp_path):
     """Every tick of the Sweep tab labels the launches with their run counts: counted by the sweep index, not by
     reading every run of the host."""

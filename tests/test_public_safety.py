@@ -229,3 +229,31 @@ def test_polling_does_not_grow_a_sessions_state(lopt_home):
         assert size[0] == len(demo.default_config.blocks)
     finally:
         jobs.close()
+
+
+def test_the_queue_does_not_summarise_its_analytics_after_every_event(lopt_home, monkeypatch):
+    """Gradio's queue rebuilt a pandas summary of its last 10,000 events after each event (15% of the server's
+    CPU under the soak, for a monitoring page the app does not enable); the app's queue does it once per
+    gradio_fixes.ANALYTICS_EVERY events."""
+    import app
+    from lopt_core.jobs.manager import JobManager
+    from lopt_core.ui import gradio_fixes
+    from lopt_core.ui.common import AppContext
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
+    jobs = JobManager(start=False)
+    try:
+        demo = app.build_app(AppContext(jobs=jobs, limits=hosting.limits()))
+        demo.queue()
+        q = demo._queue
+        records = [{"time": 0.0, "status": "success", "process_time": 0.01, "function": "tick",
+                    "session_hash": "s"} for _ in range(50)]  # as the queue passes them
+        frames = []
+        monkeypatch.setattr(q, "_get_df", lambda recs: frames.append(1) or type(q)._get_df(recs))
+        for i in range(1, 51):
+            q.events_recorded = i
+            q.compute_analytics_summary(records)
+        assert frames == [], "summarised after an event"
+        q.events_recorded = gradio_fixes.ANALYTICS_EVERY
+        assert "tick" in q.compute_analytics_summary(records)["functions"] and frames == [1]
+    finally:
+        jobs.close()

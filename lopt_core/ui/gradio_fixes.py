@@ -60,3 +60,16 @@ def name_number_errors() -> None:
 
         preprocess._lopt_names = True
         cls.preprocess = preprocess
+
+
+ANALYTICS_EVERY = 1000  # events between two of Gradio's analytics summaries (its default: after every event)
+
+
+def rare_queue_analytics() -> None:
+    """Gradio's queue rebuilds a pandas summary of its last 10,000 events (a DataFrame and a group-by per
+    function) after *every* event, for a monitoring page this app does not enable: 15% of the server's CPU with
+    16 pages on the Train tab (py-spy on scripts/soak.py --shown train). Its own setting makes that once per
+    ANALYTICS_EVERY events; a value set in the environment wins. Read when the queue is made (demo.queue), so
+    app.py calls this before building the page."""
+    import os
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))

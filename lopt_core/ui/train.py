@@ -24,6 +24,7 @@ from lopt_core.training.runs import count_params
 from lopt_core.hosting.safe_errors import scrub, user_message
 from lopt_core.store.sqlite import FINAL
 from lopt_core.data.tasks import TaskError
+from lopt_core.ui.shared_reads import SharedReads
 from lopt_core.ui.common import (AppContext, atlas_figure, default_model, fmt_seconds, method_choices, model_choices,
                                   model_picker_args, run_choices, runs_dataframe, task_choices)
 from lopt_core.errors import LoptError
@@ -34,6 +35,7 @@ from lopt_core.errors import LoptError
 _int = share.whole_number  # the Sweep tab reads its boxes the same way
 parse_lr = share.parse_lr
 REFERENCE = reference_method()  # counts are read against it
+SHARED_TTL_S = 0.5  # what one page's tick read (runs, progress, curves) serves the others that ask this soon
 CURVE_EVERY_S = 3.0  # a training run's curves are redrawn at most this often (progress every tick); an evaluation,
                      # a new state or another run shown redraws at once. Each redraw is a figure per watching page.
 
@@ -426,43 +428,59 @@ def build(ctx: AppContext):
     # ---- watching: every second the shown run's curves and progress, the table, and the picker's list. `last`
     # (this page's last seen) ends with the store's mark of what the visitor may see: while it stands, a tick
     # reads no row and sends nothing
+    shared = SharedReads(ttl=SHARED_TTL_S)  # pages watching one run share its reads and curves (shared_reads.py)
+
+    def listing(request, token):
+        rows = ctx.runs(request, token)
+        return rows, tuple((x["run_id"], x["state"]) for x in rows), queue_table(rows)
+
+    def read_progress(run_id):
+        return run_progress(store, run_id), len(store.metrics(run_id, "accuracy"))
+
     def on_tick(run_id, last_sig, status_text="", token=None, request: gr.Request = None):
         who = ctx.visitor(request, token)
+        seen = shared.ticket()  # an entry computed after this was read after the mark below
         mark = store.mark(**who.query())
         if last_sig is not None and last_sig[0] == run_id and last_sig[-1] == mark:
             return (gr.skip(),) * 7
-        rows = ctx.runs(request, token)
-        listed = tuple((x["run_id"], x["state"]) for x in rows)
+        runs_read = shared.get(("runs", tuple(sorted(who.query().items()))), lambda: listing(request, token))
+        rows, listed, table = runs_read.value
+        if runs_read.seq < seen:  # read before the mark: keep no mark, so the next tick reads again
+            mark = None
         new_list = last_sig is not None and last_sig[-2] != listed
         choices = gr.update(choices=run_choices(rows)) if new_list else gr.skip()
         if not run_id:  # nothing shown (no run when the page opened): show the first run that appears
             rid = active_run(rows)
             pick = gr.update(choices=run_choices(rows), value=rid) if rid else gr.skip()
-            return (gr.skip(), progress_html(None), "", queue_table(rows), (None, listed, mark), pick,
-                    gr.skip())
+            return (gr.skip(), progress_html(None), "", table, (None, listed, mark), pick, gr.skip())
         try:
             if run_id not in {x["run_id"] for x in rows}:  # gone, or another visitor's
                 raise KeyError(run_id)
-            p = run_progress(store, run_id)
+            prog = shared.get(("progress", run_id), lambda: read_progress(run_id))
         except KeyError:
-            return (plots.curves_figure([]), progress_html(None), "", queue_table(rows), (run_id, listed, mark),
+            return (plots.curves_figure([]), progress_html(None), "", table, (run_id, listed, mark),
                     gr.update(choices=run_choices(rows)), gr.skip())
+        p, n_acc = prog.value
+        if prog.seq < seen:
+            mark = None
         row = next((x for x in rows if x["run_id"] == run_id), None)
         now = time.time()
-        drawn = (run_id, p["step"], len(store.metrics(run_id, "accuracy")), p["state"])  # what a redraw would show
+        drawn = (run_id, p["step"], n_acc, p["state"])  # what a redraw would show
         before = last_sig[:4] if last_sig is not None and len(last_sig) == 7 else None
         only_steps = before is not None and before[0] == drawn[0] and before[2:] == drawn[2:]
         if before == drawn or (only_steps and now - last_sig[4] < CURVE_EVERY_S):
             fig, drawn, drawn_at = gr.skip(), before, last_sig[4]  # the page keeps the curves it has
         else:
-            fig, drawn_at = run_curves(store, run_id, row, live=p["state"] in ("queued", "running")), now
+            live = p["state"] in ("queued", "running")
+            fig = shared.get(("curves", run_id, n_acc, p["state"]), lambda: run_curves(store, run_id, row, live)).value
+            drawn_at = now
         sig = (*drawn, drawn_at, listed, mark)
         err = ""
         if p["state"] in ("failed", "interrupted") and p["error"]:
             err = f"**Run {p['state']}:** {scrub(p['error'])}"
         said = run_outcome(p) if run_id in (status_text or "") else None  # the status spoke of this run
         news = gr.update(value=said) if said and said != status_text else gr.skip()
-        return fig, progress_html(p), err, queue_table(rows), sig, choices, news
+        return fig, progress_html(p), err, table, sig, choices, news
 
     timer.tick(on_tick, ctx.inputs(watch, last, status), [curves, progress, error, queue, last, watch, status],
                api_name=False, show_progress="hidden")
