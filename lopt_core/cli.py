@@ -646,7 +646,7 @@ def _run_and_report(args, store, sweep_id: str) -> int:
             bars[run_id] = tqdm(total=ev["total_steps"], desc=run_id[-20:], file=sys.stderr, dynamic_ncols=True,
                                 leave=False)
         elif ev["type"] == "step" and run_id in bars:
-            bars[run_id].update(1)
+            bars[run_id].update(ev["step"] - bars[run_id].n)  # a resumed run's bar starts at its checkpoint
             bars[run_id].set_postfix(loss=f"{ev['loss']:.3f}")
         elif ev["type"] == "end" and run_id in bars:
             bars.pop(run_id).close()

@@ -5,7 +5,9 @@
 # of the same command is resumed (its finished configurations are kept).
 #   ATLAS_HOME=/work/atlas-home bash scripts/atlas.sh [name ...]      # default: every sweep, in order
 # Long: ~1 h per seed of the 13-configuration SST-2 sweep with both cores of the 2-core AMD EPYC; the Gemma 3 sweep
-# (the second model's issue: its README table of prompt tuning, LoPT-1 r=5 and ULPT r=2) is roughly twice that. A killed sweep
+# (the second model's issue: its README table of prompt tuning, LoPT-1 r=5 and ULPT r=2; ranks 2 and 5 for its rank
+# view, 10 configurations over 2 seeds in one group) comes after the n sweep's first seed and takes about as long
+# as two SST-2 seeds. A killed sweep
 # resumes from its configurations' checkpoints (training/checkpoints.py).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,10 +21,10 @@ declare -A SWEEPS=(
   [sst2-n-seed0]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 0 $FULL"
   [sst2-n-seed1]="--task sst2 --methods prompt_tuning,lopt1,ulpt --n 5,10,20,50 --r 2 --seeds 1 $FULL"
   [arithmetic-rank]="--task arithmetic --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
-  [gemma-sst2-rank]="--model gemma3-270m --task sst2 --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
+  [gemma-sst2-rank]="--model gemma3-270m --task sst2 --methods prompt_tuning,lopt1,ulpt --n 20 --r 2,5 --seeds 0,1 $FULL"
   [piqa-rank]="--task piqa --methods prompt_tuning,lopt1,ulpt --n 20 --r 1,2,5 --seeds 0,1 $FULL"
 )
-ORDER=(sst2-rank-seed0 arithmetic-rank sst2-rank-seed1 sst2-n-seed0 sst2-rank-seed2 sst2-n-seed1 gemma-sst2-rank
+ORDER=(sst2-rank-seed0 arithmetic-rank sst2-rank-seed1 sst2-n-seed0 gemma-sst2-rank sst2-rank-seed2 sst2-n-seed1
        piqa-rank)
 [ $# -gt 0 ] && ORDER=("$@")
 cd "$ROOT"
