@@ -28,21 +28,42 @@ ORDER=(sst2-rank-seed0 arithmetic-rank sst2-rank-seed1 sst2-n-seed0 gemma-sst2-r
        piqa-rank)
 [ $# -gt 0 ] && ORDER=("$@")
 cd "$ROOT"
+
+# the newest sweep in the store whose command gives every flag of $1 the same value, in a state of $2 (a
+# comma-separated list; "!done" means any state but done)
+find_sweep() {
+  "$PY" -m lopt_core sweeps --json | "$PY" -c "
+import json, shlex, sys
+
+def flags(words):
+    out, key = {}, None
+    for w in words:
+        if w.startswith('--'):
+            key = w; out[key] = ''
+        elif key is not None:
+            out[key] = (out[key] + ' ' + w).strip()
+    return out
+
+want, states = flags(shlex.split(sys.argv[1])), sys.argv[2]
+for s in reversed(json.load(sys.stdin)):
+    have = flags(shlex.split(s['command']))
+    ok = s['state'] != 'done' if states == '!done' else s['state'] in states.split(',')
+    if ok and all(have.get(k) == v for k, v in want.items()):
+        print(s['sweep_id']); break" "$1" "$2"
+}
+
 for name in "${ORDER[@]}"; do
   out="assets/atlas/$name.json"
   [ -f "$out" ] && { echo "$name: $out exists, skipped"; continue; }
   args=${SWEEPS[$name]}
-  # the same command already in the store and not finished: resume it
-  sid=$("$PY" -m lopt_core sweeps --json | "$PY" -c "
-import json, shlex, sys
-want = shlex.split(sys.argv[1])
-for s in json.load(sys.stdin):
-    have = shlex.split(s['command'])[4:]
-    if s['state'] != 'done' and all(a in have for a in want if not a.startswith('--')) and len(have) >= len(want):
-        print(s['sweep_id']); break" "$args")
-  echo "$(date -u +%FT%TZ) $name: ${sid:+resume $sid}${sid:+}$([ -z "$sid" ] && echo start)"
-  if [ -n "$sid" ]; then "$PY" -m lopt_core sweep --resume "$sid" || exit 1
-  else "$PY" -m lopt_core sweep $args || exit 1; fi
-  sid=$("$PY" -m lopt_core sweeps --json | "$PY" -c "import json,sys; print([s for s in json.load(sys.stdin) if s['state']=='done'][-1]['sweep_id'])")
-  "$PY" -m lopt_core sweep-export --sweep "$sid" --out "$out" && echo "$(date -u +%FT%TZ) $name: wrote $out"
+  done_sid=$(find_sweep "$args" done)  # finished, but not exported (the script stopped in between)
+  sid=$([ -z "$done_sid" ] && find_sweep "$args" '!done')  # the same command, not finished: resume it
+  echo "$(date -u +%FT%TZ) $name: ${done_sid:+export $done_sid}${sid:+resume $sid}$([ -z "$sid$done_sid" ] && echo start)"
+  if [ -z "$done_sid" ]; then
+    if [ -n "$sid" ]; then "$PY" -m lopt_core sweep --resume "$sid" || exit 1
+    else "$PY" -m lopt_core sweep $args || exit 1; fi
+    done_sid=$(find_sweep "$args" done)
+  fi
+  [ -n "$done_sid" ] || { echo "$name: no finished sweep of this command in the store"; exit 1; }
+  "$PY" -m lopt_core sweep-export --sweep "$done_sid" --out "$out" && echo "$(date -u +%FT%TZ) $name: wrote $out"
 done
