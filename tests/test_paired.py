@@ -61,3 +61,21 @@ def test_the_reading_gives_the_paired_verdict_and_names_what_is_below_no_prompt(
     head = next(s for s in readings.read_runs(rows)["lines"] if s.startswith("LoPT-1 r=2"))
     assert "within noise of prompt tuning" in head
     assert not any(s.startswith("Below no prompt") for s in readings.read_runs(rows)["lines"])
+
+
+def test_cheapest_within_noise_never_contradicts_a_paired_verdict():
+    """Two seeds spread apart make the seed noise wide; a configuration 3 points down on every example set is
+    still significantly below by the paired test, so it is not named "within noise of the best". One tied with
+    the best on the examples is, with the paired words."""
+    rows = []
+    for seed in (0, 1):
+        base = _bits(0.8 if seed else 0.7, n=800, seed=seed)  # the seeds' means 10 points apart: wide noise
+        worse = "".join("0" if i % 25 == 0 else c for i, c in enumerate(base))  # ~3 points down, every seed
+        rows += [_row("prompt_tuning", 5, 11520, base, seed=seed), _row("lopt1", 1, 596, worse, seed=seed),
+                 _row("ulpt", 2, 1192, base, seed=seed)]
+    lines = readings.read_runs(rows)["lines"]
+    assert any(s.startswith("LoPT-1 r=1") and "significantly below prompt tuning" in s for s in lines)
+    cheapest = next(s for s in lines if s.startswith("Cheapest within noise"))
+    assert "ULPT n=20 r=2" in cheapest and "LoPT-1" not in cheapest and "paired over 800 examples and 2 seeds" in cheapest
+    noise = next(s for s in lines if s.startswith("Noise"))
+    assert float(noise.split("under ")[1].split(" points")[0]) > 3, "the seeds' noise alone would have let LoPT-1 in"

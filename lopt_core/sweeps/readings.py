@@ -69,12 +69,13 @@ def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
     noise = noise_points(pts)
     best = max(pts, key=lambda p: p.mean)
     if not math.isnan(noise):
-        near = [p for p in pts if 100 * (best.mean - p.mean) <= noise]
-        cheapest = min(near, key=lambda p: p.trainable_params)
+        near = {id(p): _near(p, best, noise, by_id) for p in pts}
+        cheapest = min((p for p in pts if near[id(p)][0]), key=lambda p: p.trainable_params)
         if cheapest is not best:
             lines.append(f"Cheapest within noise of the best ({best.label}, {best.mean:.3f}, "
                          f"{best.trainable_params:,} parameters): {cheapest.label} at {cheapest.mean:.3f} with "
-                         f"{cheapest.trainable_params:,} ({best.trainable_params / cheapest.trainable_params:.1f}× fewer).")
+                         f"{cheapest.trainable_params:,} ({best.trainable_params / cheapest.trainable_params:.1f}× fewer"
+                         f"{near[id(cheapest)][1]}).")
         else:
             lines.append(f"Best: {best.label} at {best.mean:.3f} with {best.trainable_params:,} parameters; nothing "
                          f"cheaper comes within noise of it.")
@@ -92,6 +93,18 @@ def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
                          f" score{'s' if len(below) == 1 else ''} under the frozen model without any prompt "
                          f"({zs[0]:.3f}): {'its' if len(below) == 1 else 'their'} training did not help here.")
     return lines
+
+
+def _near(p: Point, best: Point, noise: float, by_id: dict | None) -> tuple[bool, str]:
+    """Whether p is within noise of the best, and on what evidence: the paired test against the best where both
+    recorded the same examples (so the line never contradicts a paired verdict above it), else the seeds' noise."""
+    if p is best:
+        return True, ""
+    cmp = paired.compare([by_id[i] for i in p.run_ids if i in by_id],
+                         [by_id[i] for i in best.run_ids if i in by_id]) if by_id else None
+    if cmp is not None:
+        return cmp.verdict != "significantly below", f"; {cmp.words()}"
+    return 100 * (best.mean - p.mean) <= noise, ""
 
 
 def _paired(p: Point, ref: Point, by_id: dict | None) -> str:
