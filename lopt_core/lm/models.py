@@ -124,8 +124,9 @@ def resolve(name: str) -> tuple[str, dict]:
 def model_config(name: str):
     """The model's transformers config (no weights), cached per name so UI readouts are instant."""
     from transformers import AutoConfig
-    if canonical(name) in embedded.EMBEDDED:  # known without dequantizing (embedded.config_folder)
-        return AutoConfig.from_pretrained(str(embedded.config_folder(embedded.EMBEDDED[canonical(name)])))
+    m = embedded.EMBEDDED.get(canonical(name))
+    if m is not None:  # known without dequantizing (embedded.config_folder)
+        return AutoConfig.from_pretrained(str(embedded.config_folder(m)))
     path, kw = resolve(name)
     return AutoConfig.from_pretrained(path, **kw)
 

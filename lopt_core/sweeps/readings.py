@@ -47,12 +47,13 @@ def _n_eval(p: Point) -> int | None:
 def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
     """The reading of configurations scored on one test set; `by_id` (run id -> row) adds the paired verdicts."""
     lines = []
+    compare = _comparer(by_id)  # each pair compared once (a bootstrap), for the verdicts and the cheapest line
     refs = {p.n: p for p in pts if p.method == reference_method()}
     ranked = sorted((p for p in pts if p.r is not None), key=lambda p: p.trainable_params)
     for p in ranked:
         ref = refs.get(p.n)
         if ref is not None:
-            verdict = _paired(p, ref, by_id)
+            verdict = _paired(p, ref, compare)
             lines.append(f"{p.label.split(' n=')[0]} r={p.r} ({fmt_acc(p)}) is {_points_gap(p, ref)} "
                          f"({p.trainable_params:,} vs {ref.trainable_params:,})" + (f"; {verdict}" if verdict
                                                                                      else "") + ".")
@@ -69,7 +70,7 @@ def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
     noise = noise_points(pts)
     best = max(pts, key=lambda p: p.mean)
     if not math.isnan(noise):
-        near = {id(p): _near(p, best, noise, by_id) for p in pts}
+        near = {id(p): _near(p, best, noise, compare) for p in pts}
         cheapest = min((p for p in pts if near[id(p)][0]), key=lambda p: p.trainable_params)
         if cheapest is not best:
             lines.append(f"Cheapest within noise of the best ({best.label}, {best.mean:.3f}, "
@@ -95,23 +96,36 @@ def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
     return lines
 
 
-def _near(p: Point, best: Point, noise: float, by_id: dict | None) -> tuple[bool, str]:
+def _comparer(by_id: dict | None):
+    """compare(p, q): the paired comparison of two configurations (None: no shared per-example records),
+    remembered for this reading."""
+    memo: dict = {}
+
+    def compare(p: Point, q: Point) -> paired.Paired | None:
+        if not by_id:
+            return None
+        key = (tuple(p.run_ids), tuple(q.run_ids))
+        if key not in memo:
+            memo[key] = paired.compare([by_id[i] for i in p.run_ids if i in by_id],
+                                       [by_id[i] for i in q.run_ids if i in by_id])
+        return memo[key]
+    return compare
+
+
+def _near(p: Point, best: Point, noise: float, compare) -> tuple[bool, str]:
     """Whether p is within noise of the best, and on what evidence: the paired test against the best where both
     recorded the same examples (so the line never contradicts a paired verdict above it), else the seeds' noise."""
     if p is best:
         return True, ""
-    cmp = paired.compare([by_id[i] for i in p.run_ids if i in by_id],
-                         [by_id[i] for i in best.run_ids if i in by_id]) if by_id else None
+    cmp = compare(p, best)
     if cmp is not None:
         return cmp.verdict != "significantly below", f"; {cmp.words()}"
     return 100 * (best.mean - p.mean) <= noise, ""
 
 
-def _paired(p: Point, ref: Point, by_id: dict | None) -> str:
+def _paired(p: Point, ref: Point, compare) -> str:
     """'significantly below prompt tuning (paired over 872 examples and 3 seeds: -2.1 points, 95% CI ...)'."""
-    if not by_id:
-        return ""
-    cmp = paired.compare([by_id[i] for i in p.run_ids if i in by_id], [by_id[i] for i in ref.run_ids if i in by_id])
+    cmp = compare(p, ref)
     if cmp is None:
         return ""
     return f"{cmp.verdict} {ref.label.split(' n=')[0].lower()} ({cmp.words()})"
