@@ -68,7 +68,7 @@ ANALYTICS_EVERY = 1000  # events between two of Gradio's analytics summaries (it
 def rare_queue_analytics() -> None:
     """Gradio's queue rebuilds a pandas summary of its last 10,000 events (a DataFrame and a group-by per
     function) after *every* event, for a monitoring page this app does not enable: 15% of the server's CPU with
-    16 pages on the Train tab (py-spy on scripts/soak.py --shown train). Its own setting makes that once per
+    16 pages on the Train tab (bench/profile-soak-train-2026-12-06.txt). Its own setting makes that once per
     ANALYTICS_EVERY events; a value set in the environment wins. Read when the queue is made (demo.queue), so
     app.py calls this before building the page."""
     import os
