@@ -71,6 +71,9 @@ def _parser(method_knobs: bool = True) -> argparse.ArgumentParser:
     x = sub.add_parser("sweep-export", help="write a sweep's results (configs, curves, accuracies) to one file")
     x.add_argument("--sweep", required=True)
     x.add_argument("--out", required=True)
+    x.add_argument("--checkpoints", action="store_true",
+                   help="carry the unfinished configurations' checkpoints, so that the sweep, imported elsewhere, "
+                        "resumes from their steps")
     i = sub.add_parser("sweep-import", help="read a sweep results file back into the store")
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
@@ -673,7 +676,7 @@ def _run_and_report(args, store, sweep_id: str) -> int:
 def cmd_sweep_export(args) -> int:
     from lopt_core.sweeps import results_file
     from lopt_core.store.sqlite import Store
-    path = results_file.export_sweep(Store(), args.sweep, args.out)
+    path = results_file.export_sweep(Store(), args.sweep, args.out, checkpoints=args.checkpoints)
     print(f"wrote {path}")
     return 0
 
@@ -681,8 +684,11 @@ def cmd_sweep_export(args) -> int:
 def cmd_sweep_import(args) -> int:
     from lopt_core.sweeps import results_file
     from lopt_core.store.sqlite import Store
-    sweep_id = results_file.import_sweep(Store(), args.file)
-    print(json.dumps({"sweep_id": sweep_id}) if args.json else f"imported as {sweep_id}")
+    store = Store()
+    sweep_id = results_file.import_sweep(store, args.file)
+    state = store.get_sweep(sweep_id)["state"]
+    print(json.dumps({"sweep_id": sweep_id, "state": state}) if args.json else f"imported as {sweep_id}" + (
+        f" ({state}: continue it with python -m lopt_core sweep --resume {sweep_id})" if state != "done" else ""))
     return 0
 
 

@@ -9,6 +9,9 @@
 # view, 10 configurations over 2 seeds in one group) comes after the n sweep's first seed and takes about as long
 # as two SST-2 seeds. A killed sweep
 # resumes from its configurations' checkpoints (training/checkpoints.py).
+# Across machines (a session's store is gone with it): `bash scripts/atlas.sh --carry` exports every unfinished
+# atlas sweep, with its checkpoints, to assets/atlas/unfinished/<name>.json (commit those); the next run on a
+# fresh store imports that file and resumes the sweep from the carried steps. The file goes when the sweep lands.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -26,11 +29,13 @@ declare -A SWEEPS=(
 )
 ORDER=(sst2-rank-seed0 arithmetic-rank sst2-rank-seed1 sst2-n-seed0 gemma-sst2-rank sst2-rank-seed2 sst2-n-seed1
        piqa-rank)
+CARRY=0
+[ "${1:-}" = --carry ] && { CARRY=1; shift; }
 [ $# -gt 0 ] && ORDER=("$@")
 cd "$ROOT"
 
 # the newest sweep in the store whose command gives every flag of $1 the same value, in a state of $2 (a
-# comma-separated list; "!done" means any state but done)
+# comma-separated list; "!done" means any state but done, "any" any state)
 find_sweep() {
   "$PY" -m lopt_core sweeps --json | "$PY" -c "
 import json, shlex, sys
@@ -47,15 +52,23 @@ def flags(words):
 want, states = flags(shlex.split(sys.argv[1])), sys.argv[2]
 for s in reversed(json.load(sys.stdin)):
     have = flags(shlex.split(s['command']))
-    ok = s['state'] != 'done' if states == '!done' else s['state'] in states.split(',')
+    ok = states == 'any' or (s['state'] != 'done' if states == '!done' else s['state'] in states.split(','))
     if ok and all(have.get(k) == v for k, v in want.items()):
         print(s['sweep_id']); break" "$1" "$2"
 }
 
 for name in "${ORDER[@]}"; do
-  out="assets/atlas/$name.json"
+  out="assets/atlas/$name.json" carried="assets/atlas/unfinished/$name.json"
   [ -f "$out" ] && { echo "$name: $out exists, skipped"; continue; }
   args=${SWEEPS[$name]}
+  if [ $CARRY = 1 ]; then  # export what this store has of the unfinished sweep, checkpoints included
+    sid=$(find_sweep "$args" '!done')
+    [ -n "$sid" ] && "$PY" -m lopt_core sweep-export --sweep "$sid" --out "$carried" --checkpoints
+    continue
+  fi
+  if [ -f "$carried" ] && [ -z "$(find_sweep "$args" any)" ]; then  # a fresh store: take the carried one
+    "$PY" -m lopt_core sweep-import "$carried" || exit 1
+  fi
   done_sid=$(find_sweep "$args" done)  # finished, but not exported (the script stopped in between)
   sid=$([ -z "$done_sid" ] && find_sweep "$args" '!done')  # the same command, not finished: resume it
   echo "$(date -u +%FT%TZ) $name: ${done_sid:+export $done_sid}${sid:+resume $sid}$([ -z "$sid$done_sid" ] && echo start)"
@@ -65,5 +78,6 @@ for name in "${ORDER[@]}"; do
     done_sid=$(find_sweep "$args" done)
   fi
   [ -n "$done_sid" ] || { echo "$name: no finished sweep of this command in the store"; exit 1; }
-  "$PY" -m lopt_core sweep-export --sweep "$done_sid" --out "$out" && echo "$(date -u +%FT%TZ) $name: wrote $out"
+  "$PY" -m lopt_core sweep-export --sweep "$done_sid" --out "$out" && rm -f "$carried" &&
+    echo "$(date -u +%FT%TZ) $name: wrote $out"
 done

@@ -3,6 +3,7 @@ reaches the prompt, curve and result of a run never interrupted, for solo runs, 
 whose process is killed with SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,7 +93,8 @@ def _sweep_home(tmp_path, name):
 
 def test_a_sweep_killed_with_sigkill_resumes_from_its_checkpoints(tiny_model_dir, sentiment_csv, tmp_path):
     """The whole process dies (kill -9) mid-sweep; `sweep --resume` continues each configuration from its
-    checkpoint and ends with the prompts an uninterrupted sweep of the same command ends with."""
+    checkpoint and ends with the prompts an uninterrupted sweep of the same command ends with. So does the killed
+    sweep carried elsewhere: exported with --checkpoints and imported into an empty home (a new machine)."""
     args = [sys.executable, "-m", "lopt_core", "sweep", "--model", tiny_model_dir, "--task", "file", "--data-file",
             str(sentiment_csv), "--methods", "prompt_tuning,lopt1", "--n", "4", "--r", "2", "--seeds", "0",
             "--steps", "120", "--batch-size", "4", "--eval-every", "0", "--eval-size", "8", "--lr", "0.05",
@@ -112,6 +114,19 @@ def test_a_sweep_killed_with_sigkill_resumes_from_its_checkpoints(tiny_model_dir
     store = Store(home / "runs.sqlite")
     (sweep,) = store.list_sweeps()
     assert sweep["state"] == "running" and {r["state"] for r in store.list()} == {"running"}
+    # the same killed sweep carried to another machine: exported with its checkpoints, imported into an empty home
+    carried = tmp_path / "carried.json"
+    subprocess.run([sys.executable, "-m", "lopt_core", "sweep-export", "--sweep", sweep["sweep_id"], "--out",
+                    str(carried), "--checkpoints"], env=env, check=True, capture_output=True, timeout=120)
+    env3, home3 = _sweep_home(tmp_path, "moved")
+    imp = subprocess.run([sys.executable, "-m", "lopt_core", "sweep-import", str(carried), "--json"], env=env3,
+                         capture_output=True, text=True, timeout=120)
+    assert imp.returncode == 0 and json.loads(imp.stdout)["state"] == "interrupted", imp.stderr[-2000:]
+    assert sorted(checkpoints.step_of(p.parent) for p in (home3 / "artifacts").glob("*/checkpoint.pt")) == \
+        sorted(checkpoints.step_of(p.parent) for p in (home / "artifacts").glob("*/checkpoint.pt"))
+    moved = subprocess.run([sys.executable, "-m", "lopt_core", "sweep", "--resume", sweep["sweep_id"], "--json"],
+                           env=env3, capture_output=True, text=True, timeout=600)
+    assert moved.returncode == 0, moved.stderr[-2000:]
     done = subprocess.run([sys.executable, "-m", "lopt_core", "sweep", "--resume", sweep["sweep_id"], "--json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -124,7 +139,9 @@ def test_a_sweep_killed_with_sigkill_resumes_from_its_checkpoints(tiny_model_dir
     whole = subprocess.run(args + ["--json"], env=env2, capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-2000:]
     ref = {r["method"]: r for r in Store(home2 / "runs.sqlite").list()}
-    for r in rows:
+    moved_rows = Store(home3 / "runs.sqlite").list()
+    assert {r["state"] for r in moved_rows} == {"done"} and len(moved_rows) == 2
+    for r in rows + moved_rows:
         a = load_file(Path(r["artifact_dir"]) / "prompt.safetensors")["prompt"]
         b = load_file(Path(ref[r["method"]]["artifact_dir"]) / "prompt.safetensors")["prompt"]
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

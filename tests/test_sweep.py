@@ -207,6 +207,12 @@ def test_results_file_errors_are_clear(tmp_path):
         results_file.read(bad)
     with pytest.raises(ConfigError, match="no sweep results file"):
         results_file.read(tmp_path / "missing.json")
+    bad.write_text(json.dumps({"format": results_file.FORMAT, "sweep": {"sweep_id": "s"},
+                               "runs": [{"run_id": "r1", "state": "running", "checkpoint": "not base64!"}]}))
+    store = Store(tmp_path / "runs.sqlite")
+    with pytest.raises(ConfigError, match="run r1's checkpoint is not base64"):
+        results_file.import_sweep(store, bad)
+    assert store.list_sweeps() == [] and store.list() == []  # refused before anything was written
 
 
 def test_cli_dry_run_lists_configurations_and_rejects_bad_lists(tiny_model_dir, sentiment_csv, capsys):

@@ -5,6 +5,8 @@ and Compare plots as a lighter layer beside runs of its own task and model.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import platform
@@ -36,7 +38,11 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def export_sweep(store, sweep_id: str, out) -> Path:
+def export_sweep(store, sweep_id: str, out, checkpoints: bool = False) -> Path:
+    """Write the sweep as one file. checkpoints=True also carries each unfinished configuration's checkpoint
+    (training/checkpoints.py, base64): imported on another machine, or into a store that lost it, the sweep
+    resumes from those steps instead of from zero."""
+    from lopt_core.training import artifacts, checkpoints as ckpts
     sw = store.get_sweep(sweep_id)
     runs = []
     threads = set()
@@ -49,6 +55,9 @@ def export_sweep(store, sweep_id: str, out) -> Path:
                      "zero_shot_accuracy": r["zero_shot_accuracy"], "error": r.get("error"),
                      "curves": {"loss": [[m["step"], m["value"], m["lr"]] for m in store.metrics(r["run_id"], "loss")],
                                 "accuracy": [[m["step"], m["value"]] for m in store.metrics(r["run_id"], "accuracy")]}})
+        ckpt = ckpts.path(artifacts.run_dir(r["run_id"]))
+        if checkpoints and r["state"] != "done" and ckpt.is_file():  # replaced atomically: always whole
+            runs[-1]["checkpoint"] = base64.b64encode(ckpt.read_bytes()).decode("ascii")
     doc = {"format": FORMAT, "exported": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
            "sweep": {k: sw[k] for k in ("sweep_id", "created", "state", "spec", "command", "preset", "reading")},
            "machine": {**machine(), "torch_threads": sorted(threads)[0] if len(threads) == 1 else sorted(threads)},
@@ -74,8 +83,11 @@ def read(path) -> dict:
 
 def import_sweep(store, path) -> str:
     """Write the file's sweep and runs into the store (ids kept, or suffixed where taken); runs come without
-    artifacts (curves, accuracies and counts only). Returns the sweep id."""
+    artifacts (curves, accuracies and counts only), except the checkpoints of unfinished configurations that
+    an export with checkpoints carried: those land in their runs' folders, so `sweep --resume` continues them
+    from their steps. Returns the sweep id."""
     from lopt_core.config import RunConfig
+    from lopt_core.training import artifacts, checkpoints
     from lopt_core.store.sqlite import RunNotFound
     from lopt_core.store.sqlite import FINAL, STATES
     doc = read(path)
@@ -83,6 +95,13 @@ def import_sweep(store, path) -> str:
     bad = [r.get("state") for r in doc["runs"] if r.get("state") not in STATES]
     if bad:
         raise ConfigError(f"{Path(path).name}: unknown run state {bad[0]!r}")
+    carried = {}  # run id in the file -> checkpoint bytes, decoded before anything is written
+    for r in doc["runs"]:
+        if r.get("checkpoint") and r["state"] != "done":
+            try:
+                carried[r["run_id"]] = base64.b64decode(r["checkpoint"], validate=True)
+            except (binascii.Error, TypeError):
+                raise ConfigError(f"{Path(path).name}: run {r['run_id']}'s checkpoint is not base64") from None
     final = lambda s: s if s in FINAL else "interrupted"  # noqa: E731  never import work into the queue
     sweep_id = _free(sw["sweep_id"], lambda s: store.get_sweep(s), RunNotFound)
     pairs, taken = [], {}
@@ -100,6 +119,10 @@ def import_sweep(store, path) -> str:
                      steps_done=res.get("steps_done") or 0, error=r.get("error"), result=res)
         store.add_metrics(rid, [(s, "loss", v, lr) for s, v, lr in r["curves"]["loss"]] +
                           [(s, "accuracy", v, None) for s, v in r["curves"]["accuracy"]])
+        if r["run_id"] in carried:  # unreadable, it is no checkpoint (checkpoints.load): the run starts over
+            folder = artifacts.run_dir(rid)
+            folder.mkdir(parents=True, exist_ok=True)
+            checkpoints.path(folder).write_bytes(carried[r["run_id"]])
     store.update_sweep(sweep_id, reading=sw.get("reading"))
     return sweep_id
 
