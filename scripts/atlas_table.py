@@ -55,13 +55,19 @@ TWO_MODELS = [(reference_method(), None), ("lopt1", 5), ("ulpt", 2)]  # the seco
 
 def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
     """Where a task's atlas holds two models: each model's no-prompt score and, for prompt tuning, LoPT-1 r=5 and
-    ULPT r=2 at n, the score per seed and the mean, with the training seconds per step of its batched group."""
+    ULPT r=2 at n, the score per seed and the mean; then the seconds per step of each model's batched group,
+    taken only from files made on one CPU that holds both models (a file's wall time may count hours it sat
+    stopped on another machine, and two CPUs' times are no comparison)."""
     by_task = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by_task[aggregate.task_label(r)][r["model"]].append(r)
     for task, models in by_task.items():
         if len(models) < 2:
             continue
+        files = {m: [d for d in docs if any(r["run_id"] in {x["run_id"] for x in rs} for r in d["runs"])]
+                 for m, rs in models.items()}
+        common = set.intersection(*({d["machine"]["cpu"] for d in fs} for fs in files.values()))
+        cpu = sorted(common)[0] if common else None
         print(f"\n### {task}: the same prompt budget on {len(models)} models (n={n}, per seed and mean)\n")
         heads = [f"{method_label(m)}{f' r={r}' if r else ''}" for m, r in TWO_MODELS]
         print("| model | no prompt | " + " | ".join(heads) + " | s/step (batched group) | sweep |")
@@ -74,13 +80,18 @@ def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
                 p = pts.get(key)
                 cells.append(f"{', '.join(f'{a:.3f}' for a in p.accuracies)} ({p.mean:.3f})" if p else "–")
             ids = {r["run_id"] for r in rs}
-            mine = [d for d in docs if any(r["run_id"] in ids for r in d["runs"])]
-            per_step = [r["result"]["train_seconds"] / max(1, r["config"]["steps"]) for d in mine for r in d["runs"]
-                        if r["run_id"] in ids and r["result"].get("train_seconds")]
-            step = f"{max(per_step):.1f}" if per_step else "–"
+            timed = [r["result"] for d in files[model] if d["machine"]["cpu"] == cpu for r in d["runs"]
+                     if r["run_id"] in ids and r["result"].get("train_seconds")]
+            step = "–"
+            if timed:
+                slowest = max(timed, key=lambda res: res["train_seconds"] / max(1, res["steps_done"]))
+                step = (f"{slowest['train_seconds'] / max(1, slowest['steps_done']):.1f} "
+                        f"({slowest.get('group_size', 1)} prompts)")
             zero = aggregate.points(rs)[0].zero_shot
             print(f"| {model} | {'–' if zero is None else f'{zero:.3f}'} | " + " | ".join(cells) + f" | {step} | "
-                  + ", ".join(f"`{d['sweep']['preset'] or d['sweep']['sweep_id']}`" for d in mine) + " |")
+                  + ", ".join(f"`{d['sweep']['preset'] or d['sweep']['sweep_id']}`" for d in files[model]) + " |")
+        print(f"\nTimes: {cpu}, from the files made there" if cpu else
+              "\nTimes: no CPU made files of both models, so no time is compared")
 
 
 if __name__ == "__main__":

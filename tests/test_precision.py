@@ -105,3 +105,16 @@ def test_a_load_spike_does_not_make_bf16_look_faster(tiny_model_dir, monkeypatch
     m = precision.measure(tiny_model_dir, "cpu", repeats=3)
     assert m["steps"] >= 3 * 5, "a millisecond step is repeated until a sample lasts MIN_SAMPLE_S"
     assert 0.55 < m["speedup"] < 0.8, m   # 2 ms against 3 ms: bf16 at two thirds the speed, spikes or not
+
+
+def test_verdicts_of_deleted_model_folders_are_dropped_on_the_next_write(fake_speed, tmp_path):
+    """Every test's tiny model lives in a temporary folder: its verdict must not stay in the machine's file."""
+    fake_speed(0.5)
+    folder = tmp_path / "tiny-model"
+    folder.mkdir()
+    precision.decide(str(folder), "cpu", "auto", threads=1)
+    precision.decide("some-model", "cpu", "auto", threads=1)
+    assert {e["model"] for e in precision.cached().values()} == {str(folder), "some-model"}
+    folder.rmdir()
+    precision.decide("other-model", "cpu", "auto", threads=1)
+    assert {e["model"] for e in precision.cached().values()} == {"some-model", "other-model"}

@@ -74,7 +74,8 @@ def cached() -> dict:
 def _remember(key: str, entry: dict) -> None:
     path = _cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = cached() | {key: entry}
+    gone = lambda e: os.path.isabs(str(e.get("model", ""))) and not os.path.exists(e["model"])  # noqa: E731
+    data = {k: e for k, e in cached().items() if not gone(e)} | {key: entry}  # a deleted folder's model is no more
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
