@@ -1,12 +1,17 @@
 """Print the README's atlas tables from the shipped files (assets/atlas/*.json), one table per task and model:
 each configuration's trainable parameters, score per seed, mean ± std, and its paired comparison with prompt
-tuning (analysis/paired.py: bootstrap over examples, seeds paired); then the reading (sweeps/readings.py).
+tuning (analysis/paired.py: bootstrap over seeds, then examples, seeds paired); then the reading (sweeps/readings.py).
 Each table names the files, their commands, machine, precision and wall time.
-    PYTHONPATH=. .venv/bin/python scripts/atlas_table.py
+    PYTHONPATH=. .venv/bin/python scripts/atlas_table.py [--readme README.md]
+With --readme, the tables replace what stands between the file's two atlas-table markers instead of printing.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 from lopt_core.analysis import aggregate, paired
 from lopt_core.methods import method_label, reference_method
@@ -94,6 +99,23 @@ def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
               "\nTimes: no CPU made files of both models, so no time is compared")
 
 
+BEGIN, END = "<!-- atlas tables: printed by scripts/atlas_table.py --readme README.md -->", "<!-- /atlas tables -->"
+
+
+def into_readme(path: Path, tables: str) -> None:
+    text = path.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        sys.exit(f"{path}: needs one {BEGIN!r} and one {END!r} line")
+    head, rest = text.split(BEGIN + "\n", 1)
+    path.write_text(head + BEGIN + "\n" + tables.strip("\n") + "\n" + END + rest.split(END, 1)[1])
+
+
 if __name__ == "__main__":
-    main()
-    two_models(results_file.atlas_rows(), results_file.atlas())
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main()
+        two_models(results_file.atlas_rows(), results_file.atlas())
+    if sys.argv[1:2] == ["--readme"]:
+        into_readme(Path(sys.argv[2]), out.getvalue())
+    else:
+        print(out.getvalue(), end="")

@@ -62,7 +62,7 @@ for task, runs in by_task.items():
     from lopt_core.analysis import paired
     ref = [r for r in runs if r["method"] == "prompt_tuning"]
     if ref:
-        print("paired against prompt tuning (analysis/paired.py: bootstrap over examples, seeds paired):")
+        print("paired against prompt tuning (analysis/paired.py: bootstrap over seeds, then examples, seeds paired):")
         for (m, n, rk), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
             if m != "prompt_tuning":
                 c = paired.compare(rs, ref)

@@ -71,7 +71,8 @@ def read_test_set(pts: list[Point], by_id: dict | None = None) -> list[str]:
     best = max(pts, key=lambda p: p.mean)
     if not math.isnan(noise):
         near = {id(p): _near(p, best, noise, compare) for p in pts}
-        cheapest = min((p for p in pts if near[id(p)][0]), key=lambda p: p.trainable_params)
+        # the fewest parameters; of two with as many, the better score
+        cheapest = min((p for p in pts if near[id(p)][0]), key=lambda p: (p.trainable_params, -p.mean))
         if cheapest is not best:
             lines.append(f"Cheapest within noise of the best ({best.label}, {best.mean:.3f}, "
                          f"{best.trainable_params:,} parameters): {cheapest.label} at {cheapest.mean:.3f} with "
