@@ -466,6 +466,7 @@ def test_a_quick_preset_says_what_quick_gives_up(tiny_model_dir, capsys):
     assert cli.main(["sweep", "--preset", "pt_vs_lopt", "--quick", "--model", tiny_model_dir, "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "quick trains 60 steps instead of 150" in err and "first 300 test examples" in err
+    assert "may not learn at all on some seeds" in err, "the measured failure of a quick low-rank seed is told"
     assert cli.main(["sweep", "--preset", "pt_vs_lopt", "--model", tiny_model_dir, "--dry-run"]) == 0
     assert "quick trains" not in capsys.readouterr().err
 

@@ -24,8 +24,10 @@ def quick_gives_up() -> str:
     """What the quick setting trades for time, from the two settings themselves (the preset cards say it)."""
     return (f"quick trains {QUICK['steps']} steps instead of {FULL['steps']} and scores the first "
             f"{QUICK['eval_size']} test examples instead of all: lower scores, and differences under about "
-            f"{100 * 2 * (2 * 0.25 / QUICK['eval_size']) ** 0.5:.0f} points between two runs can be noise; compare quick runs with quick "
-            f"runs, or with full ones on the examples they share")
+            f"{100 * 2 * (2 * 0.25 / QUICK['eval_size']) ** 0.5:.0f} points between two runs can be noise; a "
+            f"low-rank prompt may not learn at all on some seeds (LoPT-1 r=2 stayed under no prompt on one seed "
+            f"of three in a measured check, bench/quick-settings-2026-12-07-xeon.txt); compare quick runs with "
+            f"quick runs, or with full ones on the examples they share")
 
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "assets" / "presets" / "presets.json"
