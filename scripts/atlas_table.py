@@ -69,8 +69,8 @@ def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
     for task, models in by_task.items():
         if len(models) < 2:
             continue
-        files = {m: [d for d in docs if any(r["run_id"] in {x["run_id"] for x in rs} for r in d["runs"])]
-                 for m, rs in models.items()}
+        ids = {m: {r["run_id"] for r in rs} for m, rs in models.items()}
+        files = {m: [d for d in docs if any(r["run_id"] in ids[m] for r in d["runs"])] for m in models}
         common = set.intersection(*({d["machine"]["cpu"] for d in fs} for fs in files.values()))
         cpu = sorted(common)[0] if common else None
         print(f"\n### {task}: the same prompt budget on {len(models)} models (n={n}, per seed and mean)\n")
@@ -84,9 +84,8 @@ def two_models(rows: list[dict], docs: list[dict], n: int = 20) -> None:
             for key in TWO_MODELS:
                 p = pts.get(key)
                 cells.append(f"{', '.join(f'{a:.3f}' for a in p.accuracies)} ({p.mean:.3f})" if p else "–")
-            ids = {r["run_id"] for r in rs}
             timed = [r["result"] for d in files[model] if d["machine"]["cpu"] == cpu for r in d["runs"]
-                     if r["run_id"] in ids and r["result"].get("train_seconds")]
+                     if r["run_id"] in ids[model] and r["result"].get("train_seconds")]
             step = "–"
             if timed:
                 slowest = max(timed, key=lambda res: res["train_seconds"] / max(1, res["steps_done"]))

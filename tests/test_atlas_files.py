@@ -7,41 +7,29 @@ import shlex
 
 import pytest
 
+from lopt_core import cli
 from lopt_core.analysis.aggregate import has_rank
 from lopt_core.sweeps import results_file
-from lopt_core.sweeps.spec import SweepSpec
 
 DOCS = results_file.atlas()
 
 
-def _flags(command: str) -> dict[str, str]:
-    out, key = {}, None
-    for w in shlex.split(command)[3:]:  # after "python -m lopt_core"
-        if w.startswith("--"):
-            key = w[2:].replace("-", "_")
-            out[key] = ""
-        elif key is not None:
-            out[key] = (out[key] + " " + w).strip()
-    return out
+KEYS = ("model", "task", "method", "n", "r", "seed", "steps", "batch_size", "eval_size")
 
 
-def _ints(v: str) -> list[int]:
-    return [int(x) for x in v.split(",")]
+def _grid(command: str) -> list[tuple]:
+    """The configurations a stored sweep command names, read by the CLI's own parser and spec builder."""
+    args = cli._parser().parse_args(shlex.split(command)[3:])  # after "python -m lopt_core"
+    return sorted(tuple(getattr(c, k) for k in KEYS) for c in cli.sweep_spec_from_args(args).validate().configs())
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[d["sweep"]["sweep_id"] for d in DOCS])
 def test_each_file_is_the_finished_sweep_its_command_names(doc):
-    f = _flags(doc["sweep"]["command"])
     assert doc["sweep"]["command"].split()[3] == "sweep" and doc["sweep"]["state"] == "done"
-    spec = SweepSpec(model=f["model"], task=f["task"], methods=f["methods"].split(","), n=_ints(f["n"]),
-                     r=_ints(f["r"]), seeds=_ints(f["seeds"]))
-    want = sorted((c.model, c.task, c.method, c.n, c.r, c.seed) for c in spec.configs())
-    have = sorted((c["model"], c["task"], c["method"], c["n"], c["r"], c["seed"])
-                  for c in (r["config"] for r in doc["runs"]))
-    assert have == want
+    assert sorted(tuple(r["config"][k] for k in KEYS) for r in doc["runs"]) == _grid(doc["sweep"]["command"])
     for r in doc["runs"]:
         assert r["state"] == "done" and r["accuracy"] is not None
-        assert r["config"]["steps"] == int(f["steps"]) and r["result"]["steps_done"] == int(f["steps"])
+        assert r["result"]["steps_done"] == r["config"]["steps"]
         assert r["result"]["precision"] in ("fp32", "bf16") and r["result"]["train_seconds"] > 0
         assert r["result"]["eval_examples"] > 0 and r["result"].get("correct"), "per-example records, for pairing"
     assert doc["machine"]["cpu"] and doc["machine"]["torch"] and doc["exported"]

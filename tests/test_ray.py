@@ -171,7 +171,8 @@ def test_a_sweep_on_ray_matches_the_local_backend(backend, tiny_model_dir, senti
         g = got[key]
         assert g["state"] == w["state"] == "done", (key, g["error"])
         assert g["accuracy"] == w["accuracy"], key
-        assert g["result"]["final_loss"] == pytest.approx(w["result"]["final_loss"], abs=1e-5), (key, g["result"].get("precision"), w["result"].get("precision"))
+        assert g["result"]["final_loss"] == pytest.approx(w["result"]["final_loss"], abs=1e-5), \
+            (key, g["result"].get("precision"), w["result"].get("precision"))
         assert g["result"]["backend"] == "ray" and g["result"]["ray_node"] == "127.0.0.1"
         assert g["zero_shot_accuracy"] == w["zero_shot_accuracy"]
         assert [m["value"] for m in remote.metrics(g["run_id"], "loss")] == \
