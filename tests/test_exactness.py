@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lopt_core.lm import engine
+from lopt_core.lm import attention, engine
 from lopt_core.config import RunConfig
 from lopt_core.methods import PromptContext, get_method
 from lopt_core.lm.models import LoadedModel, offline_default_folder
@@ -54,11 +54,14 @@ def _tiny(arch: str, tok, precision: str = "fp32") -> LoadedModel:
         model = LlamaForCausalLM(cfg)
     else:
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4))
-    model.requires_grad_(False).eval().to({"fp32": torch.float32, "bf16": torch.bfloat16}[precision])
-    return LoadedModel(arch, model, tok, False, torch.device("cpu"), precision=precision)
+    dtype, _, fa = precision.partition("+")   # "bf16+fa": a bf16 body with its attention in fp32 (lm/attention.py)
+    model.requires_grad_(False).eval().to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
+    if fa:
+        assert attention.fp32_attention(model, True), "the variant under test must be the one that runs"
+    return LoadedModel(arch, model, tok, False, torch.device("cpu"), precision=dtype)
 
 
-@pytest.fixture(scope="module", params=["llama", "gpt2", "llama-bf16", "gpt2-bf16"])
+@pytest.fixture(scope="module", params=["llama", "gpt2", "llama-bf16", "gpt2-bf16", "llama-bf16+fa", "gpt2-bf16+fa"])
 def lm(request, tok):
     arch, _, precision = request.param.partition("-")
     return _tiny(arch, tok, precision or "fp32")

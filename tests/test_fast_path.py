@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lopt_core.lm import engine, fast_path, multi_prompt
+from lopt_core.lm import attention, engine, fast_path, multi_prompt
 from lopt_core.config import RunConfig
 from lopt_core.methods import get_method
 from lopt_core.lm.models import LoadedModel, load_model
@@ -51,7 +51,12 @@ def _folder(request, family: str) -> str:
 
 
 def _lm(request, family: str, precision: str = "fp32") -> LoadedModel:
-    return load_model(_folder(request, family), "cpu", precision)
+    """precision "bf16+fp32 attention": a bf16 body whose sdpa attention runs on fp32 copies (lm/attention.py)."""
+    dtype, _, fa = precision.partition("+")
+    lm = load_model(_folder(request, family), "cpu", dtype, fp32_attention=bool(fa))
+    if fa and lm.model.config._attn_implementation != "eager":
+        assert attention.using_fp32(lm.model), "the variant under test must be the one that runs"
+    return lm
 
 
 # the same precision on both sides: fp32 to float rounding, bf16 to its own (a different order of the same sums)
@@ -112,13 +117,14 @@ def test_decision_per_family(request, family):
     assert why in fp.reason and fp.reason.startswith(lm.model.config.model_type)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16+fp32 attention"])
 @pytest.mark.parametrize("pack", ["never", "always"])
 @pytest.mark.parametrize("n", [4, 12])            # below and beyond the sliding window
 @pytest.mark.parametrize("family", FAMILIES)
 def test_logits_loss_and_gradients_equal_plain_concatenation(request, ran, monkeypatch, family, n, pack, precision):
     monkeypatch.setattr(engine, "PACK", pack)      # "always": the packed row wherever packing is allowed
     lm = _lm(request, family, precision)
+    precision = lm.precision
     ids, mask, lengths = _batch(lm)
     assert n + int(lengths.max()) > 2 * WINDOW, "the rows must reach past the sliding window"
     label_ids = engine.label_token_ids(lm.tokenizer, WORDS)

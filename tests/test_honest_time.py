@@ -156,3 +156,28 @@ def test_the_atlas_times_only_a_machine_with_its_cpu():
         assert estimate.atlas_speed(model) is not None and cpu in estimate.atlas_speed(model).basis
     with mock.patch.object(precision, "cpu_model", lambda: "some other CPU"):
         assert estimate.atlas_speed(model) is None
+
+
+def test_an_estimate_times_the_precision_the_sweep_will_run_in(monkeypatch):
+    """bf16 runs ~2x fp32 on a CPU with AMX: a sweep's estimate comes from its own precision's speed, from the
+    calibration (which times both at a run's shape) and from finished runs alike."""
+    monkeypatch.setattr(precision, "cpu_model", lambda: "A CPU with bf16 units")
+    key = precision.cache_key("smollm2-135m", precision.torch.get_num_threads())
+    precision._remember(key, {"fp32_s": 1.0, "bf16_s": 0.5, "speedup": 2.0, "precision": "bf16", "steps": 3,
+                              "shape": [8, 50], "step_s": 0.5, "step_shape": [8, 50], "calibrated": True,
+                              "fp32_attention": False, "cpu": precision.cpu_model(), "threads": 2})
+    cfg = lambda p: RunConfig(model="smollm2-135m", task="sst2", method="lopt1", n=20, r=2, steps=150,  # noqa: E731
+                              eval_every=0, eval_size=0, precision=p)
+    auto, bf16, fp32 = (estimate.sweep_seconds([cfg(p)], store=None) for p in ("auto", "bf16", "fp32"))
+    assert auto.batched_s == pytest.approx(bf16.batched_s) and "bf16" in auto.basis
+    assert fp32.batched_s - estimate.STARTUP_S == pytest.approx(2 * (bf16.batched_s - estimate.STARTUP_S))
+    assert "fp32" in fp32.basis
+
+    class FakeStore:  # finished runs: fp32 at 1 s per example, bf16 at 0.25 s
+        def list(self, states=()):
+            return [{"model": "smollm2-135m", "method": "lopt1", "config": {"batch_size": 8},
+                     "result": {"steps_done": 10, "train_seconds": 80.0 * s, "precision": p, "device": "cpu"}}
+                    for p, s in (("fp32", 1.0), ("fp32", 1.0), ("bf16", 0.25))]
+    assert estimate.measured_speed(FakeStore(), "smollm2-135m", precision="bf16").train_s == pytest.approx(0.25)
+    assert estimate.measured_speed(FakeStore(), "smollm2-135m", precision="fp32").train_s == pytest.approx(1.0)
+    assert "1 run(s)" in estimate.sweep_seconds([cfg("bf16")], FakeStore()).basis

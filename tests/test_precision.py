@@ -9,7 +9,8 @@ import torch
 
 from lopt_core import cli
 from lopt_core.config import ConfigError, RunConfig
-from lopt_core.lm import precision
+from lopt_core.lm import attention, precision
+from lopt_core.lm.models import load_model
 from lopt_core.training.loop import train
 
 
@@ -24,11 +25,12 @@ def fake_speed(monkeypatch):
     """measure() replaced by a given speed-up; counts how often it ran."""
     calls = []
 
-    def set_speedup(speedup: float):
+    def set_speedup(speedup: float, fp32_attention: bool = False):
         def fake(name, device="cpu", repeats=2):
             calls.append(name)
             return {"fp32_s": 1.0, "bf16_s": 1.0 / speedup, "speedup": speedup, "step_s": 2.0,
-                    "step_shape": [8, 50], "calibrated": True}
+                    "step_shape": [8, 50], "calibrated": True, "fp32_attention": fp32_attention,
+                    "attention_speedup": 1.2 if fp32_attention else 0.9}
         monkeypatch.setattr(precision, "measure", fake)
         return calls
     return set_speedup
@@ -57,6 +59,27 @@ def test_an_explicit_precision_is_taken_as_asked(fake_speed):
 def test_the_real_measurement_times_both(tiny_model_dir):
     m = precision.measure(tiny_model_dir, "cpu", repeats=1)
     assert m["fp32_s"] > 0 and m["bf16_s"] > 0 and m["speedup"] == pytest.approx(m["fp32_s"] / m["bf16_s"])
+    assert m["shape"] == list(precision.CALIBRATION_SHAPE), "timed at a run's shape, not the warm-ups' toy one"
+    assert m["attention_speedup"] > 0 and m["fp32_attention"] == (m["attention_speedup"] > 1)
+    assert not attention.using_fp32(load_model(tiny_model_dir, "cpu", "bf16").model), "the cached model is restored"
+
+
+def test_attention_goes_to_fp32_only_where_measured_faster(tiny_model_dir, fake_speed):
+    """A bf16 verdict carries the attention choice of the same measurement; auto and an explicit bf16 load the
+    model with it, fp32 never; a machine that measured bf16 attention faster keeps it in bf16."""
+    fake_speed(2.0, fp32_attention=True)
+    v = precision.decide(tiny_model_dir, "cpu", "auto")
+    assert v.precision == "bf16" and v.fp32_attention and "attention in fp32 (1.20x" in v.reason
+    lm = precision.load(tiny_model_dir, "cpu", "auto")
+    assert lm.dtype == torch.bfloat16 and attention.using_fp32(lm.model) and "attention in fp32" in lm.precision_reason
+    assert precision.decide(tiny_model_dir, "cpu", "bf16").fp32_attention, "an explicit bf16 keeps the measured op"
+    assert not precision.decide(tiny_model_dir, "cpu", "fp32").fp32_attention
+    assert not attention.using_fp32(precision.load(tiny_model_dir, "cpu", "fp32").model)
+    precision._cache_path().unlink()
+    fake_speed(2.0, fp32_attention=False)
+    v = precision.decide(tiny_model_dir, "cpu", "auto")
+    assert v.precision == "bf16" and not v.fp32_attention and "attention" not in v.reason
+    assert not attention.using_fp32(precision.load(tiny_model_dir, "cpu", "auto").model)
 
 
 def test_a_bf16_run_keeps_its_trainable_state_in_fp32(tiny_model_dir, sentiment_csv):

@@ -46,7 +46,8 @@ class Setup:
 
     def __init__(self, model: str, batch: int, steps: int, seed: int = 0, max_length: int = 256,
                  precision: str = "fp32"):
-        self.lm = load_model(model, "cpu", precision)
+        dtype, _, fa = precision.partition("+")   # "bf16+fa": bf16 weights, attention in fp32 (lm/attention.py)
+        self.lm = load_model(model, "cpu", dtype, fp32_attention=bool(fa))
         self.data = load_task("sst2", seed=seed)
         tok = self.lm.tokenizer
         self.label_ids = engine.label_token_ids(tok, self.data.task.label_words)

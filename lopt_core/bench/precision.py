@@ -4,8 +4,9 @@
 
 For each thread count (0: all of torch's) and prompt length n it prints examples/s of a training step and of an
 evaluation for LoPT Lab's engine (A: prompt tuning, shared prompt cache, answer-only label-word loss) and for
-PEFT prompt tuning (B: its standard labels loss), each in fp32 and in bf16 (frozen weights held in bf16), the
-ratio bf16/fp32 for each, and A's speed over B's with each side at its own best precision. Then one training step
+PEFT prompt tuning (B: its standard labels loss), each in fp32, in bf16 (frozen weights held in bf16) and in
+bf16+fa (bf16 with the attention product in fp32, lm/attention.py), the ratio to fp32 for each, and A's speed
+over B's with each side at its own best precision. Then one training step
 of A under torch.profiler at each precision (the ops that take the time), and the auto verdict (lm/precision.py)
 for the same model. The first line names the CPU, torch and the thread counts: the numbers are this CPU's.
 """
@@ -21,7 +22,7 @@ from lopt_core.lm import engine, precision
 from lopt_core.lm.models import OFFLINE_DEFAULT
 from lopt_core.methods.prompt_tuning import PromptTuning
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "bf16+fa")   # bf16+fa: bf16 weights, the attention in fp32 (lm/attention.py)
 
 
 def _train_eps(setups: dict, n: int, warmup: int, steps: int) -> dict:
@@ -82,19 +83,18 @@ def main(argv=None) -> int:
     print(f"# CPU: {precision.cpu_model()}; torch {torch.__version__}; threads available: {all_threads}; "
           f"batch {args.batch}, {args.warmup} warm-up + {args.steps} measured steps, eval {args.eval} examples")
     setups = {pr: Setup(args.model, args.batch, args.warmup + args.steps, precision=pr) for pr in PRECISIONS}
-    print("threads  n  | train ex/s: A fp32  A bf16 (x)  B fp32  B bf16 (x) | eval ex/s: A fp32  A bf16 (x)  "
-          "B fp32  B bf16 (x) | A/B train, eval at each side's best")
+    cols = [f"{w} {pr}" for w in "AB" for pr in PRECISIONS]
+    print(f"threads   n | train ex/s: {'  '.join(cols)} | eval ex/s: {'  '.join(cols)} | "
+          f"A/B train, eval at each side's best   (in brackets: x fp32)")
     for th in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(th or all_threads)
         for n in [int(x) for x in args.n.split(",")]:
             tr, runners = _train_eps(setups, n, args.warmup, args.steps)
             ev = _eval_eps(setups, runners, n, args.eval)
+            cells = lambda d: "  ".join(f"{d[(pr, w)]:.2f}" + ("" if pr == "fp32" else  # noqa: E731
+                                         f" ({d[(pr, w)] / d[('fp32', w)]:.2f}x)") for w in "AB" for pr in PRECISIONS)
             best = {w: max(PRECISIONS, key=lambda pr: tr[(pr, w)]) for w in "AB"}
-            print(f"{th or all_threads:>7} {n:>3} | "
-                  f"{tr[('fp32', 'A')]:12.2f} {tr[('bf16', 'A')]:7.2f} ({tr[('bf16', 'A')] / tr[('fp32', 'A')]:.2f}x) "
-                  f"{tr[('fp32', 'B')]:7.2f} {tr[('bf16', 'B')]:7.2f} ({tr[('bf16', 'B')] / tr[('fp32', 'B')]:.2f}x) | "
-                  f"{ev[('fp32', 'A')]:11.2f} {ev[('bf16', 'A')]:7.2f} ({ev[('bf16', 'A')] / ev[('fp32', 'A')]:.2f}x) "
-                  f"{ev[('fp32', 'B')]:7.2f} {ev[('bf16', 'B')]:7.2f} ({ev[('bf16', 'B')] / ev[('fp32', 'B')]:.2f}x) | "
+            print(f"{th or all_threads:>7} {n:>3} | {cells(tr)} | {cells(ev)} | "
                   f"{tr[(best['A'], 'A')] / tr[(best['B'], 'B')]:.2f}x ({best['A']} vs {best['B']}), "
                   f"{max(ev[(pr, 'A')] for pr in PRECISIONS) / max(ev[(pr, 'B')] for pr in PRECISIONS):.2f}x",
                   flush=True)

@@ -31,10 +31,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 from lopt_core.errors import HeadMismatch
+from lopt_core.lm import attention
 
 # model types whose fast paths tests/test_fast_path.py compares with plain concatenation
 VERIFIED = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gpt2", "bloom")
-ATTENTION = ("sdpa", "eager")
+ATTENTION = ("sdpa", "eager", attention.NAME)   # NAME: sdpa on fp32 copies of q, k, v (lm/attention.py)
 ATTENTION_LAYERS = ("full_attention", "sliding_attention")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from lopt_core.errors import ModelUnavailable
-from lopt_core.lm import embedded
+from lopt_core.lm import attention, embedded
 
 OFFLINE_DEFAULT = embedded.SMOLLM2.alias
 _ALIASES = embedded.aliases()
@@ -138,28 +138,33 @@ def model_width(name: str) -> int:
     return getattr(tc, "hidden_size", None) or tc.d_model
 
 
-_loaded: dict[tuple[str, str, str], LoadedModel] = {}
+_loaded: dict[tuple[str, str, str, bool], LoadedModel] = {}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto", precision: str = "fp32") -> LoadedModel:
-    """Load (once per process and precision) a frozen model + tokenizer. precision "bf16" holds the frozen
-    weights in bf16, cast once here (autocast would re-cast them at every step); trainable tensors stay fp32."""
+def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto", precision: str = "fp32",
+               fp32_attention: bool = False) -> LoadedModel:
+    """Load (once per process, precision and attention) a frozen model + tokenizer. precision "bf16" holds the
+    frozen weights in bf16, cast once here (autocast would re-cast them at every step); trainable tensors stay
+    fp32. fp32_attention: a bf16 body computes its attention on fp32 copies of q, k, v (lm/attention.py), where
+    lm/precision.py measured that faster; a no-op for fp32 and for models whose attention is not sdpa."""
     dev = pick_device(device)
     if precision not in DTYPES:
         raise ValueError(f"precision must be one of {', '.join(DTYPES)} here (auto is decided before loading)")
-    key = (canonical(name), str(dev), precision)
+    fp32_attention = fp32_attention and precision != "fp32"
+    key = (canonical(name), str(dev), precision, fp32_attention)
     if key in _loaded:
         return _loaded[key]
-    if precision != "fp32":  # cast from the fp32 copy when it is loaded already (no second read from disk)
-        base = _loaded.get((key[0], key[1], "fp32"))
-        if base is not None:
-            import copy
-            lm = LoadedModel(name=base.name, model=copy.deepcopy(base.model).to(DTYPES[precision]),
-                             tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, device=dev, precision=precision)
-            lm.load_seconds = 0.0
-            _loaded[key] = lm
-            return lm
+    # from a copy already loaded (no second read from disk): the other attention at this precision, else fp32's
+    base = _loaded.get(key[:3] + (not fp32_attention,)) or _loaded.get((key[0], key[1], "fp32", False))
+    if base is not None and precision != "fp32":
+        import copy
+        lm = LoadedModel(name=base.name, model=copy.deepcopy(base.model).to(DTYPES[precision]),
+                         tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, device=dev, precision=precision)
+        attention.fp32_attention(lm.model, fp32_attention)
+        lm.load_seconds = 0.0
+        _loaded[key] = lm
+        return lm
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
     path, kw = resolve(name)
     t0 = time.time()
@@ -175,6 +180,7 @@ def load_model(name: str = OFFLINE_DEFAULT, device: str = "auto", precision: str
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
     model.requires_grad_(False).eval().to(dev, dtype=DTYPES[precision])
+    attention.fp32_attention(model, fp32_attention)
     lm = LoadedModel(name=key[0], model=model, tokenizer=tok, is_seq2seq=is_seq2seq, device=dev,
                      precision=precision)
     lm.load_seconds = time.time() - t0

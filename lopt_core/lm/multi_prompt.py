@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lopt_core.lm import engine, fast_path
+from lopt_core.lm import attention, engine, fast_path
 from lopt_core.lm.engine import decoder
 from lopt_core.lm.models import LoadedModel
 
@@ -24,9 +24,9 @@ PAD_SEG, PROMPT_SEG = -2, -1
 
 
 def supported(lm: LoadedModel) -> bool:
-    """Causal LMs whose attention takes a custom 4-D additive mask (sdpa, eager)."""
+    """Causal LMs whose attention takes a custom 4-D additive mask (sdpa, eager, sdpa in fp32)."""
     impl = getattr(lm.model.config, "_attn_implementation", None)
-    return not lm.is_seq2seq and impl in ("sdpa", "eager")
+    return not lm.is_seq2seq and impl in ("sdpa", "eager", attention.NAME)
 
 
 def pays(lm: LoadedModel, mask: torch.Tensor, n: int) -> bool:

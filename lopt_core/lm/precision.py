@@ -5,15 +5,18 @@
 
 requested "fp32" or "bf16" is taken as asked. "auto":
   - CUDA: bf16 where the GPU supports it, else fp32.
-  - CPU: time a few training steps of the loaded model in fp32 and in bf16, interleaved, on first use per
-    (CPU model, torch version, model, threads); bf16 where it is at least BF16_MIN_SPEEDUP times faster. A CPU
-    with bf16 matrix units (AMX) gains ~2x; one without them (the AMD EPYC this project was first timed on)
-    runs bf16 many times slower. The verdict is cached in precision.json beside the models ($LOPT_HOME/models) and shown by
+  - CPU: time a few training steps of the loaded model at a run's shape in fp32, in bf16 and in bf16 with the
+    attention in fp32, interleaved, on first use per (CPU model, torch version, model, threads); bf16 where its
+    faster variant is at least BF16_MIN_SPEEDUP times faster than fp32. A CPU with bf16 matrix units (AMX) gains
+    ~1.6-1.9x; one without them (the AMD EPYC this project was first timed on) runs bf16 many times slower. The
+    verdict is cached in precision.json beside the models ($LOPT_HOME/models) and shown by
     `python -m lopt_core precision`.
-  - The same measurement then times one step at a run's shape in the chosen precision: the calibration from
-    which a machine that has trained nothing yet estimates a sweep's time (sweeps/estimate.py).
-What bf16 changes: the frozen weights are held in bf16 (cast once at load). Trainable tensors, the optimiser
-state, label logits and the loss stay fp32; a prompt is cast to the body's dtype where it enters the model.
+  - The chosen variant's step time is the calibration from which a machine that has trained nothing yet
+    estimates a sweep's time (sweeps/estimate.py).
+What bf16 changes: the frozen weights are held in bf16 (cast once at load); where measured faster, the attention
+product runs on fp32 copies of q, k, v (lm/attention.py). Trainable tensors, the optimiser state, label logits
+and the loss stay fp32; a prompt is cast to the body's dtype where it enters the model. An explicit "bf16" keeps
+the attention this machine measured faster, where it has measured.
 """
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ from datetime import datetime, timezone
 import torch
 
 from lopt_core import paths
+from lopt_core.lm import attention
 from lopt_core.lm.models import LoadedModel, canonical, load_model, pick_device
 
 BF16_MIN_SPEEDUP = 1.3
 CACHE_FILE = "precision.json"
-STEP_SHAPE = (2, 24)   # the timed step: 48 tokens (an SST-2 example is ~30); small, so a slow bf16 costs seconds
-CALIBRATION_SHAPE = (8, 50)  # then one step as a run takes it (batch 8, n=20 + an example), at the chosen precision
+STEP_SHAPE = (2, 24)   # the first warm-ups: 48 tokens, so a CPU where bf16 is many times slower learns it in seconds
+CALIBRATION_SHAPE = (8, 50)  # the timed steps: one step as a run takes it (batch 8, n=20 + an SST-2 example)
 CLEARLY_SLOWER = 3.0   # a bf16 warm-up this many times fp32's ends the measurement at once
 
 
@@ -41,6 +45,7 @@ class Verdict:
     precision: str              # "fp32" | "bf16"
     reason: str                 # in words, with the measured ratio where there is one
     speedup: float | None = None   # fp32 step time / bf16 step time, where measured
+    fp32_attention: bool = False   # a bf16 body computes its attention in fp32 (lm/attention.py): measured faster
 
 
 def cpu_model() -> str:
@@ -93,41 +98,60 @@ def _step(lm: LoadedModel, x: torch.Tensor) -> None:
 
 
 MIN_SAMPLE_S = 0.02    # a round repeats the step until it lasts about this long (a tiny model's step is ~1 ms)
+VARIANTS = ("fp32", "bf16", "bf16+fp32 attention")
 
 
 def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
-    """Seconds per step in fp32 and in bf16, interleaved in `repeats` rounds after one warm-up each: the fastest
-    step of each (the fastest, not the median: another process's load only ever slows a step down). A round
-    takes about MIN_SAMPLE_S per precision, so a tiny model's millisecond steps get many tries. Where bf16's
-    warm-up step alone is CLEARLY_SLOWER times fp32's, the warm-ups decide: a CPU without bf16 units would
-    otherwise spend minutes proving it (one bf16 step of SmolLM2 took ~20x fp32 on an AMD EPYC)."""
+    """Seconds per step at a run's shape (CALIBRATION_SHAPE) in fp32, in bf16, and in bf16 with the attention
+    in fp32 (lm/attention.py), interleaved in `repeats` rounds after warm-ups: the fastest step of each (the
+    fastest, not the median: another process's load only ever slows a step down). A round takes about
+    MIN_SAMPLE_S per variant, so a tiny model's millisecond steps get many tries. The first warm-ups run at the
+    small STEP_SHAPE: where bf16's alone is CLEARLY_SLOWER times fp32's, they decide, since a CPU without bf16
+    units would otherwise spend minutes proving it (one bf16 step of SmolLM2 took ~20x fp32 on an AMD EPYC).
+    The timed shape is a run's, not a toy's: at 48 tokens bf16 ran only 1.2x fp32 on an AMX Xeon, at 400 1.6x."""
     fp32, bf16 = load_model(name, device, "fp32"), load_model(name, device, "bf16")
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(*STEP_SHAPE, fp32.d, generator=g).to(fp32.device) * 0.02      # (B, L, d)
+    small = torch.randn(*STEP_SHAPE, fp32.d, generator=g).to(fp32.device) * 0.02        # (B, L, d)
     warm = {}
     for key, lm in (("fp32", fp32), ("bf16", bf16)):
         t0 = time.perf_counter()
-        _step(lm, x)
+        _step(lm, small)
         warm[key] = time.perf_counter() - t0
-    if warm["bf16"] > CLEARLY_SLOWER * warm["fp32"]:  # fp32 wins; one more fp32 step, warm, calibrates the speed
-        t0 = time.perf_counter()
-        _step(fp32, x)
-        fp32_s = min(warm["fp32"], time.perf_counter() - t0)
-        return {"fp32_s": fp32_s, "bf16_s": warm["bf16"], "speedup": fp32_s / warm["bf16"],
-                "steps": 2, "shape": list(STEP_SHAPE)} | calibrate(fp32)
-    per_sample = max(1, int(MIN_SAMPLE_S / max(1e-6, min(warm.values()))) + 1)
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(repeats):
-        for key, lm in (("fp32", fp32), ("bf16", bf16)):
-            for _ in range(per_sample):  # each step timed alone: the fastest one is the least disturbed
-                t0 = time.perf_counter()
-                _step(lm, x)
-                times[key].append(time.perf_counter() - t0)
+    if warm["bf16"] > CLEARLY_SLOWER * warm["fp32"]:  # fp32 wins; a warm step at a run's shape calibrates its speed
+        return {"fp32_s": warm["fp32"], "bf16_s": warm["bf16"], "speedup": warm["fp32"] / warm["bf16"],
+                "steps": 1, "shape": list(STEP_SHAPE), "fp32_attention": False} | calibrate(fp32)
+    x = torch.randn(*CALIBRATION_SHAPE, fp32.d, generator=g).to(fp32.device) * 0.02    # (B, L, d)
+    could = attention.fp32_attention(bf16.model, True)  # False where the body's attention is not sdpa
+    attention.fp32_attention(bf16.model, False)
+    variants = [("fp32", fp32, False), ("bf16", bf16, False)] + ([("bf16+fp32 attention", bf16, True)] if could
+                                                                   else [])
+    times: dict[str, list[float]] = {v[0]: [] for v in variants}
+    try:
+        first = {}
+        for key, lm, fa in variants:  # a warm-up at the new shape each (oneDNN builds its kernels)
+            attention.fp32_attention(lm.model, fa)
+            t0 = time.perf_counter()
+            _step(lm, x)
+            first[key] = time.perf_counter() - t0
+        per_sample = max(1, int(MIN_SAMPLE_S / max(1e-6, min(first.values()))) + 1)
+        for _ in range(repeats):
+            for key, lm, fa in variants:
+                attention.fp32_attention(lm.model, fa)
+                for _ in range(per_sample):  # each step timed alone: the fastest one is the least disturbed
+                    t0 = time.perf_counter()
+                    _step(lm, x)
+                    times[key].append(time.perf_counter() - t0)
+    finally:
+        attention.fp32_attention(bf16.model, False)
     best = {k: min(v) for k, v in times.items()}
-    speedup = best["fp32"] / best["bf16"]
-    return {"fp32_s": best["fp32"], "bf16_s": best["bf16"], "speedup": speedup,
-            "steps": repeats * per_sample, "shape": list(STEP_SHAPE)} | calibrate(bf16 if choose(speedup) == "bf16"
-                                                                              else fp32)
+    fa = could and best["bf16+fp32 attention"] < best["bf16"]
+    bf16_s = best["bf16+fp32 attention"] if fa else best["bf16"]
+    speedup = best["fp32"] / bf16_s
+    return {"fp32_s": best["fp32"], "bf16_s": bf16_s, "speedup": speedup, "steps": repeats * per_sample,
+            "shape": list(CALIBRATION_SHAPE), "fp32_attention": fa,
+            "attention_speedup": best["bf16"] / best["bf16+fp32 attention"] if could else None,
+            "step_s": bf16_s if choose(speedup) == "bf16" else best["fp32"],
+            "step_shape": list(CALIBRATION_SHAPE), "calibrated": True}
 
 
 def choose(speedup: float) -> str:
@@ -157,16 +181,17 @@ def decide(name: str, device: str = "auto", requested: str = "auto", threads: in
            measure_now: bool = True) -> Verdict | None:
     """The precision a run of model `name` computes in, and why. measure_now=False: None where auto would have
     to measure first (a readout that must not take seconds)."""
-    if requested in ("fp32", "bf16"):
-        return Verdict(requested, f"{requested}, as asked")
     dev = pick_device(device)
-    if dev.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return Verdict("bf16" if ok else "fp32", "auto: this GPU " + ("supports bf16" if ok else "lacks bf16"))
     threads = threads or torch.get_num_threads()
     key = cache_key(name, threads)
     entry = cached().get(key)
-    if entry is None or (measure_now and not entry.get("calibrated")):  # measured before steps were timed warm
+    if requested in ("fp32", "bf16"):  # a bf16 body on a CPU keeps the attention this machine measured faster
+        fa = requested == "bf16" and dev.type == "cpu" and bool(entry and entry.get("fp32_attention"))
+        return Verdict(requested, f"{requested}, as asked" + (_attention_words(entry) if fa else ""), None, fa)
+    if dev.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return Verdict("bf16" if ok else "fp32", "auto: this GPU " + ("supports bf16" if ok else "lacks bf16"))
+    if entry is None or (measure_now and "fp32_attention" not in entry):  # measured before attention was timed
         if not measure_now:
             return None
         entry = measure(name, str(dev)) | {"cpu": cpu_model(), "torch": torch.__version__, "model": canonical(name),
@@ -175,14 +200,21 @@ def decide(name: str, device: str = "auto", requested: str = "auto", threads: in
         entry["precision"] = choose(entry["speedup"])
         _remember(key, entry)
     s = entry["speedup"]
+    fa = entry["precision"] == "bf16" and bool(entry.get("fp32_attention"))
     return Verdict(entry["precision"], f"auto: bf16 steps ran {s:.2f}x the speed of fp32 on this CPU "
-                                       f"({entry['cpu']}, {threads} threads; bf16 needs {BF16_MIN_SPEEDUP}x)", s)
+                                       f"({entry['cpu']}, {threads} threads; bf16 needs {BF16_MIN_SPEEDUP}x)"
+                                       + (_attention_words(entry) if fa else ""), s, fa)
+
+
+def _attention_words(entry: dict) -> str:
+    a = entry.get("attention_speedup")
+    return "; attention in fp32" + (f" ({a:.2f}x the speed of bf16 attention here)" if a else "")
 
 
 def load(name: str, device: str = "auto", requested: str = "auto") -> LoadedModel:
-    """The model at the decided precision, its verdict's reason on lm.precision_reason."""
+    """The model at the decided precision (and attention), its verdict's reason on lm.precision_reason."""
     v = decide(name, device, requested)
-    lm = load_model(name, device, v.precision)
+    lm = load_model(name, device, v.precision, v.fp32_attention)
     lm.precision_reason = v.reason
     return lm
 

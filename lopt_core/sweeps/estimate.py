@@ -61,9 +61,11 @@ def _speed_from(results: list[dict], basis: str) -> Speed | None:
                  statistics.median(ns), len(train), basis)
 
 
-def measured_speed(store, model: str, device: str | None = None, solo: bool = False) -> Speed | None:
+def measured_speed(store, model: str, device: str | None = None, solo: bool = False,
+                   precision: str | None = None) -> Speed | None:
     """From this store's finished runs of `model` (prompt methods only: adapters train at other speeds).
-    solo: only runs that trained alone (a batched group's prompts train faster each)."""
+    solo: only runs that trained alone (a batched group's prompts train faster each). precision: only runs that
+    computed in it (bf16 steps run ~2x fp32's on a CPU with AMX, many times slower on one without)."""
     from lopt_core.methods import METHODS
     results = []
     for row in store.list(states=("done",)):
@@ -74,44 +76,66 @@ def measured_speed(store, model: str, device: str | None = None, solo: bool = Fa
             continue
         if solo and (res.get("group_size") or 1) > 1:
             continue
+        if precision and res.get("precision", "fp32") != precision:
+            continue
         results.append({**res, "batch_size": (row.get("config") or {}).get("batch_size")})
     return _speed_from(results, f"{len(results)} run(s) measured on this machine")
 
 
-def calibrated_speed(model: str) -> Speed | None:
+def calibrated_speed(model: str, precision: str | None = None) -> Speed | None:
     """From the step this machine timed when it first loaded `model` (lm/precision.py: the body's forward and
-    backward at a run's shape and the precision auto chose), scaled to a whole training step."""
-    from lopt_core.lm import precision
-    entry = precision.calibration(model)
+    backward at a run's shape in fp32 and in bf16), scaled to a whole training step: the step of `precision`
+    where given, else of the precision auto chose."""
+    from lopt_core.lm import precision as prec
+    entry = prec.calibration(model)
     if entry is None:
         return None
     batch, length = entry["step_shape"]
     n_ref = length - EXAMPLE_TOKENS
-    train = entry["step_s"] / batch * CALIBRATION_OVERHEAD
+    chosen = precision or entry["precision"]
+    step = entry["step_s"] if chosen == entry["precision"] else entry.get(f"{chosen}_s")
+    if not step or (chosen != entry["precision"] and entry.get("shape") != entry["step_shape"]):
+        return None   # that precision's step was not timed at a run's shape (a CPU where bf16 is far slower)
+    train = step / batch * CALIBRATION_OVERHEAD
     return Speed(train, train / 3, n_ref, 0, f"a calibration of {model} on this machine ({entry['cpu']}, "
-                                            f"{entry['threads']} threads, {entry['precision']}); the first run "
+                                            f"{entry['threads']} threads, {chosen}); the first run "
                                             f"measures it whole")
 
 
-def atlas_speed(model: str) -> Speed | None:
-    """The shipped atlas's timings of `model`, only where its machine had this machine's CPU model."""
+def atlas_speed(model: str, precision: str | None = None) -> Speed | None:
+    """The shipped atlas's timings of `model`, only where its machine had this machine's CPU model (and, where
+    given, only its runs in `precision`)."""
     from lopt_core.lm.models import canonical
     from lopt_core.lm.precision import cpu_model
     from lopt_core.sweeps import results_file
     here = cpu_model()
     docs = [d for d in results_file.atlas() if d["machine"].get("cpu") == here]
     results = [{**r["result"], "batch_size": r["config"].get("batch_size")} for d in docs for r in d["runs"]
-               if r.get("result") and canonical(r["config"]["model"]) == canonical(model)]
+               if r.get("result") and canonical(r["config"]["model"]) == canonical(model)
+               and (not precision or r["result"].get("precision", "fp32") == precision)]
     return _speed_from(results, f"the atlas's timings on this CPU model ({here})")
 
 
-def speed_here(store, model: str, device: str | None = None, solo: bool = False) -> Speed | None:
-    """This machine's speed for `model`: its finished runs, else its calibration, else the atlas on this CPU.
-    The calibration and the atlas are CPU timings: a GPU run has only its own machine's runs."""
-    measured = measured_speed(store, model, device, solo) if store is not None else None
+def speed_here(store, model: str, device: str | None = None, solo: bool = False,
+               precision: str | None = None) -> Speed | None:
+    """This machine's speed for `model` in `precision` (None: any): its finished runs, else its calibration,
+    else the atlas on this CPU. The calibration and the atlas are CPU timings: a GPU run has only its own
+    machine's runs."""
+    measured = measured_speed(store, model, device, solo, precision) if store is not None else None
     if measured is not None or (device and not str(device).startswith("cpu")):
         return measured
-    return calibrated_speed(model) or (None if solo else atlas_speed(model))
+    return calibrated_speed(model, precision) or (None if solo else atlas_speed(model, precision))
+
+
+def precision_of(model: str, requested: str | None, device: str | None) -> str | None:
+    """The precision a run of `model` asking for `requested` computes in on this machine, where known without
+    measuring (auto before the first measurement: None, and the speeds of every precision count)."""
+    from lopt_core.lm import precision
+    try:
+        v = precision.decide(model, device or "cpu", requested or "auto", measure_now=False)
+    except Exception:  # noqa: BLE001  an unknown device or model: the run itself will say so
+        return None
+    return v.precision if v else None
 
 
 _PACE_CACHE: dict = {}   # (store file, model, device, solo) -> (time read, Speed): a page polls pace() every second
@@ -131,11 +155,12 @@ def pace(store, row: dict, per_step_s: float, group_size: int | None = None) -> 
         group_size = 1
     if not per_step_s:
         return None
-    key = (str(getattr(store, "path", id(store))), row["model"], (row.get("result") or {}).get("device"),
-           group_size == 1)
+    res = row.get("result") or {}
+    prec = res.get("precision") or precision_of(row["model"], c.get("precision"), res.get("device"))
+    key = (str(getattr(store, "path", id(store))), row["model"], res.get("device"), group_size == 1, prec)
     at, speed = _PACE_CACHE.get(key, (0.0, None))
     if time.monotonic() - at > PACE_CACHE_S:
-        speed = speed_here(store, row["model"], key[2], solo=group_size == 1)
+        speed = speed_here(store, row["model"], key[2], solo=group_size == 1, precision=prec)
         _PACE_CACHE[key] = (time.monotonic(), speed)
     if speed is None:
         return None
@@ -196,7 +221,7 @@ def sweep_seconds(cfgs, store=None, speed: Speed | None = None, startup_one_s: f
         device = pick_device(lead.device).type  # "auto" is the device the run will really use
     except Exception:  # noqa: BLE001  e.g. cuda asked for on a machine without one: the run will say so
         device = None
-    speed = speed or speed_here(store, lead.model, device)
+    speed = speed or speed_here(store, lead.model, device, precision=precision_of(lead.model, lead.precision, device))
     if speed is None:
         return Estimate(None, None, f"no timing yet for {lead.model} on this machine: the first run measures it")
     work = 0.0
