@@ -51,13 +51,14 @@ def _configs(k: int, steps: int, eval_size: int):
 
 # ---------------------------------------------------------------- A: inside one process
 
-def child(kind: str, k: int, per_pass: int, steps: int) -> dict:
+def child(kind: str, k: int, per_pass: int, steps: int, prec: str = "fp32") -> dict:
     """kind 'solo': the first configuration alone (train.train); 'group': K configurations in one group."""
     from lopt_core.training.loop import train_group
-    from lopt_core.lm.models import OFFLINE_DEFAULT, load_model
+    from lopt_core.lm import precision
+    from lopt_core.lm.models import OFFLINE_DEFAULT
     from lopt_core.training.loop import train
     cfgs = _configs(k, steps, 16).validate().configs()
-    lm = load_model(OFFLINE_DEFAULT, "cpu")
+    lm = precision.load(OFFLINE_DEFAULT, "cpu", prec)   # auto: as a run here would (bf16 where measured faster)
     gc.collect()
     _, before = _status()
     Path("/proc/self/clear_refs").write_text("5")
@@ -76,14 +77,14 @@ def child(kind: str, k: int, per_pass: int, steps: int) -> dict:
     peak, _ = _status()
     examples, seconds = sum(e for e, _ in timed), sum(s for _, s in timed)
     return {"kind": kind, "k": len(res), "per_pass": per_pass, "extra_mib": peak - before, "loaded_mib": before,
-            "train_s": seconds, "ex_per_s": examples / seconds}
+            "train_s": seconds, "ex_per_s": examples / seconds, "precision": lm.precision}
 
 
-def part_a(threads: int, steps: int, passes: list[int]) -> list[dict]:
+def part_a(threads: int, steps: int, passes: list[int], prec: str = "fp32") -> list[dict]:
     out = []
     for kind, pp in [("solo", 1)] + [("group", p) for p in passes]:
         cmd = [sys.executable, "-m", "lopt_core.bench.sweep", "--_child", kind, "--k", "8", "--per-pass", str(pp),
-               "--steps", str(steps)]
+               "--steps", str(steps), "--precision", prec]
         env = dict(os.environ, **MALLOC, **_threads_env(threads))
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
         if r.returncode != 0:
@@ -171,11 +172,12 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--skip-a", action="store_true")
     p.add_argument("--only-a", action="store_true")
+    p.add_argument("--precision", default="fp32", help="part A's model precision: fp32, bf16 or auto")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--per-pass", type=int, default=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._child:
-        print(json.dumps(child(a._child, int(a.k), a.per_pass, a.steps)))
+        print(json.dumps(child(a._child, int(a.k), a.per_pass, a.steps, a.precision)))
         return
     if a.quick:
         a.steps, a.eval_size, a.a_steps = 4, 64, 2
@@ -187,10 +189,10 @@ def main(argv=None) -> None:
     print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({torch.get_num_threads()} threads by "
           f"default); offline default model, SST-2, batch 8, n=20\n")
     if not a.skip_a:
-        rows = part_a(0, a.a_steps, [int(x) for x in a.passes.split(",")])
+        rows = part_a(0, a.a_steps, [int(x) for x in a.passes.split(",")], a.precision)
         solo = rows[0]
         print(f"A. Training inside one process, all threads, K=8 configurations ({a.a_steps} steps each, "
-              f"timed from step 2; model loaded: {solo['loaded_mib']:.0f} MiB RSS)")
+              f"timed from step 2; model loaded: {solo['loaded_mib']:.0f} MiB RSS; {solo['precision']})")
         print("| setting | examples/s | × solo | peak extra MiB | × one run's |")
         print("|---|---|---|---|---|")
         for r in rows:

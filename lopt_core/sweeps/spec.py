@@ -345,7 +345,7 @@ def summary(store, sweep_id: str) -> dict:
     runs = current_runs(store, sweep_id)
     keys = ("run_id", "state", "method", "n", "r", "trainable_params", "accuracy", "zero_shot_accuracy",
             "train_seconds", "error")
-    extra = ("final_loss", "eval_seconds", "group_size")
+    extra = ("final_loss", "eval_seconds", "group_size", "precision")
     return {"sweep_id": sweep_id, "state": sw["state"], "command": sw["command"], "preset": sw["preset"],
             "reading": sw["reading"],
             "runs": [{**{k: r.get(k) for k in keys}, "seed": r["config"].get("seed"),
