@@ -144,3 +144,16 @@ def test_packing_choice_guards_only_against_long_rows():
     assert multi_prompt.pays(lm, same, 20), "short texts always pack"
     long = torch.ones(8, 400, dtype=torch.long)               # eight BoolQ-length passages
     assert not multi_prompt.pays(lm, long, 20)
+
+
+def test_prompts_per_pass_follow_the_precision_measured_for_them():
+    """bf16 matrix units gain from more prompts per pass where fp32 does not (bench/sweep-passes-*.txt)."""
+    from types import SimpleNamespace
+
+    import torch
+    from lopt_core.training.group import default_prompts_per_pass
+    lm = lambda dev, p: SimpleNamespace(device=torch.device(dev), precision=p)  # noqa: E731
+    assert default_prompts_per_pass(lm("cpu", "fp32"), 13) == 2
+    assert default_prompts_per_pass(lm("cpu", "bf16"), 13) == 8
+    assert default_prompts_per_pass(lm("cpu", "bf16"), 3) == 3
+    assert default_prompts_per_pass(lm("cuda", "bf16"), 13) == 13

@@ -11,5 +11,6 @@ from lopt_core.bench import core, precision, sweep, sweep_precision
 
 argv = sys.argv[1:]
 which = {"--sweep": sweep, "--precision": precision, "--sweep-precision": sweep_precision}
-chosen = next((which[a] for a in argv if a in which), core)
-raise SystemExit(chosen.main([a for a in argv if a not in which]))
+if argv and argv[0] in which:  # the first argument picks the benchmark; the rest are its own (--precision too)
+    raise SystemExit(which[argv[0]].main(argv[1:]))
+raise SystemExit(core.main(argv))

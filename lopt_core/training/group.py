@@ -35,6 +35,13 @@ def batchable(cfg: RunConfig, lm: LoadedModel | None = None) -> bool:
     return lm is None or multi_prompt.supported(lm)
 
 
+# prompts per pass on a CPU, by precision, as measured (`python -m lopt_core.bench --sweep --only-a --passes 1,2,4,8
+# --precision P`, bench/sweep-passes-2026-12-07-xeon-amx.txt, K=8 on a 2-core AMX Xeon): fp32 gains nothing past 2
+# (7.42 -> 7.67 examples/s at 8, with 2.3x the memory), bf16's matrix units keep gaining (9.60 -> 12.45)
+CPU_PER_PASS = {"fp32": 2, "bf16": 8}
+
+
 def default_prompts_per_pass(lm: LoadedModel, k: int) -> int:
-    """All K on a GPU; 2 on a CPU, where a batch already runs near the matmul peak and memory grows with K."""
-    return k if lm.device.type == "cuda" else min(k, 2)
+    """All K on a GPU. On a CPU, CPU_PER_PASS of the model's precision: in fp32 a batch already runs near the
+    matmul peak while memory grows with K; bf16 matrix units run larger products faster."""
+    return k if lm.device.type == "cuda" else min(k, CPU_PER_PASS.get(lm.precision, 2))
