@@ -567,6 +567,8 @@ def sweep_spec_from_args(args):
         spec = specs[0]
         if args.quick:
             print(presets.quick_gives_up(), file=sys.stderr)
+            if presets.get(args.preset).quick_note():
+                print(presets.get(args.preset).quick_note(), file=sys.stderr)
     else:
         spec = SweepSpec(model=args.model, task=args.task, methods=default_sweep_methods())
     if args.methods is not None:

@@ -25,9 +25,9 @@ def quick_gives_up() -> str:
     return (f"quick trains {QUICK['steps']} steps instead of {FULL['steps']} and scores the first "
             f"{QUICK['eval_size']} test examples instead of all: lower scores, and differences under about "
             f"{100 * 2 * (2 * 0.25 / QUICK['eval_size']) ** 0.5:.0f} points between two runs can be noise; a "
-            f"low-rank prompt may not learn at all on some seeds (LoPT-1 r=2 stayed under no prompt on one seed "
-            f"of three in a measured check, bench/quick-settings-2026-12-07-xeon.txt); compare quick runs with "
-            f"quick runs, or with full ones on the examples they share")
+            f"low-rank prompt can still land under no prompt on an unlucky seed (one run of 15 over seeds 0-4 in "
+            f"the measured check, bench/quick-settings-2026-12-07-xeon-amx.txt); compare quick runs with quick "
+            f"runs, or with full ones on the examples they share")
 
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "assets" / "presets" / "presets.json"
@@ -42,12 +42,20 @@ class Preset:
     question: str
     why: str
     sweeps: tuple[dict, ...]   # each: task (or HARDER), methods, n, r, seeds; model (OTHER) where not the chosen
+    quick: dict | None = None  # knobs its quick setting changes beyond QUICK, as measured: {"knobs": {...}, "why": ...}
+
+    def quick_note(self) -> str:
+        """What this preset's quick setting changes beyond the common one, and why ("" where nothing)."""
+        if not self.quick:
+            return ""
+        knobs = ", ".join(f"{k} {v}" for k, v in self.quick["knobs"].items())
+        return f"quick runs this one at {knobs}: {self.quick['why']}"
 
     def specs(self, model: str = OFFLINE_DEFAULT, quick: bool = False, hub: bool | None = None,
               limits=None) -> list[SweepSpec]:
         """The preset's sweeps; on a host with size caps (`limits`), its knobs brought within them."""
         hub = hub_reachable() if hub is None else hub
-        knobs = dict(QUICK if quick else FULL)
+        knobs = dict(QUICK, **(self.quick or {}).get("knobs", {})) if quick else dict(FULL)
         knobs = limits.fit(knobs) if limits is not None else knobs
         return [SweepSpec(model=other_model(model) if s.get("model") == OTHER else model,
                           task=harder_task(hub) if s["task"] == HARDER else s["task"],
@@ -79,7 +87,7 @@ def harder_task(hub: bool) -> str:
 def _load(path: Path = PRESETS_FILE) -> dict[str, Preset]:
     """The guided experiments are data (assets/presets/presets.json): adding one is a new entry there."""
     doc = json.loads(path.read_text())
-    return {p["key"]: Preset(p["key"], p["title"], p["question"], p["why"], tuple(p["sweeps"]))
+    return {p["key"]: Preset(p["key"], p["title"], p["question"], p["why"], tuple(p["sweeps"]), p.get("quick"))
             for p in doc["presets"]}
 
 

@@ -119,7 +119,8 @@ def preset_note(ctx: AppContext, key: str, model, quick) -> str:
     n_cfg = sum(len(s.configs()) for s in specs)
     est = _total([estimate.sweep_seconds(s.configs(), ctx.store) for s in specs])
     where = f" in {len(specs)} sweeps" if len(specs) > 1 else ""
-    return f"**{n_cfg} configurations**{where} · {expected(est)}"
+    extra = presets.get(key).quick_note() if quick else ""
+    return f"**{n_cfg} configurations**{where} · {expected(est)}" + (f"  \n<small>{extra}</small>" if extra else "")
 
 
 # ---------------------------------------------------------------- the sweep picker
