@@ -13,7 +13,6 @@ from __future__ import annotations
 from itertools import combinations
 from pathlib import Path
 
-
 from lopt_core.analysis import aggregate, paired
 from lopt_core.sweeps import presets, results_file
 
