@@ -8,7 +8,7 @@ requested "fp32" or "bf16" is taken as asked. "auto":
   - CPU: time a few training steps of the loaded model at a run's shape in fp32, in bf16 and in bf16 with the
     attention in fp32, interleaved, on first use per (CPU model, torch version, model, threads); bf16 where its
     faster variant is at least BF16_MIN_SPEEDUP times faster than fp32. A CPU with bf16 matrix units (AMX) gains
-    ~1.6-1.9x; one without them (the AMD EPYC this project was first timed on) runs bf16 many times slower. The
+    ~1.5-2.3x; one without them (the AMD EPYC this project was first timed on) runs bf16 many times slower. The
     verdict is cached in precision.json beside the models ($LOPT_HOME/models) and shown by
     `python -m lopt_core precision`.
   - The chosen variant's step time is the calibration from which a machine that has trained nothing yet
@@ -98,7 +98,6 @@ def _step(lm: LoadedModel, x: torch.Tensor) -> None:
 
 
 MIN_SAMPLE_S = 0.02    # a round repeats the step until it lasts about this long (a tiny model's step is ~1 ms)
-VARIANTS = ("fp32", "bf16", "bf16+fp32 attention")
 
 
 def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
