@@ -4,7 +4,7 @@
     fp32_attention(model, on)  switch a loaded model's attention to NAME (on) or back to plain sdpa (off)
     using_fp32(model)          whether a model's attention runs through NAME
 
-On a CPU with bf16 matrix units (AMX) the matmuls gain ~4x in bf16, but PyTorch's CPU flash-attention kernel does
+On a CPU with bf16 matrix units (AMX) the matmuls gain ~3x in bf16, but PyTorch's CPU flash-attention kernel does
 not: its bf16 backward ran slower than fp32's (Intel Xeon with AMX: 131 ms against 92 ms per SmolLM2 training
 step, 2 threads; bench/precision-*.txt). So while gradients are recorded (training), q, k and v are cast up to
 fp32 for the attention product and the output cast back to the body's dtype. Without gradients (evaluation,
