@@ -59,8 +59,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")   # named in the cache key only, never used to decide
+
+
+def cpu_signature() -> str:
+    """Family, model and the bf16-related flags (/proc/cpuinfo): two CPUs behind one model name (a hypervisor's
+    "Intel(R) Xeon(R) Processor", with AMX exposed on one and not the other) get their own verdicts."""
+    fields, flags = {}, set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k in ("cpu family", "model") and k not in fields:
+                fields[k] = v.strip()
+            elif k == "flags":
+                flags = set(v.split())
+                break
+    except OSError:
+        return ""
+    return " ".join([f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"]
+                    + [f for f in BF16_FLAGS if f in flags])
+
+
 def cache_key(name: str, threads: int) -> str:
-    return f"{cpu_model()}|torch {torch.__version__}|{canonical(name)}|{threads} threads"
+    return f"{cpu_model()} ({cpu_signature()})|torch {torch.__version__}|{canonical(name)}|{threads} threads"
 
 
 def _cache_path():
@@ -113,6 +135,7 @@ def measure(name: str, device: str = "cpu", repeats: int = 3) -> dict:
     small = torch.randn(*STEP_SHAPE, fp32.d, generator=g).to(fp32.device) * 0.02        # (B, L, d)
     warm = {}
     for key, lm in (("fp32", fp32), ("bf16", bf16)):
+        _step(lm, small)  # a first call builds kernels (oneDNN's, ms on a tiny model): the second one is timed
         t0 = time.perf_counter()
         _step(lm, small)
         warm[key] = time.perf_counter() - t0
