@@ -466,9 +466,13 @@ def test_a_quick_preset_says_what_quick_gives_up(tiny_model_dir, capsys):
     assert cli.main(["sweep", "--preset", "pt_vs_lopt", "--quick", "--model", tiny_model_dir, "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "quick trains 60 steps instead of 150" in err and "first 300 test examples" in err
-    assert "may not learn at all on some seeds" in err, "the measured failure of a quick low-rank seed is told"
+    assert "can still land under no prompt on an unlucky seed" in err, "the measured quick low-rank miss is told"
+    assert "quick runs this one at lr 0.01" in err and "collapsed" in err, "the preset's own quick knob and why"
+    assert presets.get("pt_vs_lopt").specs(quick=True, hub=False)[0].knobs["lr"] == 0.01, "and its sweep runs at it"
     assert cli.main(["sweep", "--preset", "pt_vs_lopt", "--model", tiny_model_dir, "--dry-run"]) == 0
-    assert "quick trains" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "quick trains" not in err and "quick runs this one" not in err
+    assert "lr" not in presets.get("pt_vs_lopt").specs(hub=False)[0].knobs, "full keeps each method's default"
 
 
 def test_the_two_model_preset_trains_the_other_embedded_model_beside_the_chosen_one(monkeypatch):
