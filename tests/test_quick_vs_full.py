@@ -63,7 +63,8 @@ def test_no_seed_of_the_quick_setting_collapses():
     on the quick test set (LoPT-1 at lr 0.03 once scored 0.657 against 0.770, at 90 steps 0.557: both fail this)."""
     for r in _quick_rows():
         z, n = r["zero_shot_accuracy"], r["result"]["eval_examples"]
-        assert r["accuracy"] > z - 2 * (z * (1 - z) / n) ** 0.5, (_key(r["method"], r["n"], r["r"]), r["config"]["seed"])
+        noise = 2 * (z * (1 - z) / n) ** 0.5                      # two binomial standard errors of the quick set
+        assert r["accuracy"] > z - noise, (_key(r["method"], r["n"], r["r"]), r["config"]["seed"])
     for key, rs in _by_config(_quick_rows()).items():
         assert sum(r["accuracy"] for r in rs) / len(rs) > rs[0]["zero_shot_accuracy"], key
 

@@ -138,7 +138,7 @@ def precision_of(model: str, requested: str | None, device: str | None) -> str |
     return v.precision if v else None
 
 
-_PACE_CACHE: dict = {}   # (store file, model, device, solo, precision) -> (time read, Speed): a page polls pace() each second
+_PACE_CACHE: dict = {}   # (store, model, device, solo, precision) -> (time read, Speed): a page polls pace() each second
 PACE_CACHE_S = 30.0
 
 
