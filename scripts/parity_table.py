@@ -44,13 +44,13 @@ def main(argv: list[str]) -> None:
           "paired (bf16 vs fp32) | parity |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method in (reference_method(), "lopt1", "lopt2", "ulpt"):
-        a, b = _pick(bf16_rows, method), _pick(fp32_rows, method)
-        seeds = sorted(set(a) & set(b))
+        bf16, fp32 = _pick(bf16_rows, method), _pick(fp32_rows, method)   # runs by seed
+        seeds = sorted(set(bf16) & set(fp32))
         if not seeds:
             continue
-        fa, fb = [b[s]["accuracy"] for s in seeds], [a[s]["accuracy"] for s in seeds]
+        fa, fb = [fp32[s]["accuracy"] for s in seeds], [bf16[s]["accuracy"] for s in seeds]   # fp32's, bf16's
         diff, spread = statistics.mean(fb) - statistics.mean(fa), max(fa) - min(fa)
-        c = paired.compare([a[s] for s in seeds], [b[s] for s in seeds])
+        c = paired.compare([bf16[s] for s in seeds], [fp32[s] for s in seeds])
         vs = f"{c.verdict} ({c.words().split(': ', 1)[1]})" if c else "no per-example records"
         ok = abs(diff) <= 0.01 or abs(diff) <= spread
         label = method_label(method) + (f" r={R}" if method != reference_method() else "")

@@ -5,7 +5,7 @@
     using_fp32(model)          whether a model's attention runs through NAME
 
 On a CPU with bf16 matrix units (AMX) the matmuls gain ~3x in bf16, but PyTorch's CPU flash-attention kernel does
-not: its bf16 backward ran slower than fp32's (Intel Xeon with AMX: 131 ms against 92 ms per SmolLM2 training
+not: its bf16 backward ran slower than fp32's (Intel Xeon with AMX: 138 ms against 92 ms per SmolLM2 training
 step, 2 threads; bench/precision-*.txt). So while gradients are recorded (training), q, k and v are cast up to
 fp32 for the attention product and the output cast back to the body's dtype. Without gradients (evaluation,
 generation) the bf16 kernel runs: its forward alone was the faster one (eval 3.16x fp32's speed in bf16, 2.91x
